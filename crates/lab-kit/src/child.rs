@@ -1,0 +1,402 @@
+//! Running another program as a child process that is always killed and reaped.
+//!
+//! Tests and the grader start servers and clients as separate processes, exactly as a
+//! student would in two terminals. A child left running after a failed test keeps its port
+//! and its CPU; a child never waited for stays a zombie. [`RunningChild`] puts the child in
+//! its own process group (so that anything it forks is reached too), collects its output on
+//! background threads (bounded, so a program that floods its output cannot exhaust memory),
+//! lets the caller wait for a line such as `listening on …`, and kills the whole group and
+//! reaps the child when dropped, whatever happened.
+
+use std::io::{self, Read, Write};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How much of each output stream is kept; the rest is counted, not stored.
+pub const DEFAULT_OUTPUT_LIMIT: usize = 1 << 20;
+/// A line longer than this is cut (and marked) so that output without newlines is bounded.
+const MAX_LINE: usize = 64 * 1024;
+
+/// Which output stream of the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Why a child could not be started.
+#[derive(Debug, thiserror::Error)]
+#[error("could not start `{program}`: {source}")]
+pub struct SpawnError {
+    pub program: String,
+    #[source]
+    pub source: io::Error,
+}
+
+#[derive(Debug, Default)]
+struct OutputState {
+    lines: Vec<String>,
+    kept_bytes: usize,
+    dropped_bytes: u64,
+    closed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Output {
+    state: Mutex<OutputState>,
+    changed: Condvar,
+}
+
+impl Output {
+    fn lock(&self) -> MutexGuard<'_, OutputState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn push(&self, line: String, limit: usize) {
+        let mut state = self.lock();
+        let size = line.len() + 1; // with its newline
+        if state.kept_bytes + size <= limit {
+            state.kept_bytes += size;
+            state.lines.push(line);
+        } else {
+            state.dropped_bytes += size as u64;
+        }
+        self.changed.notify_all();
+    }
+
+    fn close(&self) {
+        self.lock().closed = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Reads a pipe to its end, splitting it into lines (lossy UTF-8, `\r\n` accepted).
+fn collect_lines(mut pipe: impl Read, output: Arc<Output>, limit: usize) {
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let finish = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        text.strip_suffix('\r').unwrap_or(&text).to_string()
+    };
+    loop {
+        let n = match pipe.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&chunk[..n]);
+        while let Some(newline) = pending.iter().position(|&b| b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=newline).collect();
+            output.push(finish(&line[..line.len() - 1]), limit);
+        }
+        if pending.len() > MAX_LINE {
+            let mut line = finish(&pending);
+            line.push_str(" […line cut]");
+            output.push(line, limit);
+            pending.clear();
+        }
+    }
+    if !pending.is_empty() {
+        output.push(finish(&pending), limit);
+    }
+    output.close();
+}
+
+/// A child process in its own process group, with captured output.
+#[derive(Debug)]
+pub struct RunningChild {
+    child: Child,
+    program: String,
+    stdin: Option<ChildStdin>,
+    stdout: Arc<Output>,
+    stderr: Arc<Output>,
+    status: Option<ExitStatus>,
+    readers: Vec<thread::JoinHandle<()>>,
+}
+
+impl RunningChild {
+    /// Starts `command` with piped stdin, stdout and stderr, in a new process group.
+    pub fn spawn(command: &mut Command) -> Result<Self, SpawnError> {
+        Self::spawn_with_limit(command, DEFAULT_OUTPUT_LIMIT)
+    }
+
+    /// Like [`spawn`](Self::spawn), keeping at most `limit` bytes of each output stream.
+    pub fn spawn_with_limit(command: &mut Command, limit: usize) -> Result<Self, SpawnError> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|source| SpawnError {
+                program: program.clone(),
+                source,
+            })?;
+        let stdout = Arc::new(Output::default());
+        let stderr = Arc::new(Output::default());
+        let mut readers = Vec::new();
+        if let Some(pipe) = child.stdout.take() {
+            let out = Arc::clone(&stdout);
+            readers.push(thread::spawn(move || collect_lines(pipe, out, limit)));
+        }
+        if let Some(pipe) = child.stderr.take() {
+            let out = Arc::clone(&stderr);
+            readers.push(thread::spawn(move || collect_lines(pipe, out, limit)));
+        }
+        let stdin = child.stdin.take();
+        Ok(RunningChild {
+            child,
+            program,
+            stdin,
+            stdout,
+            stderr,
+            status: None,
+            readers,
+        })
+    }
+
+    /// The child's process id (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The program's name, as given to `spawn`.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    fn output(&self, stream: Stream) -> &Output {
+        match stream {
+            Stream::Stdout => &self.stdout,
+            Stream::Stderr => &self.stderr,
+        }
+    }
+
+    /// Waits until a line of `stream` satisfies `wanted`, the stream ends, or `timeout`
+    /// passes. Returns the first matching line (also one printed before the call).
+    pub fn wait_for_line(
+        &self,
+        stream: Stream,
+        timeout: Duration,
+        mut wanted: impl FnMut(&str) -> bool,
+    ) -> Option<String> {
+        let output = self.output(stream);
+        let deadline = Instant::now() + timeout;
+        let mut state = output.lock();
+        let mut checked = 0;
+        loop {
+            if let Some(line) = state.lines[checked..].iter().find(|line| wanted(line)) {
+                return Some(line.clone());
+            }
+            checked = state.lines.len();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if state.closed || left.is_zero() {
+                return None;
+            }
+            state = output
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Waits for the `listening on ADDR` line of a socket-lab style server.
+    pub fn wait_for_listening(&self, timeout: Duration) -> Option<std::net::SocketAddr> {
+        let line = self.wait_for_line(Stream::Stdout, timeout, |line| {
+            crate::ready::listening_addr(line).is_some()
+        })?;
+        crate::ready::listening_addr(&line)
+    }
+
+    /// The lines of `stream` collected so far.
+    pub fn lines(&self, stream: Stream) -> Vec<String> {
+        self.output(stream).lock().lines.clone()
+    }
+
+    /// All of `stream` so far as one text, each line ended by `\n`.
+    pub fn text(&self, stream: Stream) -> String {
+        self.lines(stream)
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect()
+    }
+
+    /// How many bytes of `stream` were over the limit and thrown away.
+    pub fn dropped_bytes(&self, stream: Stream) -> u64 {
+        self.output(stream).lock().dropped_bytes
+    }
+
+    /// Writes `text` to the child's standard input.
+    pub fn write_stdin(&mut self, text: &str) -> io::Result<()> {
+        match self.stdin.as_mut() {
+            Some(stdin) => {
+                stdin.write_all(text.as_bytes())?;
+                stdin.flush()
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "stdin was already closed",
+            )),
+        }
+    }
+
+    /// Closes the child's standard input: the child reads end-of-file.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// The exit status if the child has already exited.
+    pub fn try_status(&mut self) -> io::Result<Option<ExitStatus>> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait()?;
+        }
+        Ok(self.status)
+    }
+
+    /// Waits up to `timeout` for the child to exit by itself.
+    ///
+    /// The standard library has no wait-with-timeout for a child, so this polls `try_wait`
+    /// every few milliseconds: a bounded wait for an event, not a guess at how long it takes.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.try_status()? {
+                self.join_readers();
+                return Ok(Some(status));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Sends `signal` to the child's whole process group.
+    pub fn signal_group(&self, signal: i32) {
+        let Ok(pgid) = libc::pid_t::try_from(self.child.id()) else {
+            return;
+        };
+        // SAFETY: killpg only sends a signal; a stale group id fails with ESRCH, harmlessly.
+        unsafe {
+            libc::killpg(pgid, signal);
+        }
+    }
+
+    /// Asks politely (SIGTERM), waits up to `grace`, then kills the whole group (SIGKILL)
+    /// and reaps the child. Returns its exit status.
+    pub fn terminate(&mut self, grace: Duration) -> io::Result<ExitStatus> {
+        if let Some(status) = self.try_status()? {
+            self.kill_group_and_reap()?;
+            return Ok(status);
+        }
+        self.signal_group(libc::SIGTERM);
+        if self.wait_timeout(grace)?.is_none() {
+            self.signal_group(libc::SIGKILL);
+        }
+        self.kill_group_and_reap()
+    }
+
+    /// Kills the whole process group at once (SIGKILL) and reaps the child.
+    pub fn kill(&mut self) -> io::Result<ExitStatus> {
+        self.kill_group_and_reap()
+    }
+
+    fn kill_group_and_reap(&mut self) -> io::Result<ExitStatus> {
+        // Even after the child itself exited, its forks may still run in its group.
+        self.signal_group(libc::SIGKILL);
+        self.stdin = None;
+        let status = match self.status {
+            Some(status) => status,
+            None => self.child.wait()?,
+        };
+        self.status = Some(status);
+        self.join_readers();
+        Ok(status)
+    }
+
+    fn join_readers(&mut self) {
+        for reader in self.readers.drain(..) {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for RunningChild {
+    fn drop(&mut self) {
+        let _ = self.kill_group_and_reap();
+    }
+}
+
+/// `exit code 3`, `killed by signal 9`, in words for reports.
+pub fn describe_status(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit code {code}"),
+        (None, Some(signal)) => format!("killed by signal {signal}"),
+        _ => "ended".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_for_a_line_and_reaps() {
+        let mut child = RunningChild::spawn(
+            Command::new("sh").args(["-c", "echo listening on 127.0.0.1:9; cat"]),
+        )
+        .unwrap();
+        let addr = child.wait_for_listening(Duration::from_secs(10)).unwrap();
+        assert_eq!(addr.port(), 9);
+        child.write_stdin("hello\n").unwrap();
+        assert!(
+            child
+                .wait_for_line(Stream::Stdout, Duration::from_secs(10), |l| l == "hello")
+                .is_some()
+        );
+        child.close_stdin();
+        let status = child
+            .wait_timeout(Duration::from_secs(10))
+            .unwrap()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    #[test]
+    fn kills_the_whole_group_including_forks() {
+        let mut child = RunningChild::spawn(
+            Command::new("sh").args(["-c", "trap '' TERM; sleep 1000 & echo forked $!; wait"]),
+        )
+        .unwrap();
+        let line = child
+            .wait_for_line(Stream::Stdout, Duration::from_secs(10), |l| {
+                l.starts_with("forked")
+            })
+            .unwrap();
+        let grandchild: i32 = line["forked ".len()..].parse().unwrap();
+        let status = child.terminate(Duration::from_millis(100)).unwrap();
+        assert_eq!(describe_status(status), "killed by signal 9");
+        // The grandchild is gone too (it was reaped by init, or is a zombie no longer running).
+        let alive = unsafe { libc::kill(grandchild, 0) } == 0
+            && std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
+                .map(|s| !s.contains(") Z"))
+                .unwrap_or(false);
+        assert!(!alive, "the forked grandchild survived");
+    }
+
+    #[test]
+    fn output_is_bounded() {
+        let mut child = RunningChild::spawn_with_limit(
+            Command::new("sh").args(["-c", "yes flood | head -c 1000000"]),
+            10_000,
+        )
+        .unwrap();
+        child.wait_timeout(Duration::from_secs(20)).unwrap();
+        assert!(child.text(Stream::Stdout).len() <= 20_000);
+        assert!(child.dropped_bytes(Stream::Stdout) > 900_000);
+    }
+}

@@ -1,0 +1,22 @@
+//! The pieces every socket-lab lab shares, kept in one place so that each lab's code is
+//! only about its own networking lesson.
+//!
+//! - [`narrate`]: printing a lab's results for a classroom, or as JSON lines for machines.
+//! - [`errors`]: what an `io::Error` really was (its `ErrorKind`, errno number and name).
+//! - [`kernel`]: the kernel's own TCP counters from `/proc/net/snmp`.
+//! - [`ready`]: waiting for a server to be ready without guessing with `sleep`.
+//! - [`child`]: running another program as a child that is always killed and reaped.
+//! - [`strace`] and [`probe`]: watching the real system calls a program makes.
+//! - [`redact`]: the snapshot filters that hide what varies from run to run.
+//! - [`pki`] and [`tls`]: a throw-away certificate authority and rustls configurations.
+
+pub mod child;
+pub mod errors;
+pub mod kernel;
+pub mod narrate;
+pub mod pki;
+pub mod probe;
+pub mod ready;
+pub mod redact;
+pub mod strace;
+pub mod tls;

@@ -1,0 +1,210 @@
+//! Printing a lab's results: narrated for a classroom, or as JSON lines for machines.
+//!
+//! Every lab keeps the experiment (a function that returns a plain struct) apart from its
+//! narration (a function that prints that struct through a [`Narrator`]). The same
+//! narration then serves the projector (colored text on a terminal), a script (`--json`,
+//! one JSON object per line), and the snapshot tests (captured, uncolored text).
+//!
+//! Colors are decided by `anstream`: only on a terminal, never when `NO_COLOR` is set.
+
+use std::fmt::Display;
+use std::io::{self, Write};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use anstyle::{AnsiColor, Style};
+use serde::Serialize;
+
+/// What the reader asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Narrated, readable text.
+    Text,
+    /// One JSON object per experiment, one per line; the text is not printed.
+    Json,
+}
+
+impl Format {
+    /// `Json` when `--json` was given.
+    pub fn from_json_flag(json: bool) -> Self {
+        if json { Format::Json } else { Format::Text }
+    }
+}
+
+/// Writes headings, explanations, measured facts and JSON records.
+pub struct Narrator {
+    out: Box<dyn Write + Send>,
+    format: Format,
+    /// Remove color codes before writing (captured output is always plain).
+    plain: bool,
+}
+
+impl std::fmt::Debug for Narrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Narrator")
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+/// Text captured by [`Narrator::capture`], for tests.
+#[derive(Debug, Clone, Default)]
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let mut bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+const HEADING: Style = Style::new().bold().underline();
+const SECTION: Style = Style::new()
+    .bold()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Cyan)));
+const LABEL: Style = Style::new().fg_color(Some(anstyle::Color::Ansi(AnsiColor::Blue)));
+const EVIDENCE: Style = Style::new().dimmed();
+const ANSWER: Style = Style::new()
+    .bold()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Green)));
+const WARNING: Style = Style::new()
+    .bold()
+    .fg_color(Some(anstyle::Color::Ansi(AnsiColor::Yellow)));
+
+impl Narrator {
+    /// Narrates to standard output; colors only if it is a terminal and `NO_COLOR` is unset.
+    pub fn stdout(format: Format) -> Self {
+        Narrator {
+            out: Box::new(anstream::AutoStream::auto(io::stdout())),
+            format,
+            plain: false,
+        }
+    }
+
+    /// Narrates into memory, without colors (for tests and for embedding output).
+    pub fn capture(format: Format) -> (Self, Captured) {
+        let captured = Captured::default();
+        (
+            Narrator {
+                out: Box::new(captured.clone()),
+                format,
+                plain: true,
+            },
+            captured,
+        )
+    }
+
+    /// The format the reader asked for.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// True when narrated text is printed (not `--json`).
+    pub fn is_text(&self) -> bool {
+        self.format == Format::Text
+    }
+
+    fn text(&mut self, line: std::fmt::Arguments<'_>) -> io::Result<()> {
+        if self.is_text() {
+            let line = line.to_string();
+            let line = if self.plain {
+                anstream::adapter::strip_str(&line).to_string()
+            } else {
+                line
+            };
+            writeln!(self.out, "{line}")?;
+        }
+        Ok(())
+    }
+
+    /// A chapter heading: the question being answered.
+    pub fn heading(&mut self, text: &str) -> io::Result<()> {
+        self.text(format_args!("\n{HEADING}{text}{HEADING:#}"))
+    }
+
+    /// The title of one experiment.
+    pub fn section(&mut self, text: &str) -> io::Result<()> {
+        self.text(format_args!("\n{SECTION}{text}{SECTION:#}"))
+    }
+
+    /// A sentence of explanation.
+    pub fn say(&mut self, text: &str) -> io::Result<()> {
+        self.text(format_args!("{text}"))
+    }
+
+    /// One measured fact: `  label ........ value`.
+    pub fn fact(&mut self, label: &str, value: impl Display) -> io::Result<()> {
+        self.text(format_args!("  {LABEL}{label:<26}{LABEL:#} {value}"))
+    }
+
+    /// A line quoted from elsewhere: strace output, a program's output, a wire capture.
+    pub fn evidence(&mut self, line: &str) -> io::Result<()> {
+        self.text(format_args!("  {EVIDENCE}│{EVIDENCE:#} {line}"))
+    }
+
+    /// The short answer to the chapter's question.
+    pub fn answer(&mut self, text: &str) -> io::Result<()> {
+        self.text(format_args!("\n{ANSWER}Answer:{ANSWER:#} {text}"))
+    }
+
+    /// Says plainly that a part could not run here, and why.
+    pub fn skipped(&mut self, what: &str, why: &str) -> io::Result<()> {
+        self.text(format_args!("  {WARNING}skipped:{WARNING:#} {what}: {why}"))
+    }
+
+    /// A warning that does not stop the chapter.
+    pub fn warn(&mut self, text: &str) -> io::Result<()> {
+        self.text(format_args!("  {WARNING}warning:{WARNING:#} {text}"))
+    }
+
+    /// In `--json` mode, prints `record` as one JSON line; in text mode, nothing.
+    pub fn record<T: Serialize>(&mut self, record: &T) -> io::Result<()> {
+        if self.format == Format::Json {
+            serde_json::to_writer(&mut self.out, record)?;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// Flushes what was written.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_mode_prints_text_and_no_json() {
+        let (mut n, out) = Narrator::capture(Format::Text);
+        n.section("Refused").unwrap();
+        n.fact("elapsed", "16 µs").unwrap();
+        n.record(&serde_json::json!({"experiment": "refused"}))
+            .unwrap();
+        let text = out.text();
+        assert!(text.contains("Refused") && text.contains("elapsed"));
+        assert!(!text.contains('{') && !text.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn json_mode_prints_only_json_lines() {
+        let (mut n, out) = Narrator::capture(Format::Json);
+        n.section("Refused").unwrap();
+        n.record(&serde_json::json!({"experiment": "refused"}))
+            .unwrap();
+        assert_eq!(out.text(), "{\"experiment\":\"refused\"}\n");
+    }
+}

@@ -1,0 +1,77 @@
+//! The socket-lab tour: every chapter, one after another, narrated for a classroom.
+//!
+//! Each chapter answers one of five classic homework questions about sockets by running
+//! a real experiment on this machine and printing what it measured. The chapters live in
+//! the lab crates (`crates/lab-*`); this binary only lists them and runs them in order.
+//!
+//! `cargo run --release` runs the whole tour; `socket-lab refused` runs one chapter.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use lab_kit::narrate::{Format, Narrator};
+use lab_kit::probe::Probe;
+
+/// Any chapter's error, reported once at the edge.
+type ChapterError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One chapter of the tour: the question it answers and the function that answers it.
+struct Chapter {
+    command: Command,
+    question: &'static str,
+    run: fn(&mut Narrator, &Probe) -> Result<(), ChapterError>,
+}
+
+/// The chapters, in the order of the homework's questions.
+const CHAPTERS: &[Chapter] = &[];
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "socket-lab",
+    version,
+    about = "Five classic socket questions, answered by experiment on this machine.",
+    long_about = "Five classic socket questions, answered by experiment on this machine.\n\n\
+        With no chapter, runs the whole tour: every chapter, one after another.",
+    after_help = "Examples:\n  \
+        socket-lab                 # the whole tour\n  \
+        socket-lab refused         # only chapter 1\n  \
+        socket-lab --json refused  # one JSON object per experiment, for scripts\n\n\
+        Colors are used only on a terminal, and never when NO_COLOR is set."
+)]
+struct Cli {
+    /// Print one JSON object per experiment per line instead of the narration.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    chapter: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+enum Command {
+    /// Chapter 1: connecting when no server is running (refused, timed out, retried).
+    Refused,
+}
+
+fn main() -> ExitCode {
+    lab_kit::probe::dispatch(&[]);
+    let cli = Cli::parse();
+    let probe = match Probe::current() {
+        Ok(probe) => probe,
+        Err(e) => {
+            eprintln!("socket-lab: cannot find its own executable to run probes: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut narrator = Narrator::stdout(Format::from_json_flag(cli.json));
+    let chosen = CHAPTERS.iter().filter(|c| cli.chapter.is_none_or(|wanted| wanted == c.command));
+    for chapter in chosen {
+        if let Err(e) = (chapter.run)(&mut narrator, &probe) {
+            let _ = narrator.flush();
+            eprintln!("socket-lab: chapter \"{}\" failed: {e}", chapter.question);
+            return ExitCode::FAILURE;
+        }
+    }
+    let _ = narrator.flush();
+    ExitCode::SUCCESS
+}
