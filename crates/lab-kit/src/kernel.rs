@@ -5,6 +5,10 @@
 //! segments it retransmitted (`RetransSegs`). Reading them before and after an experiment
 //! is independent evidence of what the kernel did, not what our program believes it did.
 //! Other programs on the machine add to the same counters, so a difference is "at least".
+//!
+//! `/proc/net/netstat` holds the extended counters (`TcpExt:`), among them the ones that
+//! count SYNs dropped because a listener's accept queue was full (`ListenOverflows`,
+//! `ListenDrops`).
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -13,6 +17,55 @@ use serde::Serialize;
 
 /// Where Linux publishes the counters.
 pub const SNMP_PATH: &str = "/proc/net/snmp";
+
+/// Where Linux publishes the extended counters.
+pub const NETSTAT_PATH: &str = "/proc/net/netstat";
+
+/// The counters of one table (`Tcp:` or `TcpExt:`): a header line of names, then values.
+fn parse_table(text: &str, prefix: &str) -> BTreeMap<String, i64> {
+    let mut lines = text.lines().filter(|line| line.starts_with(prefix));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        return BTreeMap::new();
+    };
+    names
+        .split_whitespace()
+        .skip(1)
+        .zip(values.split_whitespace().skip(1))
+        .filter_map(|(name, value)| Some((name.to_string(), value.parse().ok()?)))
+        .collect()
+}
+
+/// One reading of the listen-queue counters of `/proc/net/netstat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ListenQueueCounters {
+    /// Times a SYN or handshake completion found an accept queue full.
+    pub listen_overflows: i64,
+    /// Connection requests dropped at a listening socket (overflows included).
+    pub listen_drops: i64,
+}
+
+impl ListenQueueCounters {
+    /// Reads `ListenOverflows` and `ListenDrops` from the `TcpExt:` table.
+    pub fn read() -> Result<Self, CountersUnavailable> {
+        let text = fs::read_to_string(NETSTAT_PATH).map_err(CountersUnavailable::Unreadable)?;
+        let table = parse_table(&text, "TcpExt:");
+        match (table.get("ListenOverflows"), table.get("ListenDrops")) {
+            (Some(&listen_overflows), Some(&listen_drops)) => Ok(ListenQueueCounters {
+                listen_overflows,
+                listen_drops,
+            }),
+            _ => Err(CountersUnavailable::Unparsable),
+        }
+    }
+
+    /// What changed from `before` to `self`.
+    pub fn since(&self, before: &ListenQueueCounters) -> ListenQueueCounters {
+        ListenQueueCounters {
+            listen_overflows: self.listen_overflows - before.listen_overflows,
+            listen_drops: self.listen_drops - before.listen_drops,
+        }
+    }
+}
 
 /// One reading of the `Tcp:` counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,9 +86,9 @@ pub struct TcpCounterDelta {
 /// Why the counters could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum CountersUnavailable {
-    #[error("{SNMP_PATH} cannot be read ({0}); the kernel counters are a Linux feature")]
+    #[error("the kernel's counters in /proc/net cannot be read ({0}); they are a Linux feature")]
     Unreadable(std::io::Error),
-    #[error("{SNMP_PATH} has no Tcp: table in the expected format")]
+    #[error("/proc/net has no counter table in the expected format")]
     Unparsable,
 }
 
@@ -48,13 +101,7 @@ impl TcpCounters {
 
     /// Parses the two `Tcp:` lines: the first names the counters, the second holds values.
     pub fn parse(snmp: &str) -> Option<Self> {
-        let mut tcp_lines = snmp.lines().filter(|line| line.starts_with("Tcp:"));
-        let names = tcp_lines.next()?.split_whitespace().skip(1);
-        let values = tcp_lines.next()?.split_whitespace().skip(1);
-        let values: BTreeMap<String, i64> = names
-            .zip(values)
-            .filter_map(|(name, value)| Some((name.to_string(), value.parse().ok()?)))
-            .collect();
+        let values = parse_table(snmp, "Tcp:");
         if values.contains_key("AttemptFails") {
             Some(TcpCounters { values })
         } else {
@@ -96,5 +143,13 @@ mod tests {
             (delta.active_opens, delta.attempt_fails, delta.out_rsts),
             (1, 1, 1)
         );
+    }
+
+    #[test]
+    fn reads_the_listen_queue_counters_on_linux() {
+        if cfg!(target_os = "linux") {
+            let counters = ListenQueueCounters::read().unwrap();
+            assert!(counters.listen_drops >= counters.listen_overflows);
+        }
     }
 }

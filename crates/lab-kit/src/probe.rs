@@ -23,7 +23,9 @@ pub struct Probe {
 impl Probe {
     /// The running program itself (the normal case for a lab binary or the tour).
     pub fn current() -> std::io::Result<Self> {
-        Ok(Probe { exe: std::env::current_exe()? })
+        Ok(Probe {
+            exe: std::env::current_exe()?,
+        })
     }
 
     /// Another socket-lab binary, e.g. `env!("CARGO_BIN_EXE_lab-refused")` in a test.
