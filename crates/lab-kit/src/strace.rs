@@ -73,14 +73,28 @@ impl StraceRecord {
 /// Lines that resume an earlier unfinished call (`<... connect resumed>`) are not counted
 /// again; signals and exits (`+++`, `---`) are not system calls.
 pub fn syscall_name(line: &str) -> Option<&str> {
-    let mut line = line.trim_start();
-    if line.starts_with("[pid") {
-        line = line.split_once(']')?.1.trim_start();
-    }
+    let line = without_pid(line);
     let paren = line.find('(')?;
     let name = &line[..paren];
     let is_name = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
     is_name.then_some(name)
+}
+
+/// The line without the process id that `strace -f` puts in front of it: `[pid 12] `
+/// on a terminal, or a bare `12  ` when writing to a file.
+pub fn without_pid(line: &str) -> &str {
+    let line = line.trim_start();
+    if let Some(rest) = line.strip_prefix("[pid") {
+        return rest
+            .split_once(']')
+            .map_or(line, |(_, rest)| rest.trim_start());
+    }
+    let digits = line.len() - line.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    if digits > 0 && line[digits..].starts_with(' ') {
+        line[digits..].trim_start()
+    } else {
+        line
+    }
 }
 
 /// Finds strace and checks that it is allowed to trace here.
@@ -173,5 +187,13 @@ mod tests {
             None
         );
         assert_eq!(syscall_name("+++ exited with 0 +++"), None);
+        assert_eq!(
+            syscall_name("9191  connect(3, {sa_family=AF_INET}, 16) = 0"),
+            Some("connect")
+        );
+        assert_eq!(
+            without_pid("9191  +++ exited with 0 +++"),
+            "+++ exited with 0 +++"
+        );
     }
 }
