@@ -1,1 +1,151 @@
-//! placeholder
+//! Lab 1: what happens, exactly, when a TCP client connects and no server is running?
+//!
+//! A common answer says "the client reports that the server cannot be found and keeps
+//! retrying until it appears". This lab shows what really happens, on real sockets, with
+//! the kernel's own evidence:
+//!
+//! 1. [`refused`]: the connect fails *at once* with `ConnectionRefused` (errno 111): the
+//!    server's kernel answered the SYN with a reset, and the counters say so.
+//! 2. [`retry`]: retrying exists only as a loop someone writes.
+//! 3. [`backlog`]: a different failure, silence: a full accept queue drops the SYN and the
+//!    client times out at its deadline, as behind a firewall.
+//! 4. [`udp`]: UDP has no connection to refuse; the refusal shows up on the next `recv`.
+//! 5. [`kernel_view`]: `strace` shows the one `connect()` system call and its answer.
+//!
+//! Each experiment returns a plain report (see [`outcome`]); [`narrate`] prints it.
+
+pub mod backlog;
+pub mod kernel_view;
+pub mod narrate;
+pub mod outcome;
+pub mod refused;
+pub mod retry;
+pub mod udp;
+
+use std::time::Duration;
+
+use lab_kit::narrate::Narrator;
+use lab_kit::probe::{Probe, ProbeFn};
+
+/// The probes this lab re-runs under strace.
+pub const PROBES: &[(&str, ProbeFn)] = &[(
+    kernel_view::REFUSED_CONNECT_PROBE,
+    kernel_view::refused_connect,
+)];
+
+/// Why the lab could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("could not set up the {experiment} experiment: {source}")]
+    Setup {
+        experiment: &'static str,
+        source: std::io::Error,
+    },
+    #[error("could not print the report: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+fn setup(experiment: &'static str) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Setup { experiment, source }
+}
+
+/// The experiments of this lab, in the order of the chapter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Experiment {
+    Refused,
+    Retry,
+    Backlog,
+    Udp,
+    Strace,
+}
+
+impl Experiment {
+    /// All of them, in order.
+    pub const ALL: [Experiment; 5] = [
+        Experiment::Refused,
+        Experiment::Retry,
+        Experiment::Backlog,
+        Experiment::Udp,
+        Experiment::Strace,
+    ];
+}
+
+/// The knobs of the experiments.
+#[derive(Debug, Clone, Copy)]
+pub struct LabOptions {
+    /// How long the client waits for the full-backlog listener (experiment 3).
+    pub backlog_deadline: Duration,
+    /// How long after the client's first attempt the late server starts (experiment 2).
+    pub server_delay: Duration,
+    /// The client's retry loop (experiment 2).
+    pub retry: retry::RetryPolicy,
+    /// How long the UDP socket waits for the refusal (experiment 4).
+    pub udp_deadline: Duration,
+}
+
+impl Default for LabOptions {
+    fn default() -> Self {
+        LabOptions {
+            backlog_deadline: Duration::from_secs(1),
+            server_delay: Duration::from_millis(60),
+            retry: retry::RetryPolicy::default(),
+            udp_deadline: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Runs `experiment` and narrates it.
+pub fn run_experiment(
+    experiment: Experiment,
+    options: &LabOptions,
+    probe: &Probe,
+    n: &mut Narrator,
+) -> Result<(), Error> {
+    match experiment {
+        Experiment::Refused => {
+            let report = refused::connect_to_closed_port().map_err(setup("refused"))?;
+            narrate::narrate_refused(&report, n)?;
+        }
+        Experiment::Retry => {
+            let report = retry::retry_until_server_starts(options.server_delay, options.retry)
+                .map_err(setup("retry"))?;
+            narrate::narrate_retry(&report, &options.retry, n)?;
+        }
+        Experiment::Backlog => {
+            let report = backlog::connect_to_full_backlog(options.backlog_deadline)
+                .map_err(setup("backlog"))?;
+            narrate::narrate_backlog(&report, n)?;
+        }
+        Experiment::Udp => {
+            let report =
+                udp::send_to_closed_udp_port(options.udp_deadline).map_err(setup("udp"))?;
+            narrate::narrate_udp(&report, n)?;
+        }
+        Experiment::Strace => {
+            let result = kernel_view::trace_refused_connect(probe);
+            narrate::narrate_strace(&result, n)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the chosen experiments under the chapter's heading, then gives the answer.
+pub fn run(
+    experiments: &[Experiment],
+    options: &LabOptions,
+    probe: &Probe,
+    n: &mut Narrator,
+) -> Result<(), Error> {
+    n.heading(narrate::QUESTION)?;
+    for &experiment in experiments {
+        run_experiment(experiment, options, probe, n)?;
+    }
+    n.answer(narrate::ANSWER)?;
+    n.flush()?;
+    Ok(())
+}
+
+/// The tour's chapter 1: every experiment with its default settings.
+pub fn chapter(n: &mut Narrator, probe: &Probe) -> Result<(), Error> {
+    run(&Experiment::ALL, &LabOptions::default(), probe, n)
+}

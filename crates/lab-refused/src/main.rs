@@ -1,0 +1,96 @@
+//! `lab-refused`: lab 1 on its own. What happens when a client connects and no server runs?
+//!
+//! A thin command line over the library: choose experiments, `--json` for machines.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use lab_kit::narrate::{Format, Narrator};
+use lab_kit::probe::Probe;
+use lab_refused::{Experiment, LabOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lab-refused",
+    version,
+    about = "Lab 1: what happens, exactly, when a TCP client connects and no server is running?",
+    after_help = "Examples:\n  \
+        lab-refused                      # every experiment, narrated\n  \
+        lab-refused refused udp          # only experiments 1 and 4\n  \
+        lab-refused --json               # one JSON object per experiment per line\n  \
+        lab-refused backlog --deadline-ms 3000\n\n\
+        Colors are used only on a terminal, and never when NO_COLOR is set."
+)]
+struct Cli {
+    /// Which experiments to run (default: all, in order).
+    #[arg(value_enum)]
+    experiments: Vec<ExperimentArg>,
+
+    /// Print one JSON object per experiment per line instead of the narration.
+    #[arg(long)]
+    json: bool,
+
+    /// How long the client waits for the listener whose queue is full (experiment 3).
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    deadline_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ExperimentArg {
+    /// 1. connect to a closed port: refused at once.
+    Refused,
+    /// 2. a retry loop that finds a server which starts late.
+    Retry,
+    /// 3. a full accept queue: no answer, timed out at the deadline.
+    Backlog,
+    /// 4. UDP to a closed port: send succeeds, recv is refused.
+    Udp,
+    /// 5. the refused connect() as strace records it.
+    Strace,
+}
+
+impl From<ExperimentArg> for Experiment {
+    fn from(arg: ExperimentArg) -> Self {
+        match arg {
+            ExperimentArg::Refused => Experiment::Refused,
+            ExperimentArg::Retry => Experiment::Retry,
+            ExperimentArg::Backlog => Experiment::Backlog,
+            ExperimentArg::Udp => Experiment::Udp,
+            ExperimentArg::Strace => Experiment::Strace,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    lab_kit::probe::dispatch(lab_refused::PROBES);
+    let cli = Cli::parse();
+    let experiments: Vec<Experiment> = if cli.experiments.is_empty() {
+        Experiment::ALL.to_vec()
+    } else {
+        cli.experiments
+            .iter()
+            .copied()
+            .map(Experiment::from)
+            .collect()
+    };
+    let options = LabOptions {
+        backlog_deadline: Duration::from_millis(cli.deadline_ms),
+        ..LabOptions::default()
+    };
+    let probe = match Probe::current() {
+        Ok(probe) => probe,
+        Err(e) => {
+            eprintln!("lab-refused: cannot find its own executable to run the strace probe: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut narrator = Narrator::stdout(Format::from_json_flag(cli.json));
+    match lab_refused::run(&experiments, &options, &probe, &mut narrator) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lab-refused: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! The narration of lab 1: turns each experiment's report into text for a classroom.
+//!
+//! Nothing here measures anything; every number printed comes from a report struct made
+//! by an experiment. In `--json` mode the reports themselves are printed instead.
+
+use std::io;
+
+use lab_kit::narrate::Narrator;
+use lab_kit::strace::StraceError;
+
+use crate::backlog::BacklogReport;
+use crate::kernel_view::StraceReport;
+use crate::outcome::{Outcome, human};
+use crate::refused::RefusedReport;
+use crate::retry::{RetryPolicy, RetryReport};
+use crate::udp::UdpReport;
+
+/// The chapter's question, as the homework asks it.
+pub const QUESTION: &str =
+    "Question 1: I ran the client and no server is running. What happens, exactly?";
+
+/// The short answer, printed at the end of the chapter.
+pub const ANSWER: &str = "the client's SYN reaches the server's machine, whose kernel finds no \
+    socket listening on that port and answers at once with a reset (RST). connect() fails \
+    within microseconds with ECONNREFUSED (errno 111; ConnectionRefused in Rust, \
+    ConnectionRefusedError in Python). Nothing retries: the error goes back to the program, and \
+    only a loop the programmer wrote tries again. When nothing answers at all (a full accept \
+    queue, a firewall that drops packets, a host that is down) the failure is different: a \
+    timeout, after as long as the client was willing to wait.";
+
+/// Prints experiment 1.
+pub fn narrate_refused(report: &RefusedReport, n: &mut Narrator) -> io::Result<()> {
+    n.record(report)?;
+    n.section("1. Refused: connect to a port where nothing listens")?;
+    n.say(&format!(
+        "A client calls connect() to {}. Nothing listens on that port.",
+        report.target
+    ))?;
+    n.fact("connect() returned", report.attempt.result_text())?;
+    n.fact("elapsed", human(report.attempt.elapsed()))?;
+    match (&report.counters, &report.counters_unavailable) {
+        (Some(delta), _) => {
+            n.say("The kernel's own TCP counters (/proc/net/snmp) across that one call:")?;
+            n.fact(
+                "Tcp ActiveOpens",
+                format!(
+                    "+{}  (a connection attempt was started)",
+                    delta.active_opens
+                ),
+            )?;
+            n.fact(
+                "Tcp AttemptFails",
+                format!("+{}  (…and it failed)", delta.attempt_fails),
+            )?;
+            n.fact(
+                "Tcp OutRsts",
+                format!(
+                    "+{}  (a reset was sent in answer to the SYN)",
+                    delta.out_rsts
+                ),
+            )?;
+        }
+        (None, Some(why)) => n.skipped("kernel counters", why)?,
+        (None, None) => {}
+    }
+    match report.attempt.outcome {
+        Outcome::Refused => n.say(
+            "The server's kernel answered the SYN with a reset at once, so the call failed at \
+             once. It failed once: nothing tried again. What happens next is the program's \
+             decision: in Rust `?` returns the error, in Python an uncaught \
+             ConnectionRefusedError ends the program with a traceback.",
+        ),
+        _ => n.warn(
+            "this attempt was not refused: another program may have taken the port; run it again",
+        ),
+    }
+}
+
+/// Prints experiment 2.
+pub fn narrate_retry(
+    report: &RetryReport,
+    policy: &RetryPolicy,
+    n: &mut Narrator,
+) -> io::Result<()> {
+    n.record(report)?;
+    n.section("2. Retrying is the program's job")?;
+    n.say(&format!(
+        "A server thread starts listening on {} a little later. The client runs a loop that \
+         we wrote: connect; if refused, pause ({} at first, doubling, at most {}), try again; \
+         at most {} attempts.",
+        report.target,
+        human(policy.first_pause),
+        human(policy.max_pause),
+        policy.max_attempts
+    ))?;
+    for attempt in &report.attempts {
+        n.fact(
+            &format!(
+                "attempt {} at {}",
+                attempt.number,
+                human(std::time::Duration::from_micros(attempt.started_after_us))
+            ),
+            format!(
+                "{} in {}",
+                attempt.attempt.result_text(),
+                human(attempt.attempt.elapsed())
+            ),
+        )?;
+    }
+    if let Some(at) = report.server_listening_after_us {
+        n.fact(
+            "server listening after",
+            human(std::time::Duration::from_micros(at)),
+        )?;
+    }
+    match report.outcome {
+        Outcome::Connected => n.say(&format!(
+            "Connected after {} refused attempts. Each retry above was made by our loop \
+             (retry.rs, connect_with_retries); without it, the first refusal would have been \
+             the end. This is the behaviour many students expect from the kernel: it exists \
+             only when someone writes it.",
+            report.refused_attempts()
+        )),
+        _ => n.warn("the loop gave up before the server appeared: the machine may be very busy; run it again"),
+    }
+}
+
+/// Prints experiment 3.
+pub fn narrate_backlog(report: &BacklogReport, n: &mut Narrator) -> io::Result<()> {
+    n.record(report)?;
+    n.section("3. Refused is not the only failure: a full accept queue answers nothing")?;
+    n.say(&format!(
+        "A server listens on {} with backlog {} and never calls accept(). Its accept queue \
+         already holds {} that completed the handshake: the queue is full. A new client \
+         connects, willing to wait {}.",
+        report.target,
+        report.backlog,
+        match report.queued_connections {
+            1 => "1 connection".to_string(),
+            n => format!("{n} connections"),
+        },
+        human(std::time::Duration::from_micros(report.deadline_us))
+    ))?;
+    n.fact("connect() returned", report.attempt.result_text())?;
+    n.fact("elapsed", human(report.attempt.elapsed()))?;
+    if let Some(delta) = &report.listen_queue {
+        n.fact(
+            "TcpExt ListenOverflows",
+            format!(
+                "+{}  (SYNs that found the queue full)",
+                delta.listen_overflows
+            ),
+        )?;
+        n.fact(
+            "TcpExt ListenDrops",
+            format!("+{}  (…and were dropped, unanswered)", delta.listen_drops),
+        )?;
+    }
+    if report.timed_out_at_deadline() {
+        n.say(
+            "No reset came back: the server's kernel dropped the SYN, hoping room would soon \
+             be made, and our client's kernel kept resending it until our deadline ended the \
+             wait. TimedOut has no errno here: it is our own deadline, not an answer. A \
+             firewall that drops packets, or a host that is down, looks exactly like this; a \
+             closed port on a reachable host looks like experiment 1.",
+        )
+    } else {
+        n.warn("this attempt did not time out at its deadline; see the result above")
+    }
+}
+
+/// Prints experiment 4.
+pub fn narrate_udp(report: &UdpReport, n: &mut Narrator) -> io::Result<()> {
+    n.record(report)?;
+    n.section("4. UDP has no connection to refuse")?;
+    n.say(&format!(
+        "A connected UDP socket sends one datagram to {}, where nothing is bound, then calls recv().",
+        report.target
+    ))?;
+    match (&report.sent_bytes, &report.send_error) {
+        (Some(bytes), _) => n.fact("send()", format!("succeeded: {bytes} bytes left"))?,
+        (None, Some(error)) => n.fact("send()", error.summary())?,
+        (None, None) => {}
+    }
+    n.fact(
+        "the next recv()",
+        format!(
+            "{} after {}",
+            report.recv.result_text(),
+            human(report.recv.elapsed())
+        ),
+    )?;
+    if report.refused_on_recv() {
+        n.say(
+            "There is no handshake in UDP, so send() cannot be refused: it succeeded. The \
+             other kernel answered the datagram with an ICMP \"port unreachable\" message, and \
+             Linux reported it on the next call on this connected socket: recv() says \
+             ConnectionRefused. Late, on another call, and only because we asked.",
+        )
+    } else {
+        n.warn("recv() did not report the refusal; on this system the ICMP answer may be filtered")
+    }
+}
+
+/// Prints experiment 5, or says why it could not run.
+pub fn narrate_strace(
+    result: &Result<StraceReport, StraceError>,
+    n: &mut Narrator,
+) -> io::Result<()> {
+    n.section("5. The kernel's view: the system calls, as strace records them")?;
+    let report = match result {
+        Ok(report) => report,
+        Err(StraceError::Unavailable(why)) => {
+            n.record(&serde_json::json!({"experiment": "strace", "skipped": why.to_string()}))?;
+            return n.skipped("strace", &why.to_string());
+        }
+        Err(other) => {
+            n.record(&serde_json::json!({"experiment": "strace", "error": other.to_string()}))?;
+            return n.warn(&format!("strace could not record the probe: {other}"));
+        }
+    };
+    n.record(report)?;
+    n.say(&format!(
+        "The same refused connect to {}, run in a child process under `strace -e trace=network`:",
+        report.target
+    ))?;
+    for line in &report.syscalls {
+        n.evidence(lab_kit::strace::without_pid(line))?;
+    }
+    n.fact("connect() calls", report.connect_calls)?;
+    if report.refused_line.is_some() && report.connect_calls == 1 {
+        n.say("One connect() system call, answered with ECONNREFUSED. No second call: the kernel does not retry.")
+    } else {
+        n.warn("strace did not show exactly one refused connect(); see the lines above")
+    }
+}

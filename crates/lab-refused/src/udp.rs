@@ -1,0 +1,62 @@
+//! Experiment 4: UDP has no connection to refuse.
+//!
+//! UDP sends datagrams without a handshake, so `send` to a port where nobody listens
+//! *succeeds*: the datagram left. The receiving kernel answers it with an ICMP "port
+//! unreachable" message. On a *connected* UDP socket, Linux remembers that answer and
+//! reports it on the next call: the following `recv` fails with `ConnectionRefused`. The
+//! refusal arrives late, on a different call, and only if you ask.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::time::{Duration, Instant};
+
+use lab_kit::errors::ErrorFacts;
+use serde::Serialize;
+
+use crate::outcome::{Attempt, Outcome};
+
+/// What sending a datagram to a closed UDP port did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UdpReport {
+    pub experiment: &'static str,
+    pub target: SocketAddr,
+    /// Bytes `send` reported sent (it succeeded).
+    pub sent_bytes: Option<usize>,
+    /// The error of `send`, if it had one.
+    pub send_error: Option<ErrorFacts>,
+    /// The `recv` that followed: refused, timed out, or (unexpectedly) data.
+    #[serde(flatten)]
+    pub recv: Attempt,
+}
+
+/// A UDP port on loopback with nothing bound to it (bound, noted, closed).
+fn closed_udp_port() -> std::io::Result<SocketAddr> {
+    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()
+}
+
+/// Sends one datagram to a closed port on a connected UDP socket, then receives.
+pub fn send_to_closed_udp_port(recv_deadline: Duration) -> std::io::Result<UdpReport> {
+    let target = closed_udp_port()?;
+    let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+    // connect() on UDP sends nothing; it only fixes the peer, and lets errors be reported.
+    socket.connect(target)?;
+    socket.set_read_timeout(Some(recv_deadline))?;
+    let sent = socket.send(b"is anybody there?");
+    let started = Instant::now();
+    let mut buf = [0u8; 64];
+    let received = socket.recv(&mut buf);
+    let recv = Attempt::record(&received, started.elapsed());
+    Ok(UdpReport {
+        experiment: "udp",
+        target,
+        sent_bytes: sent.as_ref().ok().copied(),
+        send_error: sent.as_ref().err().map(ErrorFacts::of),
+        recv,
+    })
+}
+
+impl UdpReport {
+    /// True if the send succeeded and the next recv reported the refusal.
+    pub fn refused_on_recv(&self) -> bool {
+        self.sent_bytes.is_some() && self.recv.outcome == Outcome::Refused
+    }
+}

@@ -1,0 +1,139 @@
+//! The claims of lab 1 and of docs/01-connection-refused.md, each as a test that fails if
+//! the claim is false. Durations are compared with each other and with deadlines, never
+//! pinned: this suite must hold on a busy two-core machine.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use lab_kit::probe::Probe;
+use lab_refused::backlog::connect_to_full_backlog;
+use lab_refused::kernel_view::trace_refused_connect;
+use lab_refused::outcome::Outcome;
+use lab_refused::refused::connect_to_closed_port;
+use lab_refused::retry::{RetryPolicy, retry_until_server_starts};
+use lab_refused::udp::send_to_closed_udp_port;
+
+#[test]
+fn connecting_to_a_closed_port_is_refused_with_errno_111_and_a_reset() {
+    let report = connect_to_closed_port().unwrap();
+    assert_eq!(report.attempt.outcome, Outcome::Refused);
+    assert_eq!(
+        report.attempt.error_kind.as_deref(),
+        Some("ConnectionRefused")
+    );
+    assert_eq!(report.attempt.errno, Some(libc::ECONNREFUSED));
+    assert_eq!(report.attempt.errno_name, Some("ECONNREFUSED"));
+    if cfg!(target_os = "linux") {
+        assert_eq!(report.attempt.errno, Some(111));
+        let counters = report.counters.expect("Linux has /proc/net/snmp");
+        // Other programs add to the same system-wide counters: "at least one".
+        assert!(counters.active_opens >= 1, "{counters:?}");
+        assert!(counters.attempt_fails >= 1, "{counters:?}");
+        assert!(counters.out_rsts >= 1, "{counters:?}");
+    }
+}
+
+#[test]
+fn a_refusal_is_fast_and_a_full_backlog_times_out_at_its_deadline() {
+    let deadline = Duration::from_millis(400);
+    let refused = connect_to_closed_port().unwrap();
+    let silent = connect_to_full_backlog(deadline).unwrap();
+
+    assert_eq!(silent.attempt.outcome, Outcome::TimedOut, "{silent:?}");
+    assert_eq!(silent.attempt.error_kind.as_deref(), Some("TimedOut"));
+    assert!(
+        silent.queued_connections >= 1,
+        "the queue held the filler connection"
+    );
+    assert!(
+        silent.attempt.elapsed() >= deadline,
+        "timed out before the deadline: {silent:?}"
+    );
+    assert!(silent.timed_out_at_deadline());
+    // "Fast" is relative: the refusal took a small fraction of the time the silence took.
+    assert!(
+        refused.attempt.elapsed() * 4 < silent.attempt.elapsed(),
+        "refused took {:?}, timeout {:?}",
+        refused.attempt.elapsed(),
+        silent.attempt.elapsed()
+    );
+    if let Some(queue) = silent.listen_queue {
+        assert!(
+            queue.listen_overflows >= 1,
+            "the kernel counted the dropped SYN: {queue:?}"
+        );
+    }
+}
+
+#[test]
+fn only_our_loop_retries_and_it_finds_the_late_server() {
+    let policy = RetryPolicy {
+        max_attempts: 40,
+        first_pause: Duration::from_millis(5),
+        max_pause: Duration::from_millis(100),
+    };
+    let report = retry_until_server_starts(Duration::from_millis(60), policy).unwrap();
+    assert_eq!(report.outcome, Outcome::Connected, "{report:?}");
+    assert!(
+        report.refused_attempts() >= 1,
+        "the server was not there at first: {report:?}"
+    );
+    let last = report.attempts.last().unwrap();
+    assert_eq!(last.attempt.outcome, Outcome::Connected);
+    // Every attempt before the last was refused: each one a separate call we made.
+    assert!(
+        report.attempts[..report.attempts.len() - 1]
+            .iter()
+            .all(|a| a.attempt.outcome == Outcome::Refused)
+    );
+}
+
+#[test]
+fn without_a_loop_there_is_exactly_one_attempt() {
+    let policy = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let target = lab_refused::refused::closed_port().unwrap();
+    let (stream, attempts) = lab_refused::retry::connect_with_retries(target, policy);
+    assert!(stream.is_none());
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].attempt.outcome, Outcome::Refused);
+}
+
+#[test]
+fn udp_send_succeeds_and_the_next_recv_is_refused() {
+    let report = send_to_closed_udp_port(Duration::from_secs(5)).unwrap();
+    assert_eq!(report.sent_bytes, Some(b"is anybody there?".len()));
+    assert!(report.send_error.is_none());
+    assert_eq!(report.recv.outcome, Outcome::Refused, "{report:?}");
+    assert_eq!(report.recv.errno, Some(libc::ECONNREFUSED));
+    assert!(report.refused_on_recv());
+}
+
+#[test]
+fn strace_records_one_connect_answered_with_econnrefused() {
+    let probe = Probe::binary(env!("CARGO_BIN_EXE_lab-refused"));
+    match trace_refused_connect(&probe) {
+        Ok(report) => {
+            assert_eq!(report.connect_calls, 1, "{:#?}", report.syscalls);
+            let line = report
+                .refused_line
+                .expect("a connect line with ECONNREFUSED");
+            assert!(line.contains("= -1 ECONNREFUSED"), "{line}");
+            assert!(
+                line.contains(&format!("htons({})", report.target.port())),
+                "{line}"
+            );
+        }
+        Err(lab_kit::strace::StraceError::Unavailable(why)) => {
+            // CI installs strace (.ci/run), so there this must not be skipped.
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "strace must run in CI: {why}"
+            );
+            eprintln!("SKIPPED strace_records_one_connect_answered_with_econnrefused: {why}");
+        }
+        Err(other) => panic!("strace failed: {other}"),
+    }
+}

@@ -1,0 +1,148 @@
+//! Snapshots of lab 1's narration and command line, as a student reads them. Everything
+//! that varies between runs (ports, durations, counter values, the number of refused
+//! retries, file descriptors) is redacted; the words and the shape are pinned.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use assert_cmd::Command;
+use lab_kit::narrate::{Format, Narrator};
+use lab_kit::probe::Probe;
+use lab_refused::{Experiment, LabOptions};
+use predicates::prelude::*;
+
+/// The workspace's redactions, then this lab's own.
+fn filters() -> Vec<(&'static str, &'static str)> {
+    let mut filters = lab_kit::redact::filters();
+    filters.extend([
+        // Counter deltas: other traffic on the machine can add to them.
+        (r"\+\d+  \(", "+[N]  ("),
+        // How many attempts were refused depends on scheduling: collapse them.
+        (
+            r"(?m)(^  attempt \d+ at \[DURATION\] +ConnectionRefused[^\n]*\n)+",
+            "  [REFUSED ATTEMPTS]\n",
+        ),
+        (
+            r"(?m)^  attempt \d+ at \[DURATION\] +",
+            "  attempt [N] at [DURATION]  ",
+        ),
+        (r"after \d+ refused attempts", "after [N] refused attempts"),
+        // File descriptors in strace lines.
+        (r"\((\d+), \{sa_family", "([FD], {sa_family"),
+        (r"(?m)\) = \d+$", ") = [FD]"),
+    ]);
+    filters
+}
+
+fn narrate(experiment: Experiment) -> String {
+    let (mut narrator, out) = Narrator::capture(Format::Text);
+    let probe = Probe::binary(env!("CARGO_BIN_EXE_lab-refused"));
+    let options = LabOptions {
+        backlog_deadline: Duration::from_millis(300),
+        ..LabOptions::default()
+    };
+    lab_refused::run_experiment(experiment, &options, &probe, &mut narrator).unwrap();
+    out.text()
+}
+
+#[test]
+fn refused_narration() {
+    let text = narrate(Experiment::Refused);
+    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+}
+
+#[test]
+fn retry_narration() {
+    let text = narrate(Experiment::Retry);
+    // The redaction collapses the refused attempts; make sure there were some.
+    assert!(text.contains("ConnectionRefused"), "{text}");
+    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+}
+
+#[test]
+fn backlog_narration() {
+    let text = narrate(Experiment::Backlog);
+    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+}
+
+#[test]
+fn udp_narration() {
+    let text = narrate(Experiment::Udp);
+    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+}
+
+#[test]
+fn strace_narration() {
+    if lab_kit::strace::locate().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "strace must run in CI");
+        eprintln!("SKIPPED strace_narration: strace is not available here");
+        return;
+    }
+    let text = narrate(Experiment::Strace);
+    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+}
+
+#[test]
+fn help_lists_the_experiments_with_examples() {
+    let output = Command::cargo_bin("lab-refused")
+        .unwrap()
+        .arg("--help")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    insta::assert_snapshot!(String::from_utf8(output.stdout).unwrap());
+}
+
+#[test]
+fn json_prints_one_object_per_experiment_with_the_measured_fields() {
+    let output = Command::cargo_bin("lab-refused")
+        .unwrap()
+        .args([
+            "--json",
+            "--deadline-ms",
+            "300",
+            "refused",
+            "backlog",
+            "udp",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let experiments: Vec<&str> = lines
+        .iter()
+        .map(|l| l["experiment"].as_str().unwrap())
+        .collect();
+    assert_eq!(experiments, ["refused", "backlog", "udp"]);
+    assert_eq!(lines[0]["outcome"], "refused");
+    assert_eq!(lines[0]["error_kind"], "ConnectionRefused");
+    assert_eq!(lines[0]["errno"], libc::ECONNREFUSED);
+    assert!(lines[0]["elapsed_us"].is_u64());
+    assert!(lines[0]["counters"]["attempt_fails"].as_i64().unwrap() >= 1);
+    assert!(lines[0]["counters"]["out_rsts"].as_i64().unwrap() >= 1);
+    assert_eq!(lines[1]["outcome"], "timed_out");
+    assert!(lines[1]["elapsed_us"].as_u64().unwrap() >= 300_000);
+    assert_eq!(lines[2]["outcome"], "refused");
+}
+
+#[test]
+fn a_bad_argument_is_a_clear_error_and_a_failure() {
+    Command::cargo_bin("lab-refused")
+        .unwrap()
+        .arg("--deadline-ms")
+        .arg("0")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--deadline-ms"));
+    Command::cargo_bin("lab-refused")
+        .unwrap()
+        .arg("teleport")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("invalid value 'teleport'"));
+}
