@@ -23,7 +23,11 @@ struct Chapter {
 }
 
 /// The chapters, in the order of the homework's questions.
-const CHAPTERS: &[Chapter] = &[];
+const CHAPTERS: &[Chapter] = &[Chapter {
+    command: Command::Refused,
+    question: "1. What happens when a TCP client connects and no server is running?",
+    run: |n, p| Ok(lab_refused::chapter(n, p)?),
+}];
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,7 +58,9 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    lab_kit::probe::dispatch(&[]);
+    // Every lab's probes, so that the tour binary can re-run any of them under strace.
+    let probes: Vec<_> = [lab_refused::PROBES].concat();
+    lab_kit::probe::dispatch(&probes);
     let cli = Cli::parse();
     let probe = match Probe::current() {
         Ok(probe) => probe,
@@ -64,7 +70,9 @@ fn main() -> ExitCode {
         }
     };
     let mut narrator = Narrator::stdout(Format::from_json_flag(cli.json));
-    let chosen = CHAPTERS.iter().filter(|c| cli.chapter.is_none_or(|wanted| wanted == c.command));
+    let chosen = CHAPTERS
+        .iter()
+        .filter(|c| cli.chapter.is_none_or(|wanted| wanted == c.command));
     for chapter in chosen {
         if let Err(e) = (chapter.run)(&mut narrator, &probe) {
             let _ = narrator.flush();

@@ -1,0 +1,71 @@
+//! The tour (`cargo run --release`): its help lists every chapter, each chapter runs on its
+//! own, and `--json` is one JSON object per line. The chapters' own claims are tested in
+//! their crates; here we test that the tour really runs them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn socket_lab() -> Command {
+    let mut command = Command::cargo_bin("socket-lab").unwrap();
+    command.env("NO_COLOR", "1");
+    command
+}
+
+#[test]
+fn help_lists_the_chapters() {
+    let output = socket_lab().arg("--help").output().unwrap();
+    assert!(output.status.success());
+    insta::assert_snapshot!(String::from_utf8(output.stdout).unwrap());
+}
+
+#[test]
+fn the_refused_chapter_runs_alone_with_live_evidence() {
+    socket_lab()
+        .arg("refused")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Question 1:"))
+        .stdout(predicate::str::contains(
+            "ConnectionRefused (errno 111, ECONNREFUSED)",
+        ))
+        .stdout(predicate::str::contains("Answer:"))
+        .stdout(predicate::str::contains("\u{1b}[").not());
+}
+
+#[test]
+fn the_tour_binary_runs_the_strace_probe_of_lab_1() {
+    if lab_kit::strace::locate().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "strace must run in CI");
+        eprintln!("SKIPPED the_tour_binary_runs_the_strace_probe_of_lab_1: no strace here");
+        return;
+    }
+    socket_lab()
+        .arg("refused")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "= -1 ECONNREFUSED (Connection refused)",
+        ));
+}
+
+#[test]
+fn json_mode_prints_only_json_lines() {
+    let output = socket_lab().args(["--json", "refused"]).output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(!text.trim().is_empty());
+    for line in text.lines() {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(value["experiment"].is_string(), "{line}");
+    }
+}
+
+#[test]
+fn an_unknown_chapter_is_an_error() {
+    socket_lab()
+        .arg("teleport")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("unrecognized subcommand"));
+}
