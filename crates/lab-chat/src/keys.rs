@@ -1,0 +1,85 @@
+//! Where the chat's certificates come from: `lab-chat keygen`, or made on a first run.
+//!
+//! The certificates themselves are made by `lab_kit::pki` (one CA for the whole lab) and
+//! the rustls configurations by `lab_kit::tls`; this module only decides *where* the files
+//! live and turns them into configurations for the server and the client.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use lab_kit::pki::{LabPki, PkiFiles};
+use lab_kit::tls::{self, Versions};
+
+use crate::Error;
+
+/// The client certificate's common name made by `keygen` (its chat name in a room).
+pub const DEFAULT_CLIENT_NAME: &str = "student";
+
+/// Where certificates live when `--certs`/`--out` is not given:
+/// `$XDG_DATA_HOME/socket-lab/chat`, else `~/.local/share/socket-lab/chat`,
+/// else `./lab-chat-certs`.
+pub fn default_dir() -> PathBuf {
+    if let Some(data) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(data).join("socket-lab/chat");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/socket-lab/chat");
+    }
+    PathBuf::from("lab-chat-certs")
+}
+
+/// Makes a new CA, server and client certificate in `dir`.
+pub fn keygen(dir: &Path, force: bool) -> Result<PkiFiles, Error> {
+    let pki = LabPki::generate(DEFAULT_CLIENT_NAME)?;
+    Ok(pki.write_to(dir, force)?)
+}
+
+/// The files in `dir`, created first if none of them exist. Returns whether they were made.
+pub fn ensure_server_files(dir: &Path) -> Result<(PkiFiles, bool), Error> {
+    let files = PkiFiles::in_dir(dir);
+    if files.all_exist() {
+        return Ok((files, false));
+    }
+    Ok((keygen(dir, false)?, true))
+}
+
+/// The server's TLS configuration from the files in `dir`; with `require_client_cert`,
+/// clients must present a certificate signed by the same CA (mutual TLS).
+pub fn server_config(
+    files: &PkiFiles,
+    require_client_cert: bool,
+) -> Result<Arc<rustls::ServerConfig>, Error> {
+    let cert = tls::read_pem_file(&files.server_cert, "the server certificate")?;
+    let key = tls::read_pem_file(&files.server_key, "the server key")?;
+    let ca = if require_client_cert {
+        Some(tls::read_pem_file(&files.ca_cert, "the CA certificate")?)
+    } else {
+        None
+    };
+    Ok(Arc::new(tls::server_config(
+        &cert,
+        &key,
+        ca.as_deref(),
+        Versions::Tls13Only,
+    )?))
+}
+
+/// The client's TLS configuration: trust only `ca`; with `identity`, a client certificate.
+pub fn client_config(
+    ca: &Path,
+    identity: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let ca_pem = tls::read_pem_file(ca, "the CA certificate")?;
+    let identity = match identity {
+        Some((cert, key)) => Some((
+            tls::read_pem_file(cert, "the client certificate")?,
+            tls::read_pem_file(key, "the client key")?,
+        )),
+        None => None,
+    };
+    Ok(Arc::new(tls::client_config(
+        &ca_pem,
+        identity.as_ref().map(|(c, k)| (c.as_str(), k.as_str())),
+        Versions::Tls13Only,
+    )?))
+}

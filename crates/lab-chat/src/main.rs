@@ -1,0 +1,290 @@
+//! `lab-chat`: the secure chat (server, client, keygen) and its demonstrations.
+//!
+//! This file only parses the command line, wires standard input and output to the
+//! library, and turns errors into one clear line and a non-zero exit code.
+
+use std::io::{self, BufRead};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use lab_chat::client::{self, ClientOptions};
+use lab_chat::keys;
+use lab_chat::server::{self, ServerOptions};
+use lab_chat::session::{BUSY_NOTICE, ChatEvent, EventSink, Limits, LocalInput};
+use lab_chat::{Error, framing};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lab-chat",
+    version,
+    about = "Lab 5: a secure chat (TLS 1.3, full duplex) and why each property matters.",
+    after_help = "Examples:\n  \
+        lab-chat keygen --out certs             # a lab CA, server and client certificates\n  \
+        lab-chat server --certs certs           # terminal 1\n  \
+        lab-chat client --ca certs/ca.pem       # terminal 2; type lines, `Exit` to leave\n  \
+        lab-chat server --certs certs --require-client-cert\n  \
+        lab-chat client --ca certs/ca.pem --cert certs/client.pem --key certs/client-key.pem\n  \
+        lab-chat server --plaintext             # the insecure version, to compare\n  \
+        lab-chat demo                           # eavesdropper, impostor, truncation, live"
+)]
+struct Cli {
+    /// Print one JSON object per event per line instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Make a lab CA, a server certificate (localhost, 127.0.0.1, ::1) and a client certificate.
+    Keygen {
+        /// Folder for the PEM files [default: ~/.local/share/socket-lab/chat].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Wait for clients and chat with one at a time (or a room with --room).
+    Server(ServerArgs),
+    /// Connect to a server and chat.
+    Client(ClientArgs),
+}
+
+#[derive(Debug, Args)]
+struct LimitArgs {
+    /// Longest accepted line, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = framing::DEFAULT_MAX_LINE)]
+    max_line: usize,
+    /// Longest time a TLS handshake may take, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    handshake_timeout: f64,
+}
+
+impl LimitArgs {
+    fn limits(&self) -> Result<Limits, String> {
+        let timeout = Duration::try_from_secs_f64(self.handshake_timeout).map_err(|_| {
+            format!(
+                "--handshake-timeout {} is not a duration in seconds",
+                self.handshake_timeout
+            )
+        })?;
+        if self.max_line == 0 {
+            return Err("--max-line must be at least 1".into());
+        }
+        Ok(Limits {
+            max_line: self.max_line,
+            handshake_timeout: timeout,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+struct ServerArgs {
+    /// Address to listen on (port 0: the kernel picks one).
+    #[arg(long, default_value = "127.0.0.1:2000")]
+    listen: SocketAddr,
+    /// Folder with ca.pem, server.pem, server-key.pem (created if empty) [default: ~/.local/share/socket-lab/chat].
+    #[arg(long)]
+    certs: Option<PathBuf>,
+    /// Mutual TLS: clients must present a certificate signed by the lab CA.
+    #[arg(long)]
+    require_client_cert: bool,
+    /// Exit after the first client instead of waiting for the next.
+    #[arg(long)]
+    once: bool,
+    /// No TLS: bare TCP, readable by anyone on the path (for comparison only).
+    #[arg(long)]
+    plaintext: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+#[derive(Debug, Args)]
+struct ClientArgs {
+    /// Server to connect to; the host is the name its certificate must match.
+    #[arg(long, default_value = "localhost:2000")]
+    connect: String,
+    /// The CA certificate to trust [default: ca.pem in the default certificate folder].
+    #[arg(long)]
+    ca: Option<PathBuf>,
+    /// Client certificate for mutual TLS (with --key).
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// Private key of --cert.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// No TLS: bare TCP (for comparison only).
+    #[arg(long)]
+    plaintext: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+fn main() -> ExitCode {
+    lab_kit::probe::dispatch(lab_chat::PROBES);
+    let cli = Cli::parse();
+    let events = printer(cli.json);
+    let result = match cli.command {
+        Command::Keygen { out, force } => {
+            let dir = out.unwrap_or_else(keys::default_dir);
+            keys::keygen(&dir, force)
+                .map(|files| {
+                    println!(
+                        "wrote ca.pem, server.pem, client.pem and their keys (mode 0600) to {}",
+                        files.dir.display()
+                    );
+                })
+                .map_err(Failure::from)
+        }
+        Command::Server(args) => run_server(args, events),
+        Command::Client(args) => run_client(args, events),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) | Err(Failure::Chat(message)) => {
+            eprintln!("lab-chat: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+enum Failure {
+    Usage(String),
+    Chat(String),
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure::Chat(error.to_string())
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Self {
+        Failure::Usage(message)
+    }
+}
+
+/// Prints each event as one line of text, or one JSON object.
+fn printer(json: bool) -> EventSink {
+    Arc::new(move |event: ChatEvent| {
+        if json {
+            if let Ok(line) = serde_json::to_string(&event) {
+                println!("{line}");
+            }
+        } else {
+            println!("{event}");
+        }
+    })
+}
+
+/// Standard input, line by line, as [`LocalInput`]s on a channel (a thread blocks on it).
+fn stdin_lines(events: EventSink) -> Receiver<LocalInput> {
+    let (tx, rx) = mpsc::channel();
+    let _ = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let mut stdin = io::stdin().lock();
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match stdin.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let bytes = line.strip_suffix(b"\n").unwrap_or(&line);
+                let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+                let typed = match std::str::from_utf8(bytes) {
+                    Ok(text) => LocalInput::from_typed(text),
+                    Err(e) => {
+                        events(ChatEvent::NotSent {
+                            reason: format!(
+                                "your line is not valid UTF-8 (invalid byte at offset {})",
+                                e.valid_up_to()
+                            ),
+                        });
+                        continue;
+                    }
+                };
+                if tx.send(typed).is_err() {
+                    return;
+                }
+            }
+            let _ = tx.send(LocalInput::EndOfInput);
+        });
+    rx
+}
+
+fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
+    let limits = args.limits.limits()?;
+    let mut created = None;
+    let tls = if args.plaintext {
+        None
+    } else {
+        let dir = args.certs.clone().unwrap_or_else(keys::default_dir);
+        let (files, made) = keys::ensure_server_files(&dir)?;
+        if made {
+            created = Some(files.dir.clone());
+        }
+        Some(keys::server_config(&files, args.require_client_cert)?)
+    };
+    let listener = server::bind(args.listen)?;
+    let options = ServerOptions {
+        tls,
+        limits,
+        once: args.once,
+    };
+    let input = stdin_lines(Arc::clone(&events));
+    // `listening on` must be the first line: print it, then the certificate news.
+    let first = Arc::clone(&events);
+    let announced: EventSink = Arc::new(move |event| {
+        let listening = matches!(event, ChatEvent::Listening { .. });
+        first(event);
+        if listening && let Some(dir) = &created {
+            first(ChatEvent::CertificatesCreated { dir: dir.clone() });
+        }
+    });
+    server::serve(listener, options, input, announced)?;
+    Ok(())
+}
+
+fn run_client(args: ClientArgs, events: EventSink) -> Result<(), Failure> {
+    let limits = args.limits.limits()?;
+    let tls = if args.plaintext {
+        None
+    } else {
+        let ca = args
+            .ca
+            .clone()
+            .unwrap_or_else(|| keys::default_dir().join("ca.pem"));
+        let identity = args.cert.as_deref().zip(args.key.as_deref());
+        Some(keys::client_config(&ca, identity)?)
+    };
+    let options = ClientOptions {
+        target: args.connect.clone(),
+        tls,
+        limits,
+    };
+    let tcp = client::connect(&args.connect)?;
+    let input = stdin_lines(Arc::clone(&events));
+    let report = client::run_client(tcp, &options, input, events)?;
+    if report.notices.iter().any(|n| n == BUSY_NOTICE) {
+        return Err(Error::Busy.into());
+    }
+    match report.end {
+        lab_chat::session::SessionEnd::Peer(lab_chat::session::PeerEnd::Truncated { .. })
+        | lab_chat::session::SessionEnd::Peer(lab_chat::session::PeerEnd::TlsFailed { .. })
+        | lab_chat::session::SessionEnd::SendFailed { .. } => Err(Failure::Chat(
+            "the session did not end cleanly (see above)".into(),
+        )),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,482 @@
+//! One chat session: lines both ways at once, and a clear account of how it ended.
+//!
+//! A session has two threads. The **reader thread** blocks on the network
+//! ([`WireReader::read`]), cuts what arrives into lines ([`LineDecoder`]) and reports each
+//! one as a [`ChatEvent`] the moment it is complete. The **session loop** (the calling
+//! thread) waits for [`SessionCommand`]s: a line the local user typed, the user leaving,
+//! or the reader thread reporting how the peer's side ended. Neither waits for the other,
+//! so either person can type at any time: full duplex, not the strict alternation of
+//! `input(); send(); recv()`.
+//!
+//! The protocol on top of the bytes is small:
+//! - a message is a UTF-8 line (see [`crate::framing`]);
+//! - a line `Exit` (the homework's word) is a goodbye; the sender then closes;
+//! - a line starting with `* ` is a notice from the server (busy, error, room news).
+//!
+//! How a session ends is reported precisely, because each case means something different:
+//! the peer left politely (goodbye, `close_notify`), the session was *truncated* (the peer
+//! vanished without `close_notify`: a crash, a cut cable, or an attacker), or the peer
+//! broke the rules (an over-long line, invalid UTF-8) and was disconnected with one
+//! clear error line.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::framing::{FrameError, LineDecoder};
+use crate::transport::{Established, Security, WireReader};
+
+/// The goodbye line (the homework's word for leaving).
+pub const EXIT_WORD: &str = "Exit";
+/// Lines from the server that start with this are notices, not a person's words.
+pub const NOTICE_PREFIX: &str = "* ";
+/// The notice a second client gets while the server is busy with the first.
+pub const BUSY_NOTICE: &str =
+    "* busy: the server is already chatting with another client; try again later";
+/// How long a leaving side waits for the peer's own `close_notify` before hanging up.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
+
+/// The limits a session enforces on its peer.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Longest accepted line, in bytes.
+    pub max_line: usize,
+    /// Longest time a TLS handshake may take.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line: crate::framing::DEFAULT_MAX_LINE,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the local user did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalInput {
+    /// A line to send.
+    Line(String),
+    /// Typed `Exit`: leave this session.
+    Exit,
+    /// Closed standard input (Ctrl-D): leave, and there will be no more input.
+    EndOfInput,
+}
+
+impl LocalInput {
+    /// Classifies one line typed by the user (without its newline).
+    pub fn from_typed(line: &str) -> Self {
+        if line.trim() == EXIT_WORD {
+            LocalInput::Exit
+        } else {
+            LocalInput::Line(line.to_string())
+        }
+    }
+}
+
+/// What a session loop is told to do.
+#[derive(Debug)]
+pub enum SessionCommand {
+    /// Send this line to the peer.
+    Send(String),
+    /// The local user leaves: goodbye, `close_notify`, close.
+    Leave,
+    /// Drop this peer with a notice (the room does this to a client too far behind).
+    Drop(String),
+    /// The reader thread saw the peer's side end.
+    PeerEnded(PeerEnd),
+}
+
+/// How the peer's side of the session ended, as the reader thread saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "how", rename_all = "snake_case")]
+pub enum PeerEnd {
+    /// A clean end: `close_notify` under TLS, FIN in plaintext.
+    Closed { said_exit: bool },
+    /// The connection ended without `close_notify` (or was reset).
+    Truncated { detail: String },
+    /// The peer broke the framing rules.
+    BrokeRules { error: String },
+    /// TLS failed after the handshake (a bad record, an alert from the peer).
+    TlsFailed { error: String },
+}
+
+/// Something worth telling the user, as one line of text (or one JSON object).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ChatEvent {
+    Listening {
+        addr: SocketAddr,
+    },
+    CertificatesCreated {
+        dir: PathBuf,
+    },
+    Connected {
+        peer: SocketAddr,
+    },
+    SessionStarted {
+        peer: SocketAddr,
+        #[serde(flatten)]
+        security: Security,
+    },
+    PeerLine {
+        text: String,
+    },
+    Notice {
+        text: String,
+    },
+    PeerLeft {
+        said_exit: bool,
+        secure: bool,
+    },
+    Truncated {
+        detail: String,
+    },
+    DisconnectedPeer {
+        reason: String,
+    },
+    TlsFailed {
+        error: String,
+    },
+    YouLeft,
+    Busy {
+        peer: SocketAddr,
+    },
+    HandshakeFailed {
+        peer: SocketAddr,
+        error: String,
+    },
+    NotSent {
+        reason: String,
+    },
+    Waiting,
+    Joined {
+        name: String,
+    },
+    LeftRoom {
+        name: String,
+    },
+    Dropped {
+        name: String,
+        reason: String,
+    },
+    Error {
+        error: String,
+    },
+}
+
+impl std::fmt::Display for ChatEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ChatEvent::Listening { addr } => {
+                write!(f, "{}{addr}", lab_kit::ready::LISTENING_PREFIX)
+            }
+            ChatEvent::CertificatesCreated { dir } => write!(
+                f,
+                "created a lab CA and certificates in {} (clients use --ca {})",
+                dir.display(),
+                dir.join("ca.pem").display()
+            ),
+            ChatEvent::Connected { peer } => write!(f, "connected: {peer}"),
+            ChatEvent::SessionStarted { peer, security } => match security {
+                Security::Tls(facts) => write!(
+                    f,
+                    "session with {peer}: {}, {}, peer certificate: {}",
+                    facts.protocol,
+                    facts.cipher_suite,
+                    facts
+                        .peer_subject
+                        .as_deref()
+                        .unwrap_or("none (not asked for)")
+                ),
+                Security::Plaintext => write!(
+                    f,
+                    "session with {peer}: PLAINTEXT TCP, no encryption, no authentication"
+                ),
+            },
+            ChatEvent::PeerLine { text } => write!(f, "peer: {text}"),
+            ChatEvent::Notice { text } => write!(f, "{text}"),
+            ChatEvent::PeerLeft { said_exit, secure } => {
+                let how = match (said_exit, secure) {
+                    (true, true) => "said Exit, then closed the session with close_notify",
+                    (false, true) => "closed the session with close_notify",
+                    (true, false) => "said Exit, then closed the TCP connection",
+                    (false, false) => "closed the TCP connection",
+                };
+                write!(f, "peer left ({how})")
+            }
+            ChatEvent::Truncated { detail } => write!(
+                f,
+                "session truncated: the peer vanished without close_notify ({detail}); \
+                 the last lines may be missing"
+            ),
+            ChatEvent::DisconnectedPeer { reason } => {
+                write!(f, "disconnected the peer: {reason}")
+            }
+            ChatEvent::TlsFailed { error } if error.contains("CertificateRequired") => write!(
+                f,
+                "TLS failed: {error} (the server requires a client certificate: \
+                 pass --cert and --key)"
+            ),
+            ChatEvent::TlsFailed { error } => write!(f, "TLS failed: {error}"),
+            ChatEvent::YouLeft => write!(f, "you left (sent Exit and close_notify)"),
+            ChatEvent::Busy { peer } => {
+                write!(f, "turned away {peer}: busy with another client")
+            }
+            ChatEvent::HandshakeFailed { peer, error } => {
+                write!(f, "TLS handshake with {peer} failed: {error}")
+            }
+            ChatEvent::NotSent { reason } => write!(f, "not sent: {reason}"),
+            ChatEvent::Waiting => write!(f, "waiting for the next client"),
+            ChatEvent::Joined { name } => write!(f, "* {name} joined"),
+            ChatEvent::LeftRoom { name } => write!(f, "* {name} left"),
+            ChatEvent::Dropped { name, reason } => write!(f, "* {name} was dropped: {reason}"),
+            ChatEvent::Error { error } => write!(f, "error: {error}"),
+        }
+    }
+}
+
+/// Where a program's events go: printed by the CLI, collected by tests and the demo.
+pub type EventSink = Arc<dyn Fn(ChatEvent) + Send + Sync>;
+
+/// How a session ended, for the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "end", rename_all = "snake_case")]
+pub enum SessionEnd {
+    /// The local user left.
+    WeLeft,
+    /// The local user closed standard input.
+    InputEnded,
+    /// The peer's side ended (how is inside).
+    Peer(PeerEnd),
+    /// We dropped the peer (the room's slow client).
+    Dropped,
+    /// Sending failed.
+    SendFailed { error: String },
+}
+
+/// The facts of a finished session.
+#[derive(Debug, Clone, Serialize)]
+pub struct SessionReport {
+    pub end: SessionEnd,
+    pub lines_received: u64,
+    pub lines_sent: u64,
+    /// Notices (`* …` lines) the peer sent, e.g. the busy notice.
+    pub notices: Vec<String>,
+}
+
+/// What the reader thread counted.
+struct ReaderTally {
+    lines: u64,
+    notices: Vec<String>,
+}
+
+/// A handle to post commands into a running session.
+pub type SessionHandle = Sender<SessionCommand>;
+
+/// Runs one session until it ends. `commands` carries the local user's input; the reader
+/// thread posts into `commands_tx` (a clone of its sender) when the peer's side ends.
+/// `on_line` sees each of the peer's lines (the room relays them; a one-to-one chat prints
+/// them as `peer: …`).
+pub fn run_session(
+    established: Established,
+    limits: Limits,
+    commands: Receiver<SessionCommand>,
+    commands_tx: Sender<SessionCommand>,
+    events: EventSink,
+    on_line: Box<dyn FnMut(String) + Send>,
+) -> SessionReport {
+    let Established {
+        reader,
+        mut writer,
+        security,
+        ..
+    } = established;
+    let secure = matches!(security, Security::Tls(_));
+    let reader_events = Arc::clone(&events);
+    let reader_thread = thread::Builder::new()
+        .name("chat-reader".into())
+        .stack_size(256 * 1024)
+        .spawn(move || read_lines(reader, limits.max_line, commands_tx, reader_events, on_line));
+    let reader_thread = match reader_thread {
+        Ok(handle) => handle,
+        Err(e) => {
+            writer.abort();
+            return SessionReport {
+                end: SessionEnd::SendFailed {
+                    error: format!("could not start the reader thread: {e}"),
+                },
+                lines_received: 0,
+                lines_sent: 0,
+                notices: Vec::new(),
+            };
+        }
+    };
+
+    let mut lines_sent = 0;
+    let wait_for_peer_close = |writer: &mut crate::transport::WireWriter| {
+        // We said goodbye and sent close_notify; the peer answers with its own.
+        // Wait for it a little, then hang up regardless.
+        loop {
+            match commands.recv_timeout(CLOSE_WAIT) {
+                Ok(SessionCommand::PeerEnded(_)) | Err(_) => break,
+                Ok(_) => continue,
+            }
+        }
+        writer.abort();
+    };
+    let end = loop {
+        let command = match commands.recv() {
+            Ok(command) => command,
+            Err(_) => break SessionEnd::InputEnded,
+        };
+        match command {
+            SessionCommand::Send(line) => {
+                let mut bytes = line.into_bytes();
+                bytes.push(b'\n');
+                if let Err(e) = writer.write_all(&bytes) {
+                    writer.abort();
+                    break SessionEnd::SendFailed {
+                        error: lab_kit::errors::ErrorFacts::of(&e).summary(),
+                    };
+                }
+                lines_sent += 1;
+            }
+            SessionCommand::Leave => {
+                let _ = writer.write_all(format!("{EXIT_WORD}\n").as_bytes());
+                let _ = writer.close();
+                events(ChatEvent::YouLeft);
+                wait_for_peer_close(&mut writer);
+                break SessionEnd::WeLeft;
+            }
+            SessionCommand::Drop(notice) => {
+                let _ = writer.set_write_timeout(Some(Duration::from_secs(2)));
+                let _ = writer.write_all(format!("{NOTICE_PREFIX}{notice}\n").as_bytes());
+                let _ = writer.close();
+                writer.drain_then_abort(CLOSE_WAIT);
+                break SessionEnd::Dropped;
+            }
+            SessionCommand::PeerEnded(end) => {
+                match &end {
+                    PeerEnd::Closed { said_exit } => {
+                        events(ChatEvent::PeerLeft {
+                            said_exit: *said_exit,
+                            secure,
+                        });
+                        // Answer the peer's close_notify with ours, politely.
+                        let _ = writer.close();
+                    }
+                    PeerEnd::Truncated { detail } => events(ChatEvent::Truncated {
+                        detail: detail.clone(),
+                    }),
+                    PeerEnd::BrokeRules { error } => {
+                        events(ChatEvent::DisconnectedPeer {
+                            reason: error.clone(),
+                        });
+                        // One clear error line for the peer, then a clean close.
+                        let _ = writer.set_write_timeout(Some(Duration::from_secs(2)));
+                        let notice = format!("{NOTICE_PREFIX}error: {error}; disconnecting\n");
+                        let _ = writer.write_all(notice.as_bytes());
+                        let _ = writer.close();
+                        writer.drain_then_abort(CLOSE_WAIT);
+                    }
+                    PeerEnd::TlsFailed { error } => events(ChatEvent::TlsFailed {
+                        error: error.clone(),
+                    }),
+                }
+                writer.abort();
+                break SessionEnd::Peer(end);
+            }
+        }
+    };
+    writer.abort();
+    let tally = reader_thread.join().unwrap_or(ReaderTally {
+        lines: 0,
+        notices: Vec::new(),
+    });
+    SessionReport {
+        end,
+        lines_received: tally.lines,
+        lines_sent,
+        notices: tally.notices,
+    }
+}
+
+/// The reader thread: network bytes in, lines and one final [`PeerEnd`] out.
+fn read_lines(
+    mut reader: WireReader,
+    max_line: usize,
+    commands_tx: Sender<SessionCommand>,
+    events: EventSink,
+    mut on_line: Box<dyn FnMut(String) + Send>,
+) -> ReaderTally {
+    let mut decoder = LineDecoder::new(max_line);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut tally = ReaderTally {
+        lines: 0,
+        notices: Vec::new(),
+    };
+    let mut said_exit = false;
+    let end = 'session: loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break PeerEnd::Closed { said_exit },
+            Ok(n) => n,
+            Err(e) => break classify_read_error(&e),
+        };
+        decoder.push(&buf[..n]);
+        while let Some(line) = decoder.next_line() {
+            match line {
+                Ok(line) if line.trim() == EXIT_WORD => said_exit = true,
+                Ok(line) if line.starts_with(NOTICE_PREFIX) => {
+                    tally.notices.push(line.clone());
+                    events(ChatEvent::Notice { text: line });
+                }
+                Ok(line) => {
+                    tally.lines += 1;
+                    on_line(line);
+                }
+                Err(error) => break 'session broke_rules(&error),
+            }
+        }
+    };
+    let _ = commands_tx.send(SessionCommand::PeerEnded(end));
+    tally
+}
+
+fn broke_rules(error: &FrameError) -> PeerEnd {
+    PeerEnd::BrokeRules {
+        error: error.to_string(),
+    }
+}
+
+/// Truncation, reset, and TLS failures, told apart.
+fn classify_read_error(error: &io::Error) -> PeerEnd {
+    let facts = lab_kit::errors::ErrorFacts::of(error);
+    match error.kind() {
+        io::ErrorKind::UnexpectedEof => PeerEnd::Truncated {
+            detail: "TCP closed without a TLS close_notify".into(),
+        },
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => PeerEnd::Truncated {
+            detail: format!("connection reset, {}", facts.summary()),
+        },
+        io::ErrorKind::InvalidData => PeerEnd::TlsFailed {
+            error: error.to_string(),
+        },
+        _ => PeerEnd::Truncated {
+            detail: facts.summary(),
+        },
+    }
+}
+
+/// A pair of channel ends for a session's commands.
+pub fn command_channel() -> (Sender<SessionCommand>, Receiver<SessionCommand>) {
+    mpsc::channel()
+}
