@@ -137,3 +137,33 @@ fn strace_records_one_connect_answered_with_econnrefused() {
         Err(other) => panic!("strace failed: {other}"),
     }
 }
+
+#[test]
+fn python_raises_connection_refused_error_with_errno_111() {
+    let target = lab_refused::refused::closed_port().unwrap();
+    let script = format!(
+        "import socket\ntry:\n    socket.create_connection(('127.0.0.1', {}))\nexcept OSError as e:\n    print(type(e).__name__, e.errno)\n",
+        target.port()
+    );
+    match std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+    {
+        Ok(output) => {
+            let printed = String::from_utf8_lossy(&output.stdout);
+            assert_eq!(
+                printed.trim(),
+                format!("ConnectionRefusedError {}", libc::ECONNREFUSED)
+            );
+        }
+        Err(e) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "python3 must run in CI: {e}"
+            );
+            eprintln!(
+                "SKIPPED python_raises_connection_refused_error_with_errno_111: no python3 ({e})"
+            );
+        }
+    }
+}
