@@ -1,1 +1,197 @@
-//! placeholder
+//! Lab 3: what does `sleep` really do?
+//!
+//! The homework asks about Python's `time.sleep()`. The usual answer, "it adds a delay and
+//! then the rest of the program runs", is true but misses what matters for networked
+//! programs. This lab measures, on real sockets and real threads:
+//!
+//! - [`accuracy`]: a sleep lasts **at least** the requested time, never less; the overshoot is
+//!   the kernel's timer slack plus scheduling delay, and it grows on a loaded machine.
+//! - [`threads`]: a sleep suspends only the calling thread; the rest of the process runs on.
+//! - [`cpu`]: a sleeping thread uses (almost) no CPU; a busy-wait of the same length burns it.
+//! - [`kernel_works`]: while a server sleeps, the kernel completes a client's TCP handshake
+//!   and stores its bytes in the receive buffer; they are all there when the sleep ends.
+//! - [`servers`]: a single-threaded server that sleeps makes every client wait; a thread per
+//!   client does not.
+//! - [`pacing`]: what sleep is for (pacing, backoff) and what it is not for (waiting for data:
+//!   a blocking `recv` wakes when the data arrives, not when a guess runs out).
+//! - [`syscall`]: Rust's `thread::sleep` and Python's `time.sleep` are the same kernel service,
+//!   `clock_nanosleep`, as `strace` shows.
+//!
+//! Each experiment is a function returning a plain, serializable report; [`narrate`] turns
+//! the reports into the classroom narration, and [`chapter`] runs them all for the tour.
+
+pub mod accuracy;
+pub mod cpu;
+pub mod display;
+pub mod kernel_works;
+pub mod narrate;
+pub mod pacing;
+pub mod servers;
+pub mod syscall;
+pub mod threads;
+
+use std::io;
+use std::time::Duration;
+
+use lab_kit::narrate::Narrator;
+use lab_kit::probe::{Probe, ProbeFn};
+
+/// The question this chapter answers, as the homework puts it.
+pub const QUESTION: &str =
+    "Lab 3: what does Python's time.sleep() (or Rust's thread::sleep) really do?";
+
+/// The one-paragraph answer, printed at the end of the chapter.
+pub const ANSWER: &str = "sleep asks the kernel (clock_nanosleep, the same call from Python \
+and Rust) to take the calling thread off the CPU until a timer fires. It lasts at least the \
+requested time, never less, and usually a little more (timer slack and scheduling, more on a \
+busy machine). It suspends only the calling thread and costs no CPU while it waits. The \
+kernel does not sleep with it: connections are accepted into the backlog and incoming bytes \
+wait in the receive buffer, so a sleeping server delays its clients, and a single-threaded \
+one delays every client behind it. Use sleep to pace or to back off between retries; to wait \
+for data or for a server, use a blocking call, a timeout or readiness instead.";
+
+/// Everything that can stop this lab.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A socket or system call failed; `what` says which and where.
+    #[error("{what}: {}", lab_kit::errors::ErrorFacts::of(source).summary())]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    /// A thread of an experiment panicked (a bug in the lab, not in the network).
+    #[error("the {0} thread of the experiment panicked")]
+    ThreadPanicked(&'static str),
+    /// Writing the narration failed (for example, stdout was closed).
+    #[error("could not write the narration: {0}")]
+    Narration(#[from] io::Error),
+}
+
+impl Error {
+    /// A `map_err` adapter that says what was being done: `.map_err(Error::io("bind"))`.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
+        let what = what.into();
+        move |source| Error::Io { what, source }
+    }
+}
+
+/// How long the experiments run; the defaults suit a classroom, [`Options::quick`] suits
+/// tests and impatient students.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// How many times each requested duration is slept in the accuracy experiment.
+    pub accuracy_repeats: usize,
+    /// How long the sleep (and the spin) lasts in the thread and CPU experiments.
+    pub long_sleep: Duration,
+    /// How long each server sleeps per client, and before `recv`.
+    pub server_sleep: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            accuracy_repeats: 7,
+            long_sleep: Duration::from_millis(200),
+            server_sleep: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Options {
+    /// Fewer repetitions; the sleeps themselves keep their length so the lessons hold.
+    pub fn quick() -> Self {
+        Options {
+            accuracy_repeats: 3,
+            ..Options::default()
+        }
+    }
+}
+
+/// Which experiments to run (all of them in the tour).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Experiment {
+    Accuracy,
+    OnlyCallingThread,
+    CpuCost,
+    KernelKeepsWorking,
+    SleepingServer,
+    Pacing,
+    Syscall,
+}
+
+impl Experiment {
+    /// Every experiment, in the chapter's order.
+    pub const ALL: &[Experiment] = &[
+        Experiment::Accuracy,
+        Experiment::OnlyCallingThread,
+        Experiment::CpuCost,
+        Experiment::KernelKeepsWorking,
+        Experiment::SleepingServer,
+        Experiment::Pacing,
+        Experiment::Syscall,
+    ];
+}
+
+/// The probes this lab re-runs under `strace` (`lab-sleep __probe sleep 10000`).
+pub const PROBES: &[(&str, ProbeFn)] = &[(syscall::SLEEP_PROBE, syscall::sleep_probe)];
+
+/// The tour's chapter: every experiment with default options.
+pub fn chapter(narrator: &mut Narrator, probe: &Probe) -> Result<(), Error> {
+    chapter_with(narrator, probe, &Options::default(), Experiment::ALL)
+}
+
+/// Runs `experiments` with `options`, narrating each (or printing one JSON line each).
+pub fn chapter_with(
+    narrator: &mut Narrator,
+    probe: &Probe,
+    options: &Options,
+    experiments: &[Experiment],
+) -> Result<(), Error> {
+    narrator.heading(QUESTION)?;
+    for experiment in experiments {
+        match experiment {
+            Experiment::Accuracy => {
+                let report = accuracy::measure_sleep_accuracy(
+                    accuracy::STANDARD_REQUESTS,
+                    options.accuracy_repeats,
+                );
+                narrate::accuracy(&report, narrator)?;
+                narrator.record(&report)?;
+            }
+            Experiment::OnlyCallingThread => {
+                let report = threads::count_while_main_thread_sleeps(options.long_sleep)?;
+                narrate::only_calling_thread(&report, narrator)?;
+                narrator.record(&report)?;
+            }
+            Experiment::CpuCost => {
+                let report = cpu::compare_sleep_with_spin(options.long_sleep)?;
+                narrate::cpu_cost(&report, narrator)?;
+                narrator.record(&report)?;
+            }
+            Experiment::KernelKeepsWorking => {
+                let report = kernel_works::client_during_server_sleep(options.server_sleep)?;
+                narrate::kernel_keeps_working(&report, narrator)?;
+                narrator.record(&report)?;
+            }
+            Experiment::SleepingServer => {
+                let report = servers::compare_server_designs(options.server_sleep)?;
+                narrate::sleeping_server(&report, narrator)?;
+                narrator.record(&report)?;
+            }
+            Experiment::Pacing => {
+                let report =
+                    pacing::paced_sender_blocking_receiver(pacing::MESSAGES, pacing::INTERVAL)?;
+                narrate::pacing(&report, narrator)?;
+                narrator.record(&report)?;
+            }
+            Experiment::Syscall => {
+                let report = syscall::trace_sleep_calls(probe);
+                narrate::syscall(&report, narrator)?;
+                narrator.record(&report)?;
+            }
+        }
+    }
+    narrator.answer(ANSWER)?;
+    Ok(())
+}
