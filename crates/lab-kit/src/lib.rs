@@ -2,6 +2,7 @@
 //! only about its own networking lesson.
 //!
 //! - [`narrate`]: printing a lab's results for a classroom, or as JSON lines for machines.
+//! - [`attempt`]: how one connection attempt ended (refused, timed out, connected).
 //! - [`errors`]: what an `io::Error` really was (its `ErrorKind`, errno number and name).
 //! - [`kernel`]: the kernel's own TCP counters from `/proc/net/snmp`.
 //! - [`ready`]: waiting for a server to be ready without guessing with `sleep`.
@@ -10,6 +11,7 @@
 //! - [`redact`]: the snapshot filters that hide what varies from run to run.
 //! - [`pki`] and [`tls`]: a throw-away certificate authority and rustls configurations.
 
+pub mod attempt;
 pub mod child;
 pub mod errors;
 pub mod kernel;

@@ -10,6 +10,7 @@
 use std::fmt::Display;
 use std::io::{self, Write};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 use serde::Serialize;
@@ -183,6 +184,18 @@ impl Narrator {
     }
 }
 
+/// A duration for people: `16 µs`, `1.2 ms`, `1.002 s`.
+pub fn human_duration(duration: Duration) -> String {
+    let us = duration.as_micros();
+    if us < 1_000 {
+        format!("{us} µs")
+    } else if us < 1_000_000 {
+        format!("{:.1} ms", us as f64 / 1_000.0)
+    } else {
+        format!("{:.3} s", us as f64 / 1_000_000.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +210,13 @@ mod tests {
         let text = out.text();
         assert!(text.contains("Refused") && text.contains("elapsed"));
         assert!(!text.contains('{') && !text.contains('\u{1b}'));
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(Duration::from_micros(16)), "16 µs");
+        assert_eq!(human_duration(Duration::from_micros(1_250)), "1.2 ms");
+        assert_eq!(human_duration(Duration::from_millis(1_002)), "1.002 s");
     }
 
     #[test]

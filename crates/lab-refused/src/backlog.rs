@@ -21,7 +21,7 @@ use lab_kit::kernel::ListenQueueCounters;
 use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::outcome::{Attempt, Outcome};
+use lab_kit::attempt::{Attempt, Outcome};
 
 /// How long each filler connection may take before we decide the queue is full.
 const FILLER_DEADLINE: Duration = Duration::from_millis(250);

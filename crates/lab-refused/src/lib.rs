@@ -12,12 +12,12 @@
 //! 4. [`udp`]: UDP has no connection to refuse; the refusal shows up on the next `recv`.
 //! 5. [`kernel_view`]: `strace` shows the one `connect()` system call and its answer.
 //!
-//! Each experiment returns a plain report (see [`outcome`]); [`narrate`] prints it.
+//! Each experiment returns a plain report (with `lab_kit::attempt::Attempt`s); [`narrate`]
+//! prints it.
 
 pub mod backlog;
 pub mod kernel_view;
 pub mod narrate;
-pub mod outcome;
 pub mod refused;
 pub mod retry;
 pub mod udp;

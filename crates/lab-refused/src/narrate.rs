@@ -10,10 +10,11 @@ use lab_kit::strace::StraceError;
 
 use crate::backlog::BacklogReport;
 use crate::kernel_view::StraceReport;
-use crate::outcome::{Outcome, human};
 use crate::refused::RefusedReport;
 use crate::retry::{RetryPolicy, RetryReport};
 use crate::udp::UdpReport;
+use lab_kit::attempt::Outcome;
+use lab_kit::narrate::human_duration as human;
 
 /// The chapter's question, as the homework asks it.
 pub const QUESTION: &str =

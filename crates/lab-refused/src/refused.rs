@@ -18,7 +18,7 @@ use std::time::Instant;
 use lab_kit::kernel::{TcpCounterDelta, TcpCounters};
 use serde::Serialize;
 
-use crate::outcome::Attempt;
+use lab_kit::attempt::Attempt;
 
 /// What connecting to a closed port did.
 #[derive(Debug, Clone, Serialize)]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::outcome::{Attempt, Outcome};
+use lab_kit::attempt::{Attempt, Outcome};
 
 /// How the client retries.
 #[derive(Debug, Clone, Copy)]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use lab_kit::errors::ErrorFacts;
 use serde::Serialize;
 
-use crate::outcome::{Attempt, Outcome};
+use lab_kit::attempt::{Attempt, Outcome};
 
 /// What sending a datagram to a closed UDP port did.
 #[derive(Debug, Clone, Serialize)]

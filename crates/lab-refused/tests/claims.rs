@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
+use lab_kit::attempt::Outcome;
 use lab_kit::probe::Probe;
 use lab_refused::backlog::connect_to_full_backlog;
 use lab_refused::kernel_view::trace_refused_connect;
-use lab_refused::outcome::Outcome;
 use lab_refused::refused::connect_to_closed_port;
 use lab_refused::retry::{RetryPolicy, retry_until_server_starts};
 use lab_refused::udp::send_to_closed_udp_port;

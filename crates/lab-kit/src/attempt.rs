@@ -1,14 +1,13 @@
 //! How one connection attempt ended, as plain data.
 //!
-//! Every experiment in this lab makes connection attempts and records the same three facts
-//! about each: how it ended (`refused`, `timed_out`, `connected`), the error the operating
+//! Many experiments make connection attempts and record the same three facts about each: how it ended (`refused`, `timed_out`, `connected`), the error the operating
 //! system reported (kind, errno), and how long the call took. The *time* is half of the
 //! lesson: a refusal comes back in microseconds, a timeout takes as long as you let it.
 
 use std::io;
 use std::time::Duration;
 
-use lab_kit::errors::ErrorFacts;
+use crate::errors::ErrorFacts;
 use serde::Serialize;
 
 /// How a connection attempt ended.
@@ -26,7 +25,8 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Classifies the result of a connect (or of a recv, for UDP).
+    /// Classifies the result of a connect (or of a recv, for UDP). `WouldBlock` counts as a
+    /// timeout: it is what a socket read timeout reports.
     pub fn of<T>(result: &io::Result<T>) -> Self {
         match result {
             Ok(_) => Outcome::Connected,
@@ -77,17 +77,5 @@ impl Attempt {
             (Some(kind), None, _) => kind.clone(),
             (None, _, _) => "connected".to_string(),
         }
-    }
-}
-
-/// A duration for people: `16 µs`, `1.2 ms`, `1.002 s`.
-pub fn human(duration: Duration) -> String {
-    let us = duration.as_micros();
-    if us < 1_000 {
-        format!("{us} µs")
-    } else if us < 1_000_000 {
-        format!("{:.1} ms", us as f64 / 1_000.0)
-    } else {
-        format!("{:.3} s", us as f64 / 1_000_000.0)
     }
 }
