@@ -1,1 +1,96 @@
-//! placeholder
+//! Labs 2 and 4 of socket-lab: an echo server and client, and the experiments that answer
+//!
+//! - **Question 2**: what is `localhost`, and how is it used to develop networked programs?
+//!   ([`localhost`], [`namespaces`], the tour chapter [`localhost_chapter`])
+//! - **Question 4**: what do `bind()`, `connect()`, `send()`, `recv()` and `accept()` really
+//!   do? ([`calls`], [`syscalls`], the tour chapter [`socket_calls_chapter`])
+//!
+//! Every experiment is a function that returns a plain, serializable struct; [`narrate`]
+//! tells it for a classroom. The echo tools are in [`echo`], the benchmark in [`bench`].
+
+pub mod attempt;
+pub mod bench;
+pub mod calls;
+pub mod echo;
+pub mod error;
+pub mod localhost;
+pub mod namespaces;
+pub mod narrate;
+pub mod syscalls;
+
+use lab_kit::narrate::Narrator;
+use lab_kit::probe::{Probe, ProbeFn};
+
+pub use error::Error;
+
+/// The probes this lab re-runs in a child process (`lab-echo __probe NAME`), so that
+/// `strace` can watch them. Every binary that runs [`socket_calls_chapter`] must call
+/// `lab_kit::probe::dispatch` with these first.
+pub const PROBES: &[(&str, ProbeFn)] = &[(
+    syscalls::SOCKET_CALLS_PROBE,
+    syscalls::run_socket_calls_probe,
+)];
+
+/// The question of the localhost chapter.
+pub const LOCALHOST_QUESTION: &str =
+    "Question 2: what is localhost, and how is it used to develop networked programs?";
+/// The question of the socket-calls chapter.
+pub const SOCKET_CALLS_QUESTION: &str =
+    "Question 4: what do bind(), listen(), accept(), connect(), send() and recv() really do?";
+
+/// The one-paragraph answer to question 2.
+pub const LOCALHOST_ANSWER: &str = "`localhost` is a name that the system resolver turns into \
+loopback addresses (127.0.0.1, often also ::1). Loopback is a virtual interface inside the \
+kernel: the packets never reach a network card or leave the machine, and the whole \
+127.0.0.0/8 range belongs to it. It is not the client's network and nobody becomes a server: \
+a server is a program that bound an address and listens, and a client on the same machine \
+reaches it through loopback. Which address the server binds decides who can reach it \
+(127.0.0.1: only this machine; 0.0.0.0: every interface). With port 0 the kernel picks a \
+free port, so a server and a client can be developed and tested as two programs on one \
+machine, exactly as this workspace's own tests do.";
+
+/// The one-paragraph answer to question 4.
+pub const SOCKET_CALLS_ANSWER: &str = "Each call is one request to the kernel. bind() gives a \
+socket an address, listen() tells the kernel to complete handshakes for it and queue them, \
+connect() performs the three-way handshake (done before the server calls accept()), and \
+accept() takes one finished connection off the queue as a new socket. send() copies bytes \
+into the kernel's send buffer and returns how many it took (maybe fewer than asked); recv() \
+returns whatever bytes have arrived, up to the buffer, with no message boundaries, and 0 \
+when the peer has closed. Messages exist only if the program frames them.";
+
+/// Chapter for question 2: runs the localhost experiments and narrates them.
+pub fn localhost_chapter(narrator: &mut Narrator, _probe: &Probe) -> Result<(), Error> {
+    narrator.heading(LOCALHOST_QUESTION)?;
+    narrate::resolution(&localhost::resolve_localhost()?, narrator)?;
+    narrate::ipv6_first_trap(&localhost::ipv6_first_trap()?, narrator)?;
+    narrate::loopback_interface(&localhost::loopback_interface()?, narrator)?;
+    narrate::bind_address(&localhost::bind_address_matters()?, narrator)?;
+    match namespaces::unavailable_reason() {
+        None => narrate::across_a_link(&namespaces::across_a_link()?, narrator)?,
+        Some(why) => {
+            narrator.section("Across a real (virtual) link: two network namespaces")?;
+            narrator.skipped("the namespace experiment", &why)?;
+        }
+    }
+    narrate::ephemeral_port(&localhost::ephemeral_port()?, narrator)?;
+    narrator.answer(LOCALHOST_ANSWER)?;
+    Ok(narrator.flush()?)
+}
+
+/// Chapter for question 4: the walk-through, the three surprises, and the strace evidence.
+pub fn socket_calls_chapter(narrator: &mut Narrator, probe: &Probe) -> Result<(), Error> {
+    narrator.heading(SOCKET_CALLS_QUESTION)?;
+    narrate::walk_through(&calls::walk_through()?, narrator)?;
+    narrate::no_message_boundaries(&calls::no_message_boundaries()?, narrator)?;
+    narrate::partial_send(&calls::partial_send()?, narrator)?;
+    narrate::peer_closes(&calls::peer_closes()?, narrator)?;
+    match syscalls::trace_socket_calls(probe)? {
+        syscalls::Traced::Recorded(trace) => narrate::syscall_trace(&trace, narrator)?,
+        syscalls::Traced::Unavailable(why) => {
+            narrator.section("Evidence from the kernel: strace -f -e trace=network")?;
+            narrator.skipped("the strace record", &why)?;
+        }
+    }
+    narrator.answer(SOCKET_CALLS_ANSWER)?;
+    Ok(narrator.flush()?)
+}
