@@ -38,16 +38,16 @@ use lab_kit::probe::{Probe, ProbeFn};
 
 /// The question this chapter answers, as the homework puts it.
 pub const QUESTION: &str =
-    "Lab 3: what does Python's time.sleep() (or Rust's thread::sleep) really do?";
+    "Question 3: What does sleep do? (Python's time.sleep(), Rust's std::thread::sleep)";
 
 /// The one-paragraph answer, printed at the end of the chapter.
 pub const ANSWER: &str = "sleep asks the kernel (clock_nanosleep, the same call from Python \
 and Rust) to take the calling thread off the CPU until a timer fires. It lasts at least the \
 requested time, never less, and usually a little more (timer slack and scheduling, more on a \
 busy machine). It suspends only the calling thread and costs no CPU while it waits. The \
-kernel does not sleep with it: connections are accepted into the backlog and incoming bytes \
-wait in the receive buffer, so a sleeping server delays its clients, and a single-threaded \
-one delays every client behind it. Use sleep to pace or to back off between retries; to wait \
+kernel does not sleep with it: new connections complete their handshake and wait in the \
+accept queue, incoming bytes wait in the receive buffer, so a sleeping server delays its \
+clients' answers, and a single-threaded one delays every client queued behind it. Use sleep to pace or to back off between retries; to wait \
 for data or for a server, use a blocking call, a timeout or readiness instead.";
 
 /// Everything that can stop this lab.

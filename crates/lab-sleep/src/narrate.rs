@@ -315,7 +315,7 @@ pub fn pacing(report: &PacingReport, n: &mut Narrator) -> Result {
     )?;
     n.say(
         "Sleep is the right tool when the delay is the goal: pacing, and backoff between \
-         retries (lab 1's retry loop sleeps longer after each refused connect). To wait for \
+         retries (lab 1's retry loop, connect_with_retries in crates/lab-refused/src/retry.rs, sleeps longer after each refused connect). To wait for \
          data, a connection or a server, use the call that waits for the event (a blocking \
          recv/accept/connect with a timeout, or readiness with poll), as this workspace's own \
          tests do: a sleep there is a guess, too short (check again) or too long (the data \

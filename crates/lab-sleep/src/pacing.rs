@@ -29,7 +29,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 /// One paced datagram, timed from the start of the run.
 #[derive(Debug, Clone, Serialize)]
 pub struct PacedMessage {
-    /// When the sender's `send` returned, and the time since its previous send.
+    /// When the sender called `send`, and the time since its previous send.
     pub sent_at_us: u64,
     pub gap_since_previous_send_us: Option<u64>,
     /// When the receiver's blocking `recv` returned with it, and the difference.
@@ -75,10 +75,12 @@ pub fn paced_sender_blocking_receiver(
                 // Pacing: here the delay is the point.
                 thread::sleep(interval);
             }
+            // Timed just *before* the send: the datagram cannot arrive before it was sent, so
+            // "received - sent" is a true delivery time, and each gap is at least `interval`.
+            sent_at.push(start.elapsed());
             sender
                 .send_to(format!("message {number}").as_bytes(), receiver_addr)
                 .map_err(Error::io("the paced sender could not send"))?;
-            sent_at.push(start.elapsed());
         }
         Ok(sent_at)
     });
@@ -113,7 +115,6 @@ pub fn paced_sender_blocking_receiver(
                 .checked_sub(1)
                 .map(|previous| display::as_micros(sent.saturating_sub(sent_at[previous]))),
             received_at_us: display::as_micros(received),
-            // The receiver may read the clock a hair before the sender does: never negative.
             delivery_us: display::as_micros(received.saturating_sub(sent)),
         })
         .collect();

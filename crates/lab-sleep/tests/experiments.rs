@@ -163,6 +163,47 @@ fn sleep_paces_sends_and_a_blocking_recv_wakes_when_data_arrives() {
     assert_redacted_snapshot("pacing", &narration(&report, narrate::pacing));
 }
 
+#[test]
+fn python_threads_keep_running_while_one_sleeps() {
+    // The same lesson in Python: time.sleep releases the GIL, so another thread counts on.
+    let script = "import threading, time\n\
+        count = 0\n\
+        stop = False\n\
+        def counter():\n    global count\n    while not stop:\n        count += 1\n\
+        t = threading.Thread(target=counter); t.start()\n\
+        while count == 0: pass\n\
+        before = count; time.sleep(0.2); after = count\n\
+        stop = True; t.join()\n\
+        print(after - before)\n";
+    let mut command = std::process::Command::new("python3");
+    command.args(["-c", script]);
+    let Ok(mut child) = lab_kit::child::RunningChild::spawn(&mut command) else {
+        eprintln!(
+            "skipped: python_threads_keep_running_while_one_sleeps: python3 is not installed"
+        );
+        return;
+    };
+    child.close_stdin();
+    let status = child
+        .wait_timeout(Duration::from_secs(60))
+        .unwrap()
+        .expect("python3 finished within 60 s");
+    assert!(
+        status.success(),
+        "{}",
+        child.text(lab_kit::child::Stream::Stderr)
+    );
+    let counted: u64 = child
+        .text(lab_kit::child::Stream::Stdout)
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        counted > 0,
+        "the other Python thread did not count during time.sleep"
+    );
+}
+
 fn probe() -> Probe {
     Probe::binary(env!("CARGO_BIN_EXE_lab-sleep"))
 }
@@ -184,6 +225,10 @@ fn rust_and_python_sleep_are_the_same_system_call() {
             .any(|name| *name == "clock_nanosleep" || *name == "nanosleep"),
         "no clock_nanosleep/nanosleep in {rust:?}"
     );
+    // Rust asks for a relative sleep ("for 10 ms"), not a deadline.
+    if rust.clock.is_some() {
+        assert_eq!(rust.absolute_deadline, Some(false), "{rust:?}");
+    }
     // A zero sleep in Rust makes no system call at all.
     let rust_zero = report.run(Language::Rust, 0).unwrap();
     assert_eq!(rust_zero.outcome, "traced");
@@ -205,6 +250,11 @@ fn rust_and_python_sleep_are_the_same_system_call() {
             .any(|name| is_sleep_call(name)),
         "no sleep system call in {python:?}"
     );
+    // Python (3.11 and later) asks for an absolute deadline on the monotonic clock.
+    if python.clock.is_some() {
+        assert_eq!(python.clock.as_deref(), Some("CLOCK_MONOTONIC"));
+        assert_eq!(python.absolute_deadline, Some(true), "{python:?}");
+    }
     let python_zero = report.run(Language::Python, 0).unwrap();
     assert!(!python_zero.sleep_lines.is_empty(), "{python_zero:?}");
     assert_redacted_snapshot("syscall", &narration(&report, narrate::syscall));
