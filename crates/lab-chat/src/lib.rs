@@ -9,9 +9,13 @@
 //! - [`transport`]: TLS 1.3 (rustls, ring) or bare TCP, split for full duplex;
 //! - [`framing`]: lines out of a byte stream, with limits;
 //! - [`session`]: one conversation, both ways at once, and how it ended;
-//! - [`server`] and [`client`]: the two programs; [`keys`]: where certificates come from.
+//! - [`server`] and [`client`]: the two programs; [`keys`]: where certificates come from;
+//! - [`eavesdrop`]: a relay in the middle that reads (and can cut) the wire;
+//! - [`demo`]: the chapter for the tour and `lab-chat demo`.
 
 pub mod client;
+pub mod demo;
+pub mod eavesdrop;
 pub mod framing;
 pub mod keys;
 pub mod server;
@@ -22,6 +26,8 @@ use std::io;
 use std::net::SocketAddr;
 
 use lab_kit::errors::ErrorFacts;
+
+pub use demo::chapter;
 
 /// The probes this lab runs under strace (none: its evidence is the wire itself).
 pub const PROBES: &[(&str, lab_kit::probe::ProbeFn)] = &[];
@@ -51,6 +57,8 @@ pub enum Error {
     Busy,
     #[error("{}", describe(.0))]
     Io(#[from] io::Error),
+    #[error("the demo went wrong: {0}")]
+    Demo(String),
 }
 
 /// `address already in use (AddrInUse, errno 98, EADDRINUSE)`.

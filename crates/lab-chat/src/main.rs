@@ -16,7 +16,9 @@ use lab_chat::client::{self, ClientOptions};
 use lab_chat::keys;
 use lab_chat::server::{self, ServerOptions};
 use lab_chat::session::{BUSY_NOTICE, ChatEvent, EventSink, Limits, LocalInput};
-use lab_chat::{Error, framing};
+use lab_chat::{Error, eavesdrop, framing};
+use lab_kit::narrate::{Format, Narrator};
+use lab_kit::probe::Probe;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,7 +32,9 @@ use lab_chat::{Error, framing};
         lab-chat server --certs certs --require-client-cert\n  \
         lab-chat client --ca certs/ca.pem --cert certs/client.pem --key certs/client-key.pem\n  \
         lab-chat server --plaintext             # the insecure version, to compare\n  \
-        lab-chat demo                           # eavesdropper, impostor, truncation, live"
+        lab-chat demo                           # eavesdropper, impostor, truncation, live\n  \
+        lab-chat eavesdrop --listen 127.0.0.1:2001 --upstream 127.0.0.1:2000\n  \
+        lab-chat client --connect localhost:2001 --ca certs/ca.pem   # via the eavesdropper"
 )]
 struct Cli {
     /// Print one JSON object per event per line instead of text.
@@ -56,6 +60,17 @@ enum Command {
     Server(ServerArgs),
     /// Connect to a server and chat.
     Client(ClientArgs),
+    /// Run the whole demonstration: conversation, eavesdropper, impostor, truncation.
+    Demo,
+    /// A relay that forwards a chat and prints every byte that crosses it.
+    Eavesdrop {
+        /// Where clients connect (instead of the server).
+        #[arg(long, default_value = "127.0.0.1:2001")]
+        listen: SocketAddr,
+        /// The real server.
+        #[arg(long, default_value = "127.0.0.1:2000")]
+        upstream: SocketAddr,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -146,6 +161,8 @@ fn main() -> ExitCode {
         }
         Command::Server(args) => run_server(args, events),
         Command::Client(args) => run_client(args, events),
+        Command::Demo => run_demo(cli.json),
+        Command::Eavesdrop { listen, upstream } => run_eavesdrop(listen, upstream, cli.json),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -287,4 +304,34 @@ fn run_client(args: ClientArgs, events: EventSink) -> Result<(), Failure> {
         )),
         _ => Ok(()),
     }
+}
+
+fn run_demo(json: bool) -> Result<(), Failure> {
+    let mut narrator = Narrator::stdout(Format::from_json_flag(json));
+    let probe = Probe::current()
+        .map_err(|e| Failure::Chat(format!("cannot find its own executable: {e}")))?;
+    let result = lab_chat::chapter(&mut narrator, &probe);
+    let _ = narrator.flush();
+    Ok(result?)
+}
+
+fn run_eavesdrop(listen: SocketAddr, upstream: SocketAddr, json: bool) -> Result<(), Failure> {
+    let listener = server::bind(listen)?;
+    let addr = listener.local_addr().map_err(Error::from)?;
+    println!(
+        "{}{addr} (relaying to {upstream})",
+        lab_kit::ready::LISTENING_PREFIX
+    );
+    let observer: eavesdrop::Observer = Arc::new(move |chunk: &eavesdrop::WireChunk| {
+        if json {
+            if let Ok(line) = serde_json::to_string(chunk) {
+                println!("{line}");
+            }
+        } else {
+            println!("{}", chunk.describe());
+        }
+    });
+    let relay = eavesdrop::Relay::start(listener, upstream, Some(observer)).map_err(Error::from)?;
+    relay.wait();
+    Ok(())
 }

@@ -462,7 +462,7 @@ fn classify_read_error(error: &io::Error) -> PeerEnd {
     let facts = lab_kit::errors::ErrorFacts::of(error);
     match error.kind() {
         io::ErrorKind::UnexpectedEof => PeerEnd::Truncated {
-            detail: "TCP closed without a TLS close_notify".into(),
+            detail: "the TCP connection ended with a bare FIN".into(),
         },
         io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => PeerEnd::Truncated {
             detail: format!("connection reset, {}", facts.summary()),
