@@ -19,7 +19,6 @@ use lab_kit::errors::ErrorFacts;
 use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use crate::attempt::micros;
 use crate::error::Error;
 
 /// How long any single blocking call in these experiments may wait before the experiment
@@ -122,7 +121,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         Side::Server,
         format!("bind(fd {lfd}, {wanted})"),
         "ok".into(),
-        "the socket now owns an address; port 0 asks the kernel to choose a free port",
+        "the socket now owns an address; asking for port zero lets the kernel choose a free one",
     );
     let server = socket_addr(&listener, "getsockname")?;
     step(
@@ -153,14 +152,14 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
     client
         .connect(&SockAddr::from(server))
         .map_err(Error::socket("connect"))?;
-    let connect_us = micros(started.elapsed());
+    let connect_took = started.elapsed();
     let client_addr = socket_addr(&client, "getsockname")?;
     step(
         Side::Client,
         format!("connect(fd {cfd}, {server})"),
         format!(
             "ok in {}, from {client_addr}",
-            crate::attempt::format_micros(connect_us)
+            lab_kit::narrate::human_duration(connect_took)
         ),
         "SYN, SYN-ACK, ACK: the handshake is complete, and the server has not called accept()",
     );

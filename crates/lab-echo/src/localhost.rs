@@ -20,7 +20,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddr
 
 use serde::Serialize;
 
-use crate::attempt::{ConnectAttempt, Outcome};
+use lab_kit::attempt::Outcome;
+
+use crate::attempt::ConnectAttempt;
 use crate::error::Error;
 
 /// The name every machine gives itself.
@@ -362,5 +364,5 @@ pub fn outcome_for(attempts: &[ConnectAttempt], ip: IpAddr) -> Option<Outcome> {
     attempts
         .iter()
         .find(|a| a.target.ip() == ip)
-        .map(|a| a.outcome)
+        .map(ConnectAttempt::outcome)
 }

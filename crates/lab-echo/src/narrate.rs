@@ -55,9 +55,14 @@ pub fn ipv6_first_trap(report: &Ipv6FirstTrap, n: &mut Narrator) -> io::Result<(
     }
     n.say("::1 is IPv6 loopback, a different address: nothing listens there. A client that")?;
     n.say("gives up after the first address fails; one that tries the next address works.")?;
-    n.say("That is what TcpStream::connect(\"localhost:PORT\") does inside, here:")?;
+    n.say("TcpStream::connect(\"localhost:PORT\") tries each address localhost resolves to,")?;
+    n.say("in order, until one connects; here:")?;
     for attempt in &report.localhost_attempts {
-        attempt_line(n, attempt)?;
+        n.evidence(&format!(
+            "try {:<26} → {}",
+            attempt.target.to_string(),
+            attempt.describe()
+        ))?;
     }
     match report.std_connected_to {
         Some(peer) => n.fact("std connected to", peer),
@@ -72,7 +77,7 @@ pub fn loopback_interface(report: &LoopbackInterface, n: &mut Narrator) -> io::R
     match report.mtu {
         Some(mtu) => n.fact(
             "lo MTU",
-            format!("{mtu} bytes (a real Ethernet card: 1500)"),
+            format!("{mtu} (the largest packet; a typical Ethernet card: 1500)"),
         )?,
         None => n.skipped("lo MTU", "/sys/class/net/lo/mtu is not readable here")?,
     }
@@ -152,7 +157,7 @@ pub fn across_a_link(report: &AcrossALink, n: &mut Narrator) -> io::Result<()> {
 /// Port 0 and the ephemeral range.
 pub fn ephemeral_port(report: &EphemeralPort, n: &mut Narrator) -> io::Result<()> {
     n.record(report)?;
-    n.section("Port 0: the kernel picks a free port")?;
+    n.section("Port zero: the kernel picks a free port")?;
     match report.range {
         Some((low, high)) => n.fact(
             "ephemeral range",
