@@ -114,3 +114,20 @@ fn timer_slack_ns() -> Option<u64> {
     let slack = unsafe { libc::prctl(libc::PR_GET_TIMERSLACK, 0, 0, 0, 0) };
     u64::try_from(slack).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sleep_shorter_than_requested_would_show_as_negative_overshoot() {
+        let ms = Duration::from_millis;
+        let row = RequestMeasurements::from_samples(ms(10), vec![ms(12), ms(9), ms(11)]);
+        assert_eq!(row.min_overshoot_ns, -1_000_000);
+        assert_eq!(row.median_overshoot_ns, 1_000_000);
+        assert_eq!(row.max_overshoot_ns, 2_000_000);
+        assert!(!row.never_shorter());
+        let row = RequestMeasurements::from_samples(ms(10), vec![ms(10), ms(11)]);
+        assert!(row.never_shorter());
+    }
+}

@@ -180,6 +180,8 @@ fn run_once(
         .join()
         .map_err(|_| Error::ThreadPanicked("sleeping server"))??;
     let Some(server_view) = server_view else {
+        // A client that failed outright is an error; one that was merely late is a retry.
+        client?;
         return Ok(None);
     };
     // The client's connection is kept open until the server has read from it.
