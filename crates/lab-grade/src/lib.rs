@@ -1,1 +1,34 @@
-//! placeholder
+//! lab-grade: grades a student's chat server, chat client or echo server, in any language,
+//! by talking to it over real sockets, the way a careful TA would, only faster and the
+//! same for everyone.
+//!
+//! The program is a black box: a command line with placeholders (`{port}`, `{ca}`, …).
+//! The grader starts it, plays the other side of the conversation (a TLS client built on
+//! rustls, a reference server, impostor servers with the wrong certificates), watches what
+//! the program prints and how it ends, and turns each observation into a check with points
+//! and feedback in plain words.
+//!
+//! - [`rubric`]: the checks of each assignment and their points (overridable with TOML).
+//! - [`program`]: the student's command, the run's certificates, starting the program.
+//! - [`wire`]: the grader's end of a connection, with a deadline on every wait.
+//! - [`grade`]: a grading run and the machinery every check shares.
+//! - [`chat_server`], [`chat_client`], [`echo_server`]: the checks themselves.
+//! - [`advice`]: what a traceback or an errno means, in plain advice.
+//! - [`report`]: the scored report, for people, as JSON, or for Gradescope.
+//! - [`batch`]: a folder of submissions, graded in parallel, summarised as CSV and JSON.
+
+pub mod advice;
+pub mod batch;
+pub mod chat_client;
+pub mod chat_server;
+pub mod echo_server;
+pub mod grade;
+pub mod program;
+pub mod report;
+pub mod rubric;
+pub mod wire;
+
+pub use grade::{Deadlines, GradeOptions, grade};
+pub use program::{GraderPki, StudentProgram};
+pub use report::GradeReport;
+pub use rubric::{Assignment, Rubric};

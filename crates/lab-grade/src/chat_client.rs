@@ -1,0 +1,551 @@
+//! The chat client's checks: the grader is the server (the real one, or an impostor), the
+//! student's program the client.
+//!
+//! The impostor checks are the heart of it. A TLS client that does not verify the server
+//! is encrypted, but to whom? The grader runs two impostors: one whose certificate for
+//! `localhost` comes from a CA the client was never told to trust, and one with a genuine
+//! lab-signed certificate for another name. A correct client aborts both handshakes. A
+//! client that accepts either is shown what it would have leaked: the impostor sends a
+//! line, the grader types a "password" at the client, and both are looked for.
+
+use std::time::Instant;
+
+use lab_kit::child::Stream;
+
+use crate::chat_server::waited_words;
+use crate::grade::{
+    DUPLEX_ADVICE, DUPLEX_ROUNDS, FRAMING_ADVICE, LINES_PER_ROUND, Run, Scene, SceneProblem,
+    judge_two_lines, line_with, wait_shown, with_program_output,
+};
+use crate::program;
+use crate::report::Verdict;
+use crate::wire::{Ending, GraderConn, HandshakeFailure, Waited};
+
+/// Runs every chat-client check.
+pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
+    let secure = !run.options.plaintext;
+    let real_server = || secure.then(|| run.tls.server.clone());
+    let mut verdicts = Vec::new();
+    let started = Instant::now();
+    // Scene 1: it connects, completes the handshake, and lines go both ways.
+    match run.open_client(real_server()) {
+        Ok(mut scene) => {
+            let mut connects = Verdict::passed(
+                "connects",
+                "The client connected to the grader's server on the port it was given.",
+            );
+            connects.elapsed = started.elapsed();
+            verdicts.push(connects);
+            verdicts.push(match &scene.facts {
+                Some(facts) => Verdict::passed(
+                    "tls_handshake",
+                    format!(
+                        "The TLS handshake succeeded ({}), with the grader presenting the lab's certificate for localhost.",
+                        facts.protocol
+                    ),
+                )
+                .saw(format!("negotiated {} with {}", facts.protocol, facts.cipher_suite)),
+                None => run.tls_not_used("tls_handshake"),
+            });
+            let (sent, shown) = exchange(run, &mut scene);
+            run.stop(&mut scene.child);
+            verdicts.push(sent);
+            verdicts.push(shown);
+        }
+        Err(failure) => {
+            let blocked = "Not run: the client never completed its connection to the real server (see above).";
+            if let SceneProblem::Handshake(handshake) = &failure.reason {
+                let mut connects = Verdict::passed(
+                    "connects",
+                    "The client connected to the grader's server on the port it was given.",
+                );
+                connects.elapsed = started.elapsed();
+                verdicts.push(connects);
+                let mut failed = Verdict::failed(
+                    "tls_handshake",
+                    format!(
+                        "The TLS handshake with the real server failed: {}.",
+                        handshake.describe()
+                    ),
+                )
+                .say(client_handshake_advice(handshake));
+                if let Some(mut child) = failure.child {
+                    run.settle_then_stop(&mut child);
+                    failed = with_program_output(failed, &mut child);
+                }
+                verdicts.push(failed);
+            } else {
+                let mut failed = run.scene_failed("connects", failure);
+                failed.elapsed = started.elapsed();
+                verdicts.push(failed);
+                verdicts.push(Verdict::failed("tls_handshake", blocked));
+            }
+            for id in [
+                "stdin_line_sent",
+                "server_line_shown",
+                "full_duplex",
+                "framing_two_lines",
+                "framing_split_line",
+                "exit_clean",
+            ] {
+                verdicts.push(Verdict::failed(id, blocked));
+            }
+            push_impostors(run, secure, &mut verdicts);
+            verdicts.push(no_server_message(run));
+            return verdicts;
+        }
+    }
+    let open = |run: &Run<'_>| run.open_client(real_server());
+    verdicts.push(run.scene("full_duplex", open, full_duplex));
+    verdicts.push(run.scene("framing_two_lines", open, framing_two_lines));
+    verdicts.push(run.scene("framing_split_line", open, framing_split_line));
+    verdicts.push(run.scene("exit_clean", open, exit_clean));
+    push_impostors(run, secure, &mut verdicts);
+    verdicts.push(no_server_message(run));
+    verdicts
+}
+
+fn push_impostors(run: &Run<'_>, secure: bool, verdicts: &mut Vec<Verdict>) {
+    if secure {
+        verdicts.push(impostor(run, "refuses_untrusted", Impostor::UntrustedCa));
+        verdicts.push(impostor(run, "refuses_wrong_name", Impostor::WrongName));
+    } else {
+        verdicts.push(run.tls_not_used("refuses_untrusted"));
+        verdicts.push(run.tls_not_used("refuses_wrong_name"));
+    }
+}
+
+fn client_handshake_advice(failure: &HandshakeFailure) -> String {
+    match failure {
+        HandshakeFailure::TimedOut => "The client connected but never sent a TLS ClientHello: it speaks plaintext. Wrap the socket with ssl.create_default_context(cafile={ca}).wrap_socket(sock, server_hostname='localhost'), or grade it with --plaintext.".into(),
+        HandshakeFailure::Tls(error) if error.contains("alert") || error.contains("Alert") => "The client aborted the handshake with the real server: it did not trust the lab's certificate. Load the CA file it is given ({ca}, or LAB_CA) and connect with server_hostname='localhost'.".into(),
+        _ => "The client closed the connection during the handshake. Load the CA file it is given ({ca}, or LAB_CA) and connect with server_hostname='localhost'.".into(),
+    }
+}
+
+/// A line typed at the client reaches the server; a line from the server is shown.
+fn exchange(run: &Run<'_>, scene: &mut Scene) -> (Verdict, Verdict) {
+    let started = Instant::now();
+    let typed = "typed at the client: mango";
+    let mut sent = match scene.child.write_stdin(&format!("{typed}\n")) {
+        Err(_) => with_program_output(
+            Verdict::failed(
+                "stdin_line_sent",
+                "The grader could not type at the client: its standard input was closed (it had exited?).",
+            ),
+            &mut scene.child,
+        ),
+        Ok(()) => match scene.conn.wait_for_text("mango", run.step_deadline()) {
+            Waited::Arrived => {
+                // Give a line without its newline a moment to be completed, then judge it.
+                let _ = scene.conn.wait_for_text(
+                    "mango\n",
+                    Instant::now() + std::time::Duration::from_millis(200),
+                );
+                let received = scene.conn.received_text();
+                let mut verdict = Verdict::passed(
+                    "stdin_line_sent",
+                    "The line typed at the client reached the server.",
+                )
+                .saw(format!(
+                    "typed {typed:?}; the grader received {:?}",
+                    line_with(&received, "mango").unwrap_or_default()
+                ));
+                if !received.contains("mango\n") {
+                    verdict = verdict.say("It arrived without a newline at its end. The protocol is lines: end every message with \\n, or the receiver cannot tell where one message ends and the next begins.");
+                }
+                verdict
+            }
+            other => with_program_output(
+                Verdict::failed(
+                    "stdin_line_sent",
+                    format!(
+                        "The grader typed {typed:?} at the client, and it did not reach the server: {}.",
+                        waited_words(&other, run)
+                    ),
+                ),
+                &mut scene.child,
+            ),
+        },
+    };
+    sent.elapsed = started.elapsed();
+    let started = Instant::now();
+    let line = "from the server: nectarine";
+    let _ = scene.conn.send(format!("{line}\n").as_bytes());
+    let mut shown = match wait_shown(&scene.child, "nectarine", run.step_deadline()) {
+        Some(printed) => Verdict::passed(
+            "server_line_shown",
+            "The server's line appeared in the client's output.",
+        )
+        .saw(format!(
+            "the grader sent {line:?}; the client printed {printed:?}"
+        )),
+        None => with_program_output(
+            Verdict::failed(
+                "server_line_shown",
+                format!(
+                    "The grader sent {line:?}, and it did not appear in the client's output within {} ms.",
+                    run.options.deadlines.step.as_millis()
+                ),
+            ),
+            &mut scene.child,
+        ),
+    };
+    shown.elapsed = started.elapsed();
+    (sent, shown)
+}
+
+fn full_duplex(run: &Run<'_>, scene: &mut Scene) -> Verdict {
+    let id = "full_duplex";
+    let fail = |scene: &mut Scene, text: String| {
+        with_program_output(
+            Verdict::failed(id, text).say(DUPLEX_ADVICE),
+            &mut scene.child,
+        )
+    };
+    for line in [
+        "nobody typed at the client yet: orange",
+        "still nobody typed: papaya",
+    ] {
+        let token = line.rsplit(' ').next().unwrap_or(line);
+        if scene.conn.send(format!("{line}\n").as_bytes()).is_err()
+            || wait_shown(&scene.child, token, run.step_deadline()).is_none()
+        {
+            return fail(
+                scene,
+                format!(
+                    "The grader's server sent {line:?} while nobody typed at the client, and it did not appear within {} ms.",
+                    run.options.deadlines.step.as_millis()
+                ),
+            );
+        }
+    }
+    for line in ["typed first: quince", "typed second: raspberry"] {
+        let token = line.rsplit(' ').next().unwrap_or(line);
+        if scene.child.write_stdin(&format!("{line}\n")).is_err() {
+            return fail(scene, "The client's standard input was closed.".into());
+        }
+        let waited = scene.conn.wait_for_text(token, run.step_deadline());
+        if waited != Waited::Arrived {
+            return fail(
+                scene,
+                format!(
+                    "{line:?} was typed at the client while the server said nothing, and it did not reach the server: {}.",
+                    waited_words(&waited, run)
+                ),
+            );
+        }
+    }
+    for round in 1..=DUPLEX_ROUNDS {
+        for k in 1..=LINES_PER_ROUND {
+            let _ = scene
+                .child
+                .write_stdin(&format!("round {round} typed {k}\n"));
+            let _ = scene
+                .conn
+                .send(format!("round {round} sent {k}\n").as_bytes());
+        }
+        let last_typed = format!("round {round} typed {LINES_PER_ROUND}");
+        let waited = scene.conn.wait_for_text(&last_typed, run.step_deadline());
+        let last_sent = format!("round {round} sent {LINES_PER_ROUND}");
+        let shown = wait_shown(&scene.child, &last_sent, run.step_deadline());
+        let received = scene.conn.received_text();
+        let printed = scene.child.text(Stream::Stdout);
+        let all_typed = waited == Waited::Arrived
+            && (1..=LINES_PER_ROUND)
+                .all(|k| received.contains(&format!("round {round} typed {k}")));
+        let all_sent = shown.is_some()
+            && (1..=LINES_PER_ROUND).all(|k| printed.contains(&format!("round {round} sent {k}")));
+        if !all_typed || !all_sent {
+            let mut verdict = fail(
+                scene,
+                format!(
+                    "In round {round} of {DUPLEX_ROUNDS}, with {LINES_PER_ROUND} lines going each way at the same time, {}.",
+                    match (all_typed, all_sent) {
+                        (false, false) => "lines were lost in both directions".to_string(),
+                        (false, true) => format!(
+                            "lines typed at the client did not all reach the server ({})",
+                            waited_words(&waited, run)
+                        ),
+                        _ => "lines from the server did not all appear in the client's output"
+                            .to_string(),
+                    }
+                ),
+            );
+            if round > 1 {
+                verdict = verdict.say("Earlier rounds passed: a failure that comes and goes under simultaneous traffic is the sign of two threads sharing one connection without coordination.");
+            }
+            return verdict;
+        }
+    }
+    Verdict::passed(
+        id,
+        format!(
+            "The client showed the server's lines while its user typed nothing, sent while the server said nothing, and kept {DUPLEX_ROUNDS} rounds of simultaneous traffic ({LINES_PER_ROUND} lines each way) intact."
+        ),
+    )
+}
+
+fn framing_two_lines(run: &Run<'_>, scene: &mut Scene) -> Verdict {
+    let id = "framing_two_lines";
+    let (first, second) = ("first of two: grape", "second of two: honeydew");
+    let _ = scene.conn.send(format!("{first}\n{second}\n").as_bytes());
+    let _ = wait_shown(&scene.child, "honeydew", run.step_deadline());
+    let lines = scene.child.lines(Stream::Stdout);
+    match judge_two_lines(&lines, first, second) {
+        Ok(seen) => Verdict::passed(
+            id,
+            "Two lines that arrived in one TCP segment were shown as two lines.",
+        )
+        .saw(format!("the client printed {seen}")),
+        Err(problem) => with_program_output(
+            Verdict::failed(
+                id,
+                format!("The grader's server sent {first:?} and {second:?} in one TCP segment. {problem}"),
+            )
+            .say(FRAMING_ADVICE),
+            &mut scene.child,
+        ),
+    }
+}
+
+fn framing_split_line(run: &Run<'_>, scene: &mut Scene) -> Verdict {
+    let id = "framing_split_line";
+    let (head, rest) = ("one line in two segments: ice", "berry");
+    let _ = scene.conn.send_split(
+        head.as_bytes(),
+        format!("{rest}\n").as_bytes(),
+        crate::grade::SPLIT_GAP,
+    );
+    let whole = format!("{head}{rest}");
+    match wait_shown(&scene.child, head, run.step_deadline()) {
+        Some(printed) if printed.contains(&whole) => Verdict::passed(
+            id,
+            "A line that arrived in two TCP segments was shown as one line.",
+        )
+        .saw(format!("the client printed {printed:?}")),
+        Some(printed) => with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "The grader's server sent {whole:?} in two pieces, {} ms apart, and the client printed half of it as a message: {printed:?}.",
+                    crate::grade::SPLIT_GAP.as_millis()
+                ),
+            )
+            .say(FRAMING_ADVICE),
+            &mut scene.child,
+        ),
+        None => with_program_output(
+            Verdict::failed(
+                id,
+                format!("The grader's server sent {whole:?} in two pieces, and it never appeared in the client's output. (A client that waits for its own user before it reads the socket shows nothing here: see the full-duplex check.)"),
+            )
+            .say(FRAMING_ADVICE),
+            &mut scene.child,
+        ),
+    }
+}
+
+fn exit_clean(run: &Run<'_>, scene: &mut Scene) -> Verdict {
+    let id = "exit_clean";
+    let _ = scene.child.write_stdin("Exit\n");
+    // Read while waiting: the grader answers the client's close_notify with its own.
+    let ending = scene.conn.wait_for_end(run.step_deadline());
+    let status = scene
+        .child
+        .wait_timeout(run.options.deadlines.step)
+        .ok()
+        .flatten();
+    let health = program::health(&mut scene.child);
+    match status {
+        Some(status) if status.success() && health.crash.is_none() => {
+            let mut verdict = Verdict::passed(
+                id,
+                "After Exit was typed, the client ended with exit code 0.",
+            );
+            verdict = verdict.saw(match &ending {
+                Some(ending) => format!("the grader saw: {}", ending.describe()),
+                None => "the grader's connection stayed open".into(),
+            });
+            if scene.facts.is_some() && ending == Some(Ending::Truncated) {
+                verdict = verdict.say("It closed without a TLS close_notify: close the SSLSocket (or call unwrap()) before exiting, so the server can tell a goodbye from a cut connection.");
+            }
+            verdict
+        }
+        Some(status) => with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "After Exit was typed, the client ended with {} instead of a clean exit (code 0, no traceback).",
+                    lab_kit::child::describe_status(status)
+                ),
+            ),
+            &mut scene.child,
+        ),
+        None => with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "After Exit was typed, the client was still running {} ms later. The homework says Exit ends the chat: close the connection and exit.",
+                    run.options.deadlines.step.as_millis()
+                ),
+            ),
+            &mut scene.child,
+        ),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Impostor {
+    UntrustedCa,
+    WrongName,
+}
+
+fn impostor(run: &Run<'_>, id: &'static str, kind: Impostor) -> Verdict {
+    let (config, who) = match kind {
+        Impostor::UntrustedCa => (
+            run.tls.untrusted.clone(),
+            "an impostor server presenting a certificate for localhost signed by a CA the client was not told to trust",
+        ),
+        Impostor::WrongName => (
+            run.tls.wrong_name.clone(),
+            "an impostor server presenting a certificate signed by the lab CA, but for the name impostor.invalid instead of localhost",
+        ),
+    };
+    let started = Instant::now();
+    // The connection stays plain TCP until here: the handshake is the test.
+    let Scene {
+        mut child, conn, ..
+    } = match run.open_client(None) {
+        Ok(scene) => scene,
+        Err(failure) => return run.scene_failed(id, failure),
+    };
+    let mut verdict = match GraderConn::tls_server(conn.into_tcp(), config, run.step_deadline()) {
+        Err(HandshakeFailure::TimedOut) => with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "The client connected to {who}, but no TLS handshake came within {} ms.",
+                    run.options.deadlines.step.as_millis()
+                ),
+            ),
+            &mut child,
+        ),
+        Err(failure) => {
+            let health = run.settle(&mut child);
+            let mut verdict = Verdict::passed(
+                id,
+                format!(
+                    "The client was connected to {who}, and it refused: it aborted the handshake."
+                ),
+            )
+            .saw(format!("the impostor saw: {}", failure.describe()));
+            if let Some(crash) = &health.crash {
+                verdict = verdict
+                    .saw(format!("the client printed a traceback: {crash}"))
+                    .say("Refusing was right, but the student sees a raw traceback: catch ssl.SSLCertVerificationError and print one sentence (\"the server's certificate could not be verified: …\").");
+            } else if let Some(message) = program::tail(&child, Stream::Stderr, 1)
+                .pop()
+                .or_else(|| program::tail(&child, Stream::Stdout, 1).pop())
+            {
+                verdict = verdict.saw(format!("the client said: {message}"));
+            }
+            verdict
+        }
+        Ok((mut conn, facts)) => {
+            // It trusted the impostor. Show what that costs.
+            let _ = conn.send(b"impostor says: trust me: strawberry\n");
+            let _ = child.write_stdin("my password is tangerine\n");
+            let leaked = conn.wait_for_text("tangerine", run.step_deadline()) == Waited::Arrived;
+            let believed = wait_shown(&child, "strawberry", run.step_deadline());
+            let mut verdict = Verdict::failed(
+                id,
+                format!("The client completed a TLS handshake ({}) with {who}: it would talk to anyone who intercepts the connection.", facts.protocol),
+            )
+            .say(match kind {
+                Impostor::UntrustedCa => "Verify the server: ssl.create_default_context(cafile={ca}) checks the chain to the lab CA; never ssl._create_unverified_context() or verify_mode = ssl.CERT_NONE.",
+                Impostor::WrongName => "Verify the name too: keep check_hostname = True (the default of create_default_context) and pass server_hostname='localhost'.",
+            });
+            if leaked {
+                verdict = verdict
+                    .saw("the impostor received what the user typed: \"my password is tangerine\"");
+            }
+            if let Some(printed) = believed {
+                verdict = verdict.saw(format!(
+                    "the client showed the impostor's line: {printed:?}"
+                ));
+            }
+            verdict
+        }
+    };
+    run.stop(&mut child);
+    verdict.elapsed = started.elapsed();
+    verdict
+}
+
+fn no_server_message(run: &Run<'_>) -> Verdict {
+    let id = "no_server_message";
+    let started = Instant::now();
+    let port = match program::free_port() {
+        Ok(port) => port,
+        Err(e) => return Verdict::failed(id, format!("The grader could not set up: {e}.")),
+    };
+    let mut child = match run.program.start(&run.files, port, false) {
+        Ok(child) => child,
+        Err(e) => return Verdict::failed(id, format!("The program could not be started: {e}.")),
+    };
+    let status = child
+        .wait_timeout(run.options.deadlines.step)
+        .ok()
+        .flatten();
+    let health = program::health(&mut child);
+    let message = program::tail(&child, Stream::Stderr, 1)
+        .pop()
+        .or_else(|| program::tail(&child, Stream::Stdout, 1).pop());
+    let mut verdict = match (status, &health.crash, &message) {
+        (None, _, _) => with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "With no server on its port, the client was still running {} ms later. Connecting to a closed port fails at once (ECONNREFUSED): report it and exit.",
+                    run.options.deadlines.step.as_millis()
+                ),
+            ),
+            &mut child,
+        ),
+        (Some(_), Some(crash), _) => with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "With no server on its port, the client crashed with a raw traceback ({crash}) instead of a clear message."
+                ),
+            ),
+            &mut child,
+        ),
+        (Some(status), None, None) => Verdict::failed(
+            id,
+            format!(
+                "With no server on its port, the client ended ({}) without a word. Say what happened: \"could not connect to 127.0.0.1:PORT: connection refused; is the server running?\"",
+                lab_kit::child::describe_status(status)
+            ),
+        ),
+        (Some(status), None, Some(message)) => {
+            let mut verdict = Verdict::passed(
+                id,
+                "With no server on its port, the client said so in its own words and ended.",
+            )
+            .saw(format!("the client said: {message}"))
+            .saw(format!(
+                "it ended: {}",
+                lab_kit::child::describe_status(status)
+            ));
+            if status.success() {
+                verdict = verdict.say("It ended with exit code 0: a failure is better reported with a non-zero exit code, so that scripts notice.");
+            }
+            verdict
+        }
+    };
+    run.stop(&mut child);
+    verdict.elapsed = started.elapsed();
+    verdict
+}

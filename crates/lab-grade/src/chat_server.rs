@@ -1,0 +1,574 @@
+//! The chat server's checks: the grader is the client, the student's program the server.
+//!
+//! The first scene answers the basic questions (does it listen, does TLS work, do lines
+//! go both ways); each later check starts a fresh copy of the server, so that a server
+//! stuck in `input()` after one check cannot fail the next for the wrong reason.
+
+use lab_kit::child::Stream;
+
+use crate::grade::{
+    DUPLEX_ADVICE, DUPLEX_ROUNDS, FRAMING_ADVICE, LINES_PER_ROUND, Run, Scene, SceneProblem,
+    judge_two_lines, line_with, wait_shown, with_program_output,
+};
+use crate::report::Verdict;
+use crate::wire::{Ending, HandshakeFailure, Waited};
+
+/// Runs every chat-server check.
+pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
+    let secure = !run.options.plaintext;
+    let mut verdicts = Vec::new();
+    let started = std::time::Instant::now();
+    // Scene 1: listening, handshake, TLS version, one line each way.
+    let first = match run.open_server(secure) {
+        Ok(scene) => Some(scene),
+        Err(failure) => {
+            if let SceneProblem::Handshake(handshake) = &failure.reason {
+                let mut listening = Verdict::passed(
+                    "listening",
+                    "The server accepted the grader's connection on the port it was given.",
+                );
+                listening.elapsed = started.elapsed();
+                verdicts.push(listening);
+                let mut failed = Verdict::failed(
+                    "tls_handshake",
+                    format!("The TLS handshake failed: {}.", handshake.describe()),
+                )
+                .say(handshake_advice(handshake));
+                let version = version_after_failure(handshake);
+                if let Some(mut child) = failure.child {
+                    run.settle_then_stop(&mut child);
+                    failed = with_program_output(failed, &mut child);
+                }
+                verdicts.push(failed);
+                verdicts.push(version);
+                for id in [
+                    "client_line_shown",
+                    "stdin_line_sent",
+                    "full_duplex",
+                    "framing_two_lines",
+                    "framing_split_line",
+                    "exit_handled",
+                    "abrupt_disconnect",
+                ] {
+                    verdicts.push(Verdict::failed(
+                        id,
+                        "Not run: it needs a TLS session, and the handshake failed (see above).",
+                    ));
+                }
+                verdicts.push(plaintext_refused(run));
+            } else {
+                let mut failed = run.scene_failed("listening", failure);
+                failed.elapsed = started.elapsed();
+                verdicts.push(failed);
+                for spec in crate::rubric::CHAT_SERVER.iter().skip(1) {
+                    verdicts.push(Verdict::failed(
+                        spec.id,
+                        "Not run: the server never accepted a connection (see the first check).",
+                    ));
+                }
+            }
+            None
+        }
+    };
+    let Some(mut scene) = first else {
+        return verdicts;
+    };
+    let mut listening = Verdict::passed(
+        "listening",
+        "The server accepted the grader's connection on the port it was given.",
+    );
+    listening.elapsed = started.elapsed();
+    verdicts.push(listening);
+    match &scene.facts {
+        Some(facts) => {
+            verdicts.push(
+                Verdict::passed(
+                    "tls_handshake",
+                    "The TLS handshake succeeded: the server presented the lab's certificate for localhost, which the grader verified against the lab CA.",
+                )
+                .saw(format!(
+                    "negotiated {} with {}",
+                    facts.protocol, facts.cipher_suite
+                )),
+            );
+            verdicts.push(
+                Verdict::passed(
+                    "tls_version",
+                    format!("The session uses {}.", facts.protocol),
+                )
+                .saw(format!("protocol: {}", facts.protocol)),
+            );
+        }
+        None => {
+            verdicts.push(run.tls_not_used("tls_handshake"));
+            verdicts.push(run.tls_not_used("tls_version"));
+        }
+    }
+    let (shown, sent) = exchange(run, &mut scene);
+    run.stop(&mut scene.child);
+    verdicts.push(shown);
+    verdicts.push(sent);
+
+    let open = |run: &Run<'_>| run.open_server(secure);
+    verdicts.push(run.scene("full_duplex", open, full_duplex));
+    verdicts.push(run.scene("framing_two_lines", open, framing_two_lines));
+    verdicts.push(run.scene("framing_split_line", open, framing_split_line));
+    verdicts.push(run.scene("exit_handled", open, exit_handled));
+    verdicts.push(abrupt_disconnect(run, secure));
+    if secure {
+        verdicts.push(plaintext_refused(run));
+    } else {
+        verdicts.push(run.tls_not_used("plaintext_refused"));
+    }
+    verdicts
+}
+
+/// What to tell a student whose server failed the handshake.
+fn handshake_advice(failure: &HandshakeFailure) -> String {
+    match failure {
+        HandshakeFailure::TimedOut => "The server never answered the grader's TLS ClientHello. If it speaks plaintext, it is waiting for a line that never comes: wrap the accepted socket with an ssl.SSLContext (PROTOCOL_TLS_SERVER, load_cert_chain({cert}, {key})), or grade it with --plaintext.".into(),
+        HandshakeFailure::PeerClosed => "The server closed the connection instead of answering the TLS ClientHello. A plaintext server does that when it takes the ClientHello's binary bytes for a message (and a UnicodeDecodeError in its output is that ClientHello): wrap the accepted socket with TLS, or grade it with --plaintext. A TLS server does it when it cannot load the certificate and key it is given ({cert} and {key}, or LAB_CERT and LAB_KEY).".into(),
+        HandshakeFailure::Tls(error) if error.contains("certificate") || error.contains("Certificate") => "The grader did not accept the server's certificate: present the certificate the grader gives ({cert}, signed by the lab CA, for localhost), not one of your own.".into(),
+        HandshakeFailure::Tls(error) if error.contains("ProtocolVersion") || error.contains("PeerIncompatible") => "The server only offered TLS versions older than 1.2, which are no longer considered safe: use ssl.PROTOCOL_TLS_SERVER and do not lower minimum_version.".into(),
+        HandshakeFailure::Tls(_) | HandshakeFailure::Io(_) => "Check that the server wraps the accepted socket with TLS (server_side=True) using the certificate and key it is given.".into(),
+    }
+}
+
+fn version_after_failure(failure: &HandshakeFailure) -> Verdict {
+    match failure {
+        HandshakeFailure::Tls(error)
+            if error.contains("ProtocolVersion") || error.contains("PeerIncompatible") =>
+        {
+            Verdict::failed(
+                "tls_version",
+                "The server offered no TLS version the grader accepts (1.2 or 1.3).",
+            )
+            .saw(error.clone())
+        }
+        _ => Verdict::failed(
+            "tls_version",
+            "Not known: no TLS session was established (see the handshake check).",
+        ),
+    }
+}
+
+/// One line from the client to the server's output, one typed at the server to the client.
+fn exchange(run: &Run<'_>, scene: &mut Scene) -> (Verdict, Verdict) {
+    let started = std::time::Instant::now();
+    let line = "hello from the grader: apple";
+    let shown = match scene.conn.send(format!("{line}\n").as_bytes()) {
+        Err(e) => Verdict::failed(
+            "client_line_shown",
+            format!(
+                "The grader could not send a line: {}.",
+                lab_kit::errors::ErrorFacts::of(&e).summary()
+            ),
+        ),
+        Ok(()) => match wait_shown(&scene.child, "apple", run.step_deadline()) {
+            Some(printed) => Verdict::passed(
+                "client_line_shown",
+                "The client's line appeared in the server's output.",
+            )
+            .saw(format!(
+                "the grader sent {line:?}; the server printed {printed:?}"
+            )),
+            None => with_program_output(
+                Verdict::failed(
+                    "client_line_shown",
+                    format!(
+                        "The grader sent {line:?}, and it did not appear in the server's output within {} ms.",
+                        run.options.deadlines.step.as_millis()
+                    ),
+                ),
+                &mut scene.child,
+            ),
+        },
+    };
+    let mut shown = shown;
+    shown.elapsed = started.elapsed();
+    let started = std::time::Instant::now();
+    let typed = "typed at the server: banana";
+    let mut sent = match scene.child.write_stdin(&format!("{typed}\n")) {
+        Err(_) => with_program_output(
+            Verdict::failed(
+                "stdin_line_sent",
+                "The grader could not type at the server: its standard input was closed (it had exited?).",
+            ),
+            &mut scene.child,
+        ),
+        Ok(()) => match scene.conn.wait_for_text("banana", run.step_deadline()) {
+            Waited::Arrived => {
+                let received = scene.conn.received_text();
+                Verdict::passed(
+                    "stdin_line_sent",
+                    "The line typed at the server reached the client.",
+                )
+                .saw(format!(
+                    "typed {typed:?}; the grader received {:?}",
+                    line_with(&received, "banana").unwrap_or_default()
+                ))
+            }
+            other => with_program_output(
+                Verdict::failed(
+                    "stdin_line_sent",
+                    format!(
+                        "The grader typed {typed:?} at the server, and it did not reach the client: {}.",
+                        waited_words(&other, run)
+                    ),
+                ),
+                &mut scene.child,
+            ),
+        },
+    };
+    sent.elapsed = started.elapsed();
+    (shown, sent)
+}
+
+/// `nothing arrived within 3000 ms` or how the connection ended.
+pub fn waited_words(waited: &Waited, run: &Run<'_>) -> String {
+    match waited {
+        Waited::Arrived => "it arrived".into(),
+        Waited::TimedOut => format!(
+            "nothing arrived within {} ms",
+            run.options.deadlines.step.as_millis()
+        ),
+        Waited::Ended(ending) => ending.describe(),
+    }
+}
+
+/// Both directions without turns, then several rounds of both at once.
+fn full_duplex(run: &Run<'_>, scene: &mut Scene) -> Verdict {
+    let id = "full_duplex";
+    let fail = |scene: &mut Scene, text: String| {
+        with_program_output(
+            Verdict::failed(id, text).say(DUPLEX_ADVICE),
+            &mut scene.child,
+        )
+    };
+    // The client speaks twice while nobody types at the server.
+    for line in [
+        "first, nobody typed yet: cherry",
+        "second, still nobody typed: damson",
+    ] {
+        let token = line.rsplit(' ').next().unwrap_or(line);
+        if scene.conn.send(format!("{line}\n").as_bytes()).is_err()
+            || wait_shown(&scene.child, token, run.step_deadline()).is_none()
+        {
+            return fail(
+                scene,
+                format!(
+                    "The grader sent {line:?} while nobody typed at the server, and it did not appear within {} ms.",
+                    run.options.deadlines.step.as_millis()
+                ),
+            );
+        }
+    }
+    // The server's user types twice while the client says nothing.
+    for line in ["typed first: elderberry", "typed second: fig"] {
+        let token = line.rsplit(' ').next().unwrap_or(line);
+        if scene.child.write_stdin(&format!("{line}\n")).is_err() {
+            return fail(scene, "The server's standard input was closed.".into());
+        }
+        let waited = scene.conn.wait_for_text(token, run.step_deadline());
+        if waited != Waited::Arrived {
+            return fail(
+                scene,
+                format!(
+                    "{line:?} was typed at the server while the client said nothing, and it did not reach the client: {}.",
+                    waited_words(&waited, run)
+                ),
+            );
+        }
+    }
+    // Both at once, several rounds.
+    for round in 1..=DUPLEX_ROUNDS {
+        for k in 1..=LINES_PER_ROUND {
+            let _ = scene
+                .child
+                .write_stdin(&format!("round {round} typed {k}\n"));
+            let _ = scene
+                .conn
+                .send(format!("round {round} sent {k}\n").as_bytes());
+        }
+        let last_typed = format!("round {round} typed {LINES_PER_ROUND}");
+        let waited = scene.conn.wait_for_text(&last_typed, run.step_deadline());
+        let last_sent = format!("round {round} sent {LINES_PER_ROUND}");
+        let shown = wait_shown(&scene.child, &last_sent, run.step_deadline());
+        let received = scene.conn.received_text();
+        let printed = scene.child.text(Stream::Stdout);
+        let all_typed =
+            (1..=LINES_PER_ROUND).all(|k| received.contains(&format!("round {round} typed {k}")));
+        let all_sent =
+            (1..=LINES_PER_ROUND).all(|k| printed.contains(&format!("round {round} sent {k}")));
+        if waited != Waited::Arrived || shown.is_none() || !all_typed || !all_sent {
+            let mut verdict = fail(
+                scene,
+                format!(
+                    "In round {round} of {DUPLEX_ROUNDS}, with {LINES_PER_ROUND} lines going each way at the same time, {}.",
+                    match (
+                        all_typed && waited == Waited::Arrived,
+                        all_sent && shown.is_some()
+                    ) {
+                        (false, false) => "lines were lost in both directions".to_string(),
+                        (false, true) => format!(
+                            "lines typed at the server did not all reach the client ({})",
+                            waited_words(&waited, run)
+                        ),
+                        _ => "lines from the client did not all appear in the server's output"
+                            .to_string(),
+                    }
+                ),
+            );
+            if round > 1 {
+                verdict = verdict.say(
+                    "Earlier rounds passed: a failure that comes and goes under simultaneous traffic is the sign of two threads sharing one connection without coordination.",
+                );
+            }
+            return verdict;
+        }
+    }
+    Verdict::passed(
+        id,
+        format!(
+            "The server received while its user typed nothing, sent while the client said nothing, and kept {DUPLEX_ROUNDS} rounds of simultaneous traffic ({LINES_PER_ROUND} lines each way) intact."
+        ),
+    )
+}
+
+fn framing_two_lines(run: &Run<'_>, scene: &mut Scene) -> Verdict {
+    let id = "framing_two_lines";
+    let (first, second) = ("first of two: grape", "second of two: honeydew");
+    // One write, TCP_NODELAY on: both lines leave in one TCP segment (and one TLS record).
+    if let Err(e) = scene.conn.send(format!("{first}\n{second}\n").as_bytes()) {
+        return Verdict::failed(
+            id,
+            format!(
+                "The grader could not send: {}.",
+                lab_kit::errors::ErrorFacts::of(&e).summary()
+            ),
+        );
+    }
+    let _ = wait_shown(&scene.child, "honeydew", run.step_deadline());
+    let lines = scene.child.lines(Stream::Stdout);
+    match judge_two_lines(&lines, first, second) {
+        Ok(seen) => Verdict::passed(
+            id,
+            "Two lines that arrived in one TCP segment were shown as two lines.",
+        )
+        .saw(format!("the server printed {seen}")),
+        Err(problem) => with_program_output(
+            Verdict::failed(
+                id,
+                format!("The grader sent {first:?} and {second:?} in one TCP segment. {problem}"),
+            )
+            .say(FRAMING_ADVICE),
+            &mut scene.child,
+        ),
+    }
+}
+
+fn framing_split_line(run: &Run<'_>, scene: &mut Scene) -> Verdict {
+    let id = "framing_split_line";
+    let (head, rest) = ("one line in two segments: ice", "berry");
+    if let Err(e) = scene.conn.send_split(
+        head.as_bytes(),
+        format!("{rest}\n").as_bytes(),
+        crate::grade::SPLIT_GAP,
+    ) {
+        return Verdict::failed(
+            id,
+            format!(
+                "The grader could not send: {}.",
+                lab_kit::errors::ErrorFacts::of(&e).summary()
+            ),
+        );
+    }
+    let whole = format!("{head}{rest}");
+    match wait_shown(&scene.child, head, run.step_deadline()) {
+        Some(printed) if printed.contains(&whole) => Verdict::passed(
+            id,
+            "A line that arrived in two TCP segments was shown as one line.",
+        )
+        .saw(format!("the server printed {printed:?}")),
+        Some(printed) => with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "The grader sent {whole:?} in two pieces, {} ms apart, and the server printed half of it as a message: {printed:?}.",
+                    crate::grade::SPLIT_GAP.as_millis()
+                ),
+            )
+            .say(FRAMING_ADVICE),
+            &mut scene.child,
+        ),
+        None => with_program_output(
+            Verdict::failed(
+                id,
+                format!("The grader sent {whole:?} in two pieces, and it never appeared in the server's output. (A server that waits for its own user before it reads the socket shows nothing here: see the full-duplex check.)"),
+            )
+            .say(FRAMING_ADVICE),
+            &mut scene.child,
+        ),
+    }
+}
+
+fn exit_handled(run: &Run<'_>, scene: &mut Scene) -> Verdict {
+    let id = "exit_handled";
+    let _ = scene.conn.send(b"Exit\n");
+    let ending = scene.conn.wait_for_end(run.step_deadline());
+    let health = run.settle(&mut scene.child);
+    let ended_words = ending.as_ref().map(Ending::describe);
+    match ending {
+        Some(Ending::Closed | Ending::Truncated) if health.is_healthy() => {
+            let mut verdict = Verdict::passed(
+                id,
+                "After the client sent Exit, the server ended the session without crashing.",
+            )
+            .saw(ended_words.unwrap_or_default());
+            if let Some(status) = health.exited {
+                verdict = verdict.saw(format!("the server then ended: {status}"));
+            }
+            if scene.facts.is_some() && ending_is_truncated(&scene.conn) {
+                verdict = verdict.say("It closed without a TLS close_notify: call unwrap() (or close the SSLSocket) so the client can tell a goodbye from a cut connection.");
+            }
+            verdict
+        }
+        Some(_) | None if !health.is_healthy() => with_program_output(
+            Verdict::failed(id, "After the client sent Exit, the server crashed."),
+            &mut scene.child,
+        ),
+        Some(other) => with_program_output(
+            Verdict::failed(
+                id,
+                format!("After the client sent Exit, {}.", other.describe()),
+            ),
+            &mut scene.child,
+        ),
+        None => with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "After the client sent Exit, the server kept the connection open for {} ms. The homework says Exit ends the chat: when the peer sends Exit, close the connection.",
+                    run.options.deadlines.step.as_millis()
+                ),
+            ),
+            &mut scene.child,
+        ),
+    }
+}
+
+fn ending_is_truncated(conn: &crate::wire::GraderConn) -> bool {
+    conn.ended() == Some(&Ending::Truncated)
+}
+
+fn abrupt_disconnect(run: &Run<'_>, secure: bool) -> Verdict {
+    let id = "abrupt_disconnect";
+    let started = std::time::Instant::now();
+    let Scene {
+        mut child,
+        mut conn,
+        ..
+    } = match run.open_server(secure) {
+        Ok(scene) => scene,
+        Err(failure) => return run.scene_failed(id, failure),
+    };
+    let _ = conn.send(b"about to vanish: jackfruit\n");
+    let _ = wait_shown(&child, "jackfruit", run.step_deadline());
+    conn.vanish();
+    // The server's user keeps typing: the next send meets the vanished client.
+    let _ = child.write_stdin("are you still there? kiwi\n");
+    let health = run.settle(&mut child);
+    let mut verdict = if health.is_healthy() {
+        let state = match &health.exited {
+            Some(status) => format!("it then ended normally ({status})"),
+            None => format!(
+                "it was still running {} ms later",
+                run.options.deadlines.watch.as_millis()
+            ),
+        };
+        Verdict::passed(
+            id,
+            "The client vanished mid-session (a TCP reset, no goodbye, no close_notify) and the server did not crash.",
+        )
+        .saw(state)
+    } else {
+        with_program_output(
+            Verdict::failed(
+                id,
+                "The client vanished mid-session (a TCP reset, no goodbye, no close_notify), the server's user typed a line, and the server crashed. A peer can vanish at any time (a closed laptop, a killed program): one client must never bring the server down.",
+            ),
+            &mut child,
+        )
+    };
+    run.stop(&mut child);
+    verdict.elapsed = started.elapsed();
+    verdict
+}
+
+/// A fresh server, a plaintext client: the message must not be shown, the server must live.
+fn plaintext_refused(run: &Run<'_>) -> Verdict {
+    let id = "plaintext_refused";
+    run.scene(
+        id,
+        |run| run.open_server(false),
+        |run, scene| {
+            let line = "plaintext hello: lemon";
+            let _ = scene.conn.send(format!("{line}\n").as_bytes());
+            let ending = scene.conn.wait_for_end(run.step_deadline());
+            let health = run.settle(&mut scene.child);
+            let printed = line_with(&scene.child.text(Stream::Stdout), "lemon");
+            let answer = scene.conn.received_bytes();
+            let mut verdict = match (&printed, health.is_healthy()) {
+                (Some(printed), _) => with_program_output(
+                    Verdict::failed(
+                        id,
+                        format!(
+                            "A client that spoke plaintext was served: the server printed {printed:?}. A secure server must refuse a connection that does not start with a TLS handshake."
+                        ),
+                    ),
+                    &mut scene.child,
+                ),
+                (None, false) => with_program_output(
+                    Verdict::failed(
+                        id,
+                        "The server did not show the plaintext message, but it crashed on it: one bad client must not stop the server. Catch ssl.SSLError around the handshake and go on to the next client.",
+                    ),
+                    &mut scene.child,
+                ),
+                (None, true) => Verdict::passed(
+                    id,
+                    "A client that spoke plaintext was not served, and the server kept running.",
+                ),
+            };
+            verdict = verdict.saw(match ending {
+                Some(ending) => ending.describe(),
+                None => format!(
+                    "the server kept the connection open for {} ms without showing the message",
+                    run.options.deadlines.step.as_millis()
+                ),
+            });
+            if !answer.is_empty() {
+                verdict = verdict.saw(format!(
+                    "it answered {} bytes starting {}{}",
+                    answer.len(),
+                    hex_start(answer),
+                    if answer.first() == Some(&0x15) {
+                        " (a TLS alert record)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            verdict
+        },
+    )
+}
+
+fn hex_start(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .take(5)
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

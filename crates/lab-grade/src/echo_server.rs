@@ -1,0 +1,333 @@
+//! The echo server's checks (lab 4): plaintext TCP, the grader as one or more clients.
+//!
+//! An echo server must send back exactly the bytes it received. That sounds trivial until
+//! TCP's byte stream meets a server that treats one `recv()` as one message: it strips and
+//! re-adds newlines per `recv()`, or answers only the first line of a read, or serves one
+//! client at a time. Each check below makes one of those visible.
+
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::chat_server::waited_words;
+use crate::grade::{FRAMING_ADVICE, Run, Scene, with_program_output};
+use crate::report::Verdict;
+use crate::wire::{GraderConn, Waited};
+
+/// Size of the large-burst check: big enough to exceed the socket buffers, so that a server
+/// which reads a little and writes a lot (or uses `send` instead of `sendall`) shows it.
+pub const BURST_BYTES: usize = 256 * 1024;
+
+/// Runs every echo-server check.
+pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
+    let mut verdicts = Vec::new();
+    let started = Instant::now();
+    let first = match run.open_server(false) {
+        Ok(scene) => scene,
+        Err(failure) => {
+            let mut failed = run.scene_failed("listening", failure);
+            failed.elapsed = started.elapsed();
+            verdicts.push(failed);
+            for spec in crate::rubric::ECHO_SERVER.iter().skip(1) {
+                verdicts.push(Verdict::failed(
+                    spec.id,
+                    "Not run: the server never accepted a connection (see the first check).",
+                ));
+            }
+            return verdicts;
+        }
+    };
+    let mut listening = Verdict::passed(
+        "listening",
+        "The server accepted the grader's connection on the port it was given.",
+    );
+    listening.elapsed = started.elapsed();
+    verdicts.push(listening);
+    let mut first = first;
+    let mut echo = echo_exactly(
+        run,
+        &mut first,
+        "echo_line",
+        b"echo me: umbrella\n",
+        "a line",
+        None,
+    );
+    run.stop(&mut first.child);
+    echo.elapsed = started.elapsed();
+    verdicts.push(echo);
+    let open = |run: &Run<'_>| run.open_server(false);
+    verdicts.push(run.scene("framing_two_lines", open, |run, scene| {
+        echo_exactly(
+            run,
+            scene,
+            "framing_two_lines",
+            b"first: violin\nsecond: walnut\n",
+            "two lines in one TCP segment",
+            None,
+        )
+    }));
+    verdicts.push(run.scene("framing_split_line", open, |run, scene| {
+        echo_exactly(
+            run,
+            scene,
+            "framing_split_line",
+            b"split: xylophone\n",
+            "one line in two segments",
+            Some(b"split: xylo".len()),
+        )
+    }));
+    verdicts.push(run.scene("several_clients", open, several_clients));
+    verdicts.push(run.scene("large_burst", open, large_burst));
+    verdicts.push(client_vanishes(run));
+    verdicts
+}
+
+/// Sends `message` (in two segments, cut at `split`, if given) and expects it back exactly.
+fn echo_exactly(
+    run: &Run<'_>,
+    scene: &mut Scene,
+    id: &'static str,
+    message: &'static [u8],
+    what: &str,
+    split: Option<usize>,
+) -> Verdict {
+    let sent = match split {
+        Some(at) => scene
+            .conn
+            .send_split(&message[..at], &message[at..], crate::grade::SPLIT_GAP),
+        None => scene.conn.send(message),
+    };
+    if let Err(e) = sent {
+        return Verdict::failed(
+            id,
+            format!(
+                "The grader could not send: {}.",
+                lab_kit::errors::ErrorFacts::of(&e).summary()
+            ),
+        );
+    }
+    let expected = String::from_utf8_lossy(message).into_owned();
+    // Wait until as many bytes as were sent came back, or what came back already differs.
+    let waited = scene.conn.wait_until(run.step_deadline(), |got| {
+        got.len() >= expected.len() || !expected.starts_with(got)
+    });
+    // A wrong answer may still be arriving: give it the rest of a short moment to finish.
+    if scene.conn.received_text() != expected && waited == Waited::Arrived {
+        let _ = scene
+            .conn
+            .wait_until(Instant::now() + Duration::from_millis(200), |got| {
+                got.len() > expected.len() + 64
+            });
+    }
+    let got = scene.conn.received_text();
+    if got == expected {
+        Verdict::passed(id, format!("It echoed {what} back byte for byte."))
+            .saw(format!("sent {expected:?}, got back {got:?}"))
+    } else {
+        let mut verdict = Verdict::failed(
+            id,
+            format!(
+                "It did not echo {what} back exactly: the grader sent {expected:?} and got back {got:?}{}.",
+                match waited {
+                    Waited::Arrived => String::new(),
+                    other => format!(" ({})", waited_words(&other, run)),
+                }
+            ),
+        );
+        if split.is_some() || message.iter().filter(|&&b| b == b'\n').count() > 1 {
+            verdict = verdict.say(FRAMING_ADVICE).say(
+                "An echo server needs no framing at all: send back exactly the bytes each recv() returned (sendall(data)), without stripping or adding anything.",
+            );
+        }
+        with_program_output(verdict, &mut scene.child)
+    }
+}
+
+/// A second client is served while the first stays connected and idle.
+fn several_clients(run: &Run<'_>, scene: &mut Scene) -> Verdict {
+    let id = "several_clients";
+    let port = match scene.conn.try_clone_tcp().and_then(|t| t.peer_addr()) {
+        Ok(addr) => addr.port(),
+        Err(e) => return Verdict::failed(id, format!("The grader lost its connection: {e}.")),
+    };
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let mut second = match TcpStream::connect_timeout(&addr, run.options.deadlines.step) {
+        Ok(tcp) => GraderConn::plain(tcp),
+        Err(e) => {
+            return with_program_output(
+                Verdict::failed(
+                    id,
+                    format!(
+                        "A second client could not even connect: {}.",
+                        lab_kit::errors::ErrorFacts::of(&e).summary()
+                    ),
+                ),
+                &mut scene.child,
+            );
+        }
+    };
+    let _ = second.send(b"second client: yam\n");
+    let waited = second.wait_for_text("yam\n", run.step_deadline());
+    if waited != Waited::Arrived {
+        return with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "While a first client stayed connected (and quiet), a second client sent a line and got no echo: {}.",
+                    waited_words(&waited, run)
+                ),
+            )
+            .say("The server serves one client at a time: it returns to accept() only when the first client leaves. Serve each client on its own thread (or with selectors/asyncio), so that one slow or idle client cannot block the others."),
+            &mut scene.child,
+        );
+    }
+    let _ = scene.conn.send(b"first client: zucchini\n");
+    let waited = scene.conn.wait_for_text("zucchini\n", run.step_deadline());
+    if waited != Waited::Arrived {
+        return with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "The second client was served, but then the first got no echo: {}.",
+                    waited_words(&waited, run)
+                ),
+            ),
+            &mut scene.child,
+        );
+    }
+    Verdict::passed(
+        id,
+        "Two clients were connected at once, and each got its echo.",
+    )
+}
+
+/// 256 KiB of numbered lines, written by one thread while the grader reads the echo.
+fn large_burst(run: &Run<'_>, scene: &mut Scene) -> Verdict {
+    let id = "large_burst";
+    let mut expected = Vec::with_capacity(BURST_BYTES);
+    let mut n = 0;
+    while expected.len() < BURST_BYTES {
+        n += 1;
+        expected.extend_from_slice(format!("burst line {n:06} {}\n", "x".repeat(44)).as_bytes());
+    }
+    let mut writer_tcp = match scene.conn.try_clone_tcp() {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            return Verdict::failed(id, format!("The grader could not clone its socket: {e}."));
+        }
+    };
+    let to_send = expected.clone();
+    // Writing everything before reading could deadlock with a correct server (both sides'
+    // buffers full), so a separate thread writes while this one reads.
+    let writer = thread::spawn(move || {
+        let _ = writer_tcp.set_write_timeout(Some(Duration::from_secs(30)));
+        writer_tcp.write_all(&to_send)
+    });
+    let deadline = Instant::now() + run.options.deadlines.step * 2;
+    let waited = scene.conn.wait_until(deadline, |got| {
+        got.len() >= expected.len() || !expected.starts_with(got.as_bytes())
+    });
+    let got = scene.conn.received_bytes().to_vec();
+    let verdict = judge_burst(run, scene, &expected, &got, n, waited);
+    // Now wake the writer if it is stuck (a server that stopped reading), and collect it.
+    scene.conn.shutdown_both();
+    let _ = writer.join();
+    verdict
+}
+
+fn judge_burst(
+    run: &Run<'_>,
+    scene: &mut Scene,
+    expected: &[u8],
+    got: &[u8],
+    n: usize,
+    waited: Waited,
+) -> Verdict {
+    let id = "large_burst";
+    if got == expected {
+        return Verdict::passed(
+            id,
+            format!(
+                "{} bytes ({n} lines) written while reading came back complete and in order.",
+                expected.len()
+            ),
+        );
+    }
+    let same = got.iter().zip(expected).take_while(|(a, b)| a == b).count();
+    let context = |bytes: &[u8]| {
+        let end = (same + 24).min(bytes.len());
+        String::from_utf8_lossy(&bytes[same.saturating_sub(8).min(end)..end]).into_owned()
+    };
+    with_program_output(
+        Verdict::failed(
+            id,
+            format!(
+                "Of {} bytes sent, {} came back{}; the echo first differs at byte {same}: expected {:?}, got {:?}.",
+                expected.len(),
+                got.len(),
+                match waited {
+                    Waited::Arrived => String::new(),
+                    other => format!(" ({})", waited_words(&other, run)),
+                },
+                context(expected),
+                context(got)
+            ),
+        )
+        .say(FRAMING_ADVICE)
+        .say("Use sendall(data) rather than send(data): send may write only part of a large buffer and return how much it wrote."),
+        &mut scene.child,
+    )
+}
+
+/// A client vanishes (TCP reset); the server must live and serve the next one.
+fn client_vanishes(run: &Run<'_>) -> Verdict {
+    let id = "client_vanishes";
+    let started = Instant::now();
+    let Scene {
+        mut child,
+        mut conn,
+        ..
+    } = match run.open_server(false) {
+        Ok(scene) => scene,
+        Err(failure) => return run.scene_failed(id, failure),
+    };
+    let addr = conn.try_clone_tcp().and_then(|t| t.peer_addr());
+    let _ = conn.send(b"about to vanish: jackfruit\n");
+    let _ = conn.wait_for_text("jackfruit\n", run.step_deadline());
+    let _ = conn.send(b"unread when the client vanished\n");
+    conn.vanish();
+    let served = match addr {
+        Ok(addr) => match TcpStream::connect_timeout(&addr, run.options.deadlines.step) {
+            Ok(tcp) => {
+                let mut next = GraderConn::plain(tcp);
+                let _ = next.send(b"next client: kumquat\n");
+                next.wait_for_text("kumquat\n", run.step_deadline()) == Waited::Arrived
+            }
+            Err(_) => false,
+        },
+        Err(_) => false,
+    };
+    let health = crate::program::health(&mut child);
+    let mut verdict = if served && health.is_healthy() {
+        Verdict::passed(
+            id,
+            "A client vanished (a TCP reset, no goodbye), and the server went on to serve the next client.",
+        )
+    } else {
+        with_program_output(
+            Verdict::failed(
+                id,
+                if health.is_healthy() {
+                    "A client vanished (a TCP reset), and the next client got no echo."
+                } else {
+                    "A client vanished (a TCP reset), and the server crashed: one client must never bring the server down. Catch ConnectionResetError and BrokenPipeError per client."
+                },
+            ),
+            &mut child,
+        )
+    };
+    run.stop(&mut child);
+    verdict.elapsed = started.elapsed();
+    verdict
+}

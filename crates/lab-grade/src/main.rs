@@ -1,0 +1,239 @@
+//! `lab-grade`: grade a student's chat server, chat client or echo server over the wire.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use lab_grade::report::{gradescope_results, narrate_report};
+use lab_grade::{Assignment, Deadlines, GradeOptions, GraderPki, Rubric, StudentProgram};
+use lab_kit::narrate::{Format, Narrator};
+
+const EXAMPLES: &str = "\
+Examples:
+  lab-grade chat-server -- python3 server.py {port}
+  lab-grade chat-client -- python3 client.py --ca {ca} {host} {port}
+  lab-grade chat-server --plaintext -- python3 insecure_server.py {port}
+  lab-grade chat-server --format gradescope --output /autograder/results/results.json \\
+      -- python3 /autograder/submission/server.py {port}
+  lab-grade echo-server -- python3 echo.py {port}
+  lab-grade batch submissions/ --run 'python3 {dir}/server.py {port}' --jobs 4
+
+Placeholders in the command (also set as environment variables):
+  {host} LAB_HOST  127.0.0.1        {port} LAB_PORT  a fresh port for each start
+  {ca}   LAB_CA    the lab CA file   {cert} LAB_CERT, {key} LAB_KEY  the program's own
+  {dir}  (batch)   the submission's folder";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "lab-grade",
+    version,
+    about = "Grade a student's chat or echo program, in any language, by talking to it over real sockets.",
+    after_help = EXAMPLES
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Grade a chat server: the grader connects to it as a client.
+    #[command(after_help = EXAMPLES)]
+    ChatServer(Single),
+    /// Grade a chat client: the grader is its server, and two impostors.
+    #[command(after_help = EXAMPLES)]
+    ChatClient(Single),
+    /// Grade lab 4's echo server (plaintext TCP).
+    #[command(after_help = EXAMPLES)]
+    EchoServer(Single),
+    /// Grade every submission folder in DIR, several at a time.
+    #[command(after_help = EXAMPLES)]
+    Batch(Batch),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OutputFormat {
+    /// A readable report: each check, its points and feedback.
+    Text,
+    /// The report as one JSON object.
+    Json,
+    /// Gradescope's results.json, written to --output.
+    Gradescope,
+}
+
+#[derive(Debug, Args)]
+struct Common {
+    /// Speak plaintext TCP to the program (TLS checks then fail, with an explanation).
+    #[arg(long)]
+    plaintext: bool,
+    /// With --plaintext: skip the TLS checks (worth no points) instead of failing them.
+    #[arg(long, requires = "plaintext")]
+    no_tls_required: bool,
+    /// A TOML file overriding the points of some checks.
+    #[arg(long, value_name = "FILE")]
+    rubric: Option<PathBuf>,
+    /// Seconds a program may take to start listening (or to connect).
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    start_timeout: f64,
+    /// Seconds each later step may take (a handshake, a line to arrive, an exit).
+    #[arg(long, value_name = "SECS", default_value_t = 3.0)]
+    step_timeout: f64,
+}
+
+#[derive(Debug, Args)]
+struct Single {
+    #[command(flatten)]
+    common: Common,
+    /// How to print the result.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+    /// Same as --format json.
+    #[arg(long)]
+    json: bool,
+    /// Where --format gradescope writes results.json.
+    #[arg(long, value_name = "PATH", default_value = "results.json")]
+    output: PathBuf,
+    /// The student's command, after --, with placeholders such as {port}.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+struct Batch {
+    /// The folder holding one folder per submission.
+    dir: PathBuf,
+    /// The command for each submission; {dir} is its folder.
+    #[arg(long, value_name = "TEMPLATE")]
+    run: String,
+    /// What the submissions are.
+    #[arg(long, value_enum, default_value_t = Assignment::ChatServer)]
+    assignment: Assignment,
+    /// How many submissions to grade at once.
+    #[arg(long, default_value_t = 2)]
+    jobs: usize,
+    /// Where to write grades.csv and grades.json.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    out: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
+fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero() && *d <= Duration::from_secs(600))
+        .ok_or_else(|| format!("{flag} {value}: give a number of seconds above 0 and at most 600"))
+}
+
+fn options(common: &Common) -> Result<(GradeOptions, Rubric), String> {
+    let rubric = match &common.rubric {
+        Some(path) => Rubric::from_file(path).map_err(|e| format!("{e}"))?,
+        None => Rubric::built_in(),
+    };
+    let options = GradeOptions {
+        plaintext: common.plaintext,
+        no_tls_required: common.no_tls_required,
+        deadlines: Deadlines {
+            start: seconds(common.start_timeout, "--start-timeout")?,
+            step: seconds(common.step_timeout, "--step-timeout")?,
+            ..Deadlines::default()
+        },
+    };
+    Ok((options, rubric))
+}
+
+fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
+    let (options, rubric) = options(&single.common)?;
+    let program = StudentProgram::new(single.command).map_err(|e| e.to_string())?;
+    let pki = GraderPki::generate().map_err(|e| e.to_string())?;
+    let report = lab_grade::grade(assignment, &program, &pki, options, &rubric)
+        .map_err(|e| e.to_string())?;
+    let format = if single.json {
+        OutputFormat::Json
+    } else {
+        single.format
+    };
+    match format {
+        OutputFormat::Text => {
+            let mut narrator = Narrator::stdout(Format::Text);
+            narrate_report(&report, &mut narrator)
+                .and_then(|()| narrator.flush())
+                .map_err(|e| format!("could not print the report: {e}"))?;
+        }
+        OutputFormat::Json => {
+            let text = serde_json::to_string(&report)
+                .map_err(|e| format!("could not encode the report: {e}"))?;
+            println!("{text}");
+        }
+        OutputFormat::Gradescope => {
+            let text = serde_json::to_string_pretty(&gradescope_results(&report))
+                .map_err(|e| format!("could not encode the results: {e}"))?;
+            std::fs::write(&single.output, text + "\n").map_err(|e| {
+                format!(
+                    "could not write {}: {e}; choose another path with --output",
+                    single.output.display()
+                )
+            })?;
+            println!(
+                "score {} / {} written to {}",
+                lab_grade::report::points_text(report.score),
+                lab_grade::report::points_text(report.max_score),
+                single.output.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn run_batch(batch: Batch) -> Result<(), String> {
+    let (options, rubric) = options(&batch.common)?;
+    if batch.jobs == 0 || batch.jobs > 64 {
+        return Err(format!("--jobs {}: give a number from 1 to 64", batch.jobs));
+    }
+    let settings = lab_grade::batch::BatchSettings {
+        assignment: batch.assignment,
+        template: batch.run,
+        jobs: batch.jobs,
+        options,
+        rubric,
+    };
+    let summary =
+        lab_grade::batch::grade_folder(&batch.dir, &settings, true).map_err(|e| e.to_string())?;
+    let (csv_path, json_path) =
+        lab_grade::batch::write_summary(&summary, &batch.out).map_err(|e| e.to_string())?;
+    for row in &summary.rows {
+        println!(
+            "{:<30} {:>6} / {:<6} {}",
+            row.submission,
+            lab_grade::report::points_text(row.score),
+            lab_grade::report::points_text(row.max_score),
+            row.problem.as_deref().unwrap_or("")
+        );
+    }
+    println!(
+        "{} submissions graded in {:.1} s; summary in {} and {}",
+        summary.rows.len(),
+        summary.elapsed_ms as f64 / 1000.0,
+        csv_path.display(),
+        json_path.display()
+    );
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::ChatServer(single) => run_single(Assignment::ChatServer, single),
+        Command::ChatClient(single) => run_single(Assignment::ChatClient, single),
+        Command::EchoServer(single) => run_single(Assignment::EchoServer, single),
+        Command::Batch(batch) => run_batch(batch),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("lab-grade: {message}");
+            ExitCode::from(2)
+        }
+    }
+}

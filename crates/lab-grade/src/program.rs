@@ -1,0 +1,339 @@
+//! The student's program: its command line, the files it is given, and starting it.
+//!
+//! The grader treats the program as a black box, in any language: a command line with
+//! placeholders (`{host}`, `{port}`, `{ca}`, `{cert}`, `{key}`, and `{dir}` in batch mode)
+//! that are filled in for each start, and the same values in environment variables
+//! (`LAB_HOST`, `LAB_PORT`, `LAB_CA`, `LAB_CERT`, `LAB_KEY`) for programs that prefer them.
+//! The certificates are made for this run (rcgen, through `lab_kit::pki`) and written into
+//! a private temporary folder that disappears when the run ends.
+//!
+//! Each start gets a fresh port from the kernel. A port cannot be reused right after a
+//! server is killed: its side of each closed connection stays in TIME_WAIT, and a program
+//! without `SO_REUSEADDR` would fail to bind (errno 98), which is not what a check is about.
+//!
+//! The program runs as a [`RunningChild`]: its own process group (anything it forks is
+//! killed with it), bounded output capture, and always killed and reaped at the end.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lab_kit::child::{RunningChild, SpawnError, Stream, describe_status};
+use lab_kit::pki::{CertifiedPem, LabCa, LabPki, LeafSpec, Role};
+
+use crate::advice;
+
+/// The host every program is given: IPv4 loopback (the certificate names it too).
+pub const HOST: &str = "127.0.0.1";
+/// The name the grader expects in a server's certificate, and asks for as a client.
+pub const SERVER_NAME: &str = "localhost";
+/// How much of each output stream of a program is kept (a flood is cut, not stored).
+pub const OUTPUT_LIMIT: usize = 256 * 1024;
+
+/// Everything the grader can't do without: files and settings errors.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "no command to grade: give the student's command after --, e.g. -- python3 server.py {{port}}"
+    )]
+    NoCommand,
+    #[error("could not make the run's certificates: {0}")]
+    Pki(#[from] lab_kit::pki::PkiError),
+    #[error("could not build the grader's TLS configuration: {0}")]
+    Tls(#[from] lab_kit::tls::TlsSetupError),
+    #[error("could not create a temporary folder for the run: {0}")]
+    TempDir(std::io::Error),
+    #[error("could not get a free port from the kernel: {0}")]
+    Port(std::io::Error),
+}
+
+/// The certificates of a grading run: the lab's own, and the impostors'.
+#[derive(Debug)]
+pub struct GraderPki {
+    /// The lab CA, the server certificate for localhost, a client certificate.
+    pub lab: LabPki,
+    /// A certificate for `localhost` signed by a CA the student's program does not trust.
+    pub untrusted: CertifiedPem,
+    /// A certificate signed by the lab CA, but for another name.
+    pub wrong_name: CertifiedPem,
+}
+
+impl GraderPki {
+    /// Generates a fresh set (a few milliseconds: ECDSA P-256 keys).
+    pub fn generate() -> Result<Self, SetupError> {
+        let lab = LabPki::generate("grader-client")?;
+        let stranger = LabCa::generate("impostor CA")?;
+        let untrusted = stranger.issue(&LeafSpec::lab_server())?;
+        let wrong_name = lab.ca.issue(&LeafSpec {
+            common_name: "impostor.invalid".into(),
+            names: vec!["impostor.invalid".into()],
+            role: Role::Server,
+            expired: false,
+        })?;
+        Ok(GraderPki {
+            lab,
+            untrusted,
+            wrong_name,
+        })
+    }
+}
+
+/// The files written for one run: the CA, and the certificate and key the program uses.
+#[derive(Debug)]
+pub struct RunFiles {
+    _dir: tempfile::TempDir,
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl RunFiles {
+    /// Writes `pki`'s files into a new private temporary folder.
+    pub fn write(pki: &GraderPki) -> Result<Self, SetupError> {
+        let dir = tempfile::Builder::new()
+            .prefix("lab-grade-")
+            .tempdir()
+            .map_err(SetupError::TempDir)?;
+        let files = pki.lab.write_to(dir.path(), true)?;
+        Ok(RunFiles {
+            ca: files.ca_cert,
+            server_cert: files.server_cert,
+            server_key: files.server_key,
+            client_cert: files.client_cert,
+            client_key: files.client_key,
+            _dir: dir,
+        })
+    }
+}
+
+/// A free port chosen by the kernel: bind port 0, read which port it gave, let it go.
+///
+/// Between this and the program's own bind another process could take the port; on a
+/// test machine that is rare, and the program then fails to listen, visibly.
+pub fn free_port() -> Result<u16, SetupError> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(SetupError::Port)?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(SetupError::Port)
+}
+
+/// The student's command (with placeholders) and where to run it.
+#[derive(Debug, Clone)]
+pub struct StudentProgram {
+    pub argv: Vec<String>,
+    /// The folder the program runs in (the submission's folder in batch mode).
+    pub workdir: Option<PathBuf>,
+    /// The value of `{dir}`.
+    pub dir: Option<PathBuf>,
+}
+
+impl StudentProgram {
+    pub fn new(argv: Vec<String>) -> Result<Self, SetupError> {
+        if argv.is_empty() {
+            return Err(SetupError::NoCommand);
+        }
+        Ok(StudentProgram {
+            argv,
+            workdir: None,
+            dir: None,
+        })
+    }
+
+    /// The command as given, for reports.
+    pub fn display(&self) -> String {
+        self.argv.join(" ")
+    }
+
+    /// Starts the program with the placeholders filled in for `port` and the role's files.
+    pub fn start(
+        &self,
+        files: &RunFiles,
+        port: u16,
+        as_server: bool,
+    ) -> Result<RunningChild, SpawnError> {
+        let (cert, key) = if as_server {
+            (&files.server_cert, &files.server_key)
+        } else {
+            (&files.client_cert, &files.client_key)
+        };
+        let path = |p: &Path| p.display().to_string();
+        let mut values = vec![
+            ("host", HOST.to_string()),
+            ("port", port.to_string()),
+            ("ca", path(&files.ca)),
+            ("cert", path(cert)),
+            ("key", path(key)),
+        ];
+        if let Some(dir) = &self.dir {
+            values.push(("dir", path(dir)));
+        }
+        let fill = |word: &str| {
+            values.iter().fold(word.to_string(), |w, (name, value)| {
+                w.replace(&format!("{{{name}}}"), value)
+            })
+        };
+        let mut command = Command::new(fill(&self.argv[0]));
+        command.args(self.argv[1..].iter().map(|w| fill(w)));
+        for (name, value) in &values {
+            command.env(format!("LAB_{}", name.to_uppercase()), value);
+        }
+        // Python buffers its standard output when it is not a terminal, so a student's
+        // print() would reach the grader only at exit. The lesson here is sockets, not
+        // stdio buffering: ask for line-by-line output, as a terminal would get.
+        command.env("PYTHONUNBUFFERED", "1");
+        if let Some(dir) = &self.workdir {
+            command.current_dir(dir);
+        }
+        RunningChild::spawn_with_limit(&mut command, OUTPUT_LIMIT)
+    }
+}
+
+/// Why a server could not be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotListening {
+    /// The command could not be started at all.
+    Spawn(String),
+    /// The program ended before it listened.
+    Exited(String),
+    /// Nothing accepted a connection before the deadline.
+    Silent { waited_ms: u128, last_error: String },
+}
+
+impl NotListening {
+    pub fn describe(&self) -> String {
+        match self {
+            NotListening::Spawn(error) => format!("The program could not be started: {error}."),
+            NotListening::Exited(status) => {
+                format!("The program ended ({status}) before it accepted a connection.")
+            }
+            NotListening::Silent {
+                waited_ms,
+                last_error,
+            } => format!(
+                "Nothing accepted a connection on the given port within {waited_ms} ms (last attempt: {last_error}). Does the program listen on the port it is given ({{port}} or LAB_PORT), on 127.0.0.1?"
+            ),
+        }
+    }
+}
+
+/// Connects to a just-started server, retrying until `timeout` (through
+/// `lab_kit::ready::connect_until_ready`, in short slices so that a program that already
+/// died is noticed at once instead of at the deadline). The connection that succeeds is the
+/// one the check uses: many student servers accept exactly one client.
+pub fn connect_to_started(
+    child: &mut RunningChild,
+    port: u16,
+    timeout: Duration,
+) -> Result<TcpStream, NotListening> {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let started = Instant::now();
+    let deadline = started + timeout;
+    loop {
+        let slice = deadline
+            .saturating_duration_since(Instant::now())
+            .min(Duration::from_millis(250));
+        match lab_kit::ready::connect_until_ready(addr, slice) {
+            Ok(stream) => return Ok(stream),
+            Err(not_ready) => {
+                if let Ok(Some(status)) = child.try_status() {
+                    return Err(NotListening::Exited(describe_status(status)));
+                }
+                if Instant::now() >= deadline {
+                    return Err(NotListening::Silent {
+                        waited_ms: started.elapsed().as_millis(),
+                        last_error: lab_kit::errors::ErrorFacts::of(&not_ready.last_error)
+                            .summary(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The last lines of a stream, for evidence (at most `count`, each cut to 200 characters).
+pub fn tail(child: &RunningChild, stream: Stream, count: usize) -> Vec<String> {
+    let lines = child.lines(stream);
+    let start = lines.len().saturating_sub(count);
+    lines[start..]
+        .iter()
+        .map(|line| {
+            let mut cut: String = line.chars().take(200).collect();
+            if cut.len() < line.len() {
+                cut.push('…');
+            }
+            cut
+        })
+        .collect()
+}
+
+/// What a program's health looks like after a check: did it crash, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Health {
+    /// The exit status in words, if it has exited.
+    pub exited: Option<String>,
+    /// True if it exited with a non-zero code or by a signal.
+    pub failed_exit: bool,
+    /// The crash line (a traceback's exception, a panic), if its error output shows one.
+    pub crash: Option<String>,
+    /// Advice for what its output shows.
+    pub advice: Vec<String>,
+}
+
+impl Health {
+    /// True if the program neither crashed nor ended with a failure.
+    pub fn is_healthy(&self) -> bool {
+        !self.failed_exit && self.crash.is_none()
+    }
+}
+
+/// Reads the program's health now (without waiting).
+pub fn health(child: &mut RunningChild) -> Health {
+    let status = child.try_status().ok().flatten();
+    let stderr = child.text(Stream::Stderr);
+    let stdout = child.text(Stream::Stdout);
+    Health {
+        exited: status.map(describe_status),
+        failed_exit: status.is_some_and(|s| !s.success()),
+        crash: advice::crash_line(&stderr).or_else(|| advice::crash_line(&stdout)),
+        advice: advice::for_output(&format!("{stderr}\n{stdout}")),
+    }
+}
+
+/// Owned handle on the TLS configurations the grader uses against a program.
+#[derive(Debug, Clone)]
+pub struct GraderTls {
+    /// The grader as a client: trusts only the lab CA, accepts TLS 1.2 and 1.3.
+    pub client: Arc<rustls::ClientConfig>,
+    /// The grader as the real server: the lab's certificate for localhost.
+    pub server: Arc<rustls::ServerConfig>,
+    /// The impostor whose certificate the lab CA did not sign.
+    pub untrusted: Arc<rustls::ServerConfig>,
+    /// The impostor with a lab-signed certificate for another name.
+    pub wrong_name: Arc<rustls::ServerConfig>,
+}
+
+impl GraderTls {
+    pub fn new(pki: &GraderPki) -> Result<Self, SetupError> {
+        use lab_kit::tls::{Versions, client_config, server_config};
+        let versions = Versions::Tls12AndNewer;
+        let server = |leaf: &CertifiedPem| -> Result<_, SetupError> {
+            Ok(Arc::new(server_config(
+                &leaf.cert_pem,
+                &leaf.key_pem,
+                None,
+                versions,
+            )?))
+        };
+        Ok(GraderTls {
+            client: Arc::new(client_config(pki.lab.ca.cert_pem(), None, versions)?),
+            server: server(&pki.lab.server)?,
+            untrusted: server(&pki.untrusted)?,
+            wrong_name: server(&pki.wrong_name)?,
+        })
+    }
+}

@@ -1,0 +1,284 @@
+//! What a grading run found, scored by a rubric, and written for people or for Gradescope.
+//!
+//! The checks return [`Verdict`]s (what was seen, in plain words); [`score`] turns them
+//! into a [`GradeReport`] with the rubric's points. The report is plain data: it is
+//! narrated for a person ([`narrate_report`]), printed as JSON, or written as the
+//! `results.json` that Gradescope reads ([`gradescope_results`]).
+
+use std::time::Duration;
+
+use lab_kit::narrate::Narrator;
+use serde::Serialize;
+
+use crate::rubric::{Assignment, Rubric};
+
+/// How a check ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Passed,
+    Failed,
+    /// Not graded (a TLS check under `--no-tls-required`): worth no points either way.
+    Skipped,
+}
+
+/// What one check saw, before points are attached.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub id: &'static str,
+    pub status: Status,
+    /// The result and advice in plain words, for the student.
+    pub feedback: Vec<String>,
+    /// What the grader observed: lines the program printed, errors, negotiated versions.
+    pub evidence: Vec<String>,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+impl Verdict {
+    pub fn passed(id: &'static str, feedback: impl Into<String>) -> Self {
+        Verdict {
+            id,
+            status: Status::Passed,
+            feedback: vec![feedback.into()],
+            evidence: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    pub fn failed(id: &'static str, feedback: impl Into<String>) -> Self {
+        Verdict {
+            status: Status::Failed,
+            ..Verdict::passed(id, feedback)
+        }
+    }
+
+    pub fn skipped(id: &'static str, feedback: impl Into<String>) -> Self {
+        Verdict {
+            status: Status::Skipped,
+            ..Verdict::passed(id, feedback)
+        }
+    }
+
+    /// Adds a sentence of feedback.
+    pub fn say(mut self, text: impl Into<String>) -> Self {
+        self.feedback.push(text.into());
+        self
+    }
+
+    /// Adds sentences of advice (already plain words).
+    pub fn advise(mut self, advice: Vec<String>) -> Self {
+        for sentence in advice {
+            if !self.feedback.contains(&sentence) {
+                self.feedback.push(sentence);
+            }
+        }
+        self
+    }
+
+    /// Adds a line of evidence.
+    pub fn saw(mut self, line: impl Into<String>) -> Self {
+        self.evidence.push(line.into());
+        self
+    }
+
+    /// Adds lines of evidence.
+    pub fn saw_all(mut self, lines: impl IntoIterator<Item = String>) -> Self {
+        self.evidence.extend(lines);
+        self
+    }
+}
+
+/// One scored check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckResult {
+    pub id: &'static str,
+    pub title: &'static str,
+    pub status: Status,
+    pub points: f64,
+    pub max_points: f64,
+    pub feedback: Vec<String>,
+    pub evidence: Vec<String>,
+    pub elapsed_ms: u64,
+}
+
+/// The whole result for one program.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GradeReport {
+    pub assignment: Assignment,
+    /// The student's command as given (with its placeholders).
+    pub command: String,
+    /// `tls` or `plaintext`: what the grader spoke.
+    pub transport: &'static str,
+    pub score: f64,
+    pub max_score: f64,
+    pub checks: Vec<CheckResult>,
+    /// Gradescope visibility for every test.
+    #[serde(skip)]
+    pub visibility: String,
+}
+
+/// Attaches the rubric's points to the verdicts, in the rubric's order of checks.
+pub fn score(
+    assignment: Assignment,
+    command: String,
+    transport: &'static str,
+    verdicts: Vec<Verdict>,
+    rubric: &Rubric,
+) -> GradeReport {
+    let mut checks = Vec::new();
+    for spec in assignment.checks() {
+        let verdict = verdicts
+            .iter()
+            .find(|v| v.id == spec.id)
+            .cloned()
+            .unwrap_or_else(|| {
+                Verdict::failed(
+                    spec.id,
+                    "This check did not run (a bug in the grader: please report it).",
+                )
+            });
+        let max_points = match verdict.status {
+            Status::Skipped => 0.0,
+            _ => rubric.points(assignment, spec),
+        };
+        let points = match verdict.status {
+            Status::Passed => max_points,
+            _ => 0.0,
+        };
+        checks.push(CheckResult {
+            id: spec.id,
+            title: spec.title,
+            status: verdict.status,
+            points,
+            max_points,
+            feedback: verdict.feedback,
+            evidence: verdict.evidence,
+            elapsed_ms: verdict.elapsed.as_millis() as u64,
+        });
+    }
+    GradeReport {
+        assignment,
+        command,
+        transport,
+        score: checks.iter().map(|c| c.points).sum(),
+        max_score: checks.iter().map(|c| c.max_points).sum(),
+        checks,
+        visibility: rubric.visibility.clone(),
+    }
+}
+
+/// `2`, `0.5`: points without a useless `.0`.
+pub fn points_text(points: f64) -> String {
+    if points.fract() == 0.0 {
+        format!("{points:.0}")
+    } else {
+        format!("{points}")
+    }
+}
+
+/// Prints the report for a person: each check, its points, feedback and evidence.
+pub fn narrate_report(report: &GradeReport, narrator: &mut Narrator) -> std::io::Result<()> {
+    let what = match report.assignment {
+        Assignment::ChatServer => "a chat server",
+        Assignment::ChatClient => "a chat client",
+        Assignment::EchoServer => "an echo server",
+    };
+    narrator.heading(&format!(
+        "Grading {what} ({}): {}",
+        report.transport, report.command
+    ))?;
+    for check in &report.checks {
+        let mark = match check.status {
+            Status::Passed => "PASS",
+            Status::Failed => "FAIL",
+            Status::Skipped => "SKIP",
+        };
+        narrator.section(&format!(
+            "[{mark}] {} ({}/{})",
+            check.title,
+            points_text(check.points),
+            points_text(check.max_points)
+        ))?;
+        for sentence in &check.feedback {
+            narrator.say(sentence)?;
+        }
+        for line in &check.evidence {
+            narrator.evidence(line)?;
+        }
+        narrator.fact("took", format!("{} ms", check.elapsed_ms))?;
+    }
+    narrator.section(&format!(
+        "Score: {} / {}",
+        points_text(report.score),
+        points_text(report.max_score)
+    ))?;
+    narrator.record(report)
+}
+
+/// One test in Gradescope's `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GradescopeTest {
+    pub name: String,
+    pub score: f64,
+    pub max_score: f64,
+    /// `passed` or `failed` (Gradescope shows it as a green or red mark).
+    pub status: &'static str,
+    pub output: String,
+    pub visibility: String,
+}
+
+/// Gradescope's `results.json`: the total and one entry per check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GradescopeResults {
+    pub score: f64,
+    pub output: String,
+    pub visibility: String,
+    pub stdout_visibility: String,
+    pub tests: Vec<GradescopeTest>,
+}
+
+/// The report in the form Gradescope's autograder reads from `/autograder/results/results.json`.
+pub fn gradescope_results(report: &GradeReport) -> GradescopeResults {
+    let tests = report
+        .checks
+        .iter()
+        .map(|check| {
+            let mut output = check.feedback.join("\n");
+            if !check.evidence.is_empty() {
+                output.push_str("\n\nWhat the grader saw:\n");
+                for line in &check.evidence {
+                    output.push_str("  ");
+                    output.push_str(line);
+                    output.push('\n');
+                }
+            }
+            GradescopeTest {
+                name: check.title.to_string(),
+                score: check.points,
+                max_score: check.max_points,
+                // Gradescope knows only passed and failed; a skipped check is worth 0 of 0.
+                status: if check.status == Status::Failed {
+                    "failed"
+                } else {
+                    "passed"
+                },
+                output: output.trim_end().to_string(),
+                visibility: report.visibility.clone(),
+            }
+        })
+        .collect();
+    GradescopeResults {
+        score: report.score,
+        output: format!(
+            "socket-lab grader, {} over {}: {} / {}",
+            report.assignment.name(),
+            report.transport,
+            points_text(report.score),
+            points_text(report.max_score)
+        ),
+        visibility: report.visibility.clone(),
+        stdout_visibility: "hidden".into(),
+        tests,
+    }
+}

@@ -1,0 +1,87 @@
+//! Shared by the integration tests: one PKI per test binary, the repository root, filters.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use lab_grade::report::narrate_report;
+use lab_grade::{
+    Assignment, Deadlines, GradeOptions, GradeReport, GraderPki, Rubric, StudentProgram,
+};
+use lab_kit::narrate::{Format, Narrator};
+
+/// Generated once per test binary: key generation is cheap, but not free.
+pub fn pki() -> &'static GraderPki {
+    static PKI: OnceLock<GraderPki> = OnceLock::new();
+    PKI.get_or_init(|| GraderPki::generate().unwrap())
+}
+
+/// The repository root, where `examples/` lives.
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// Deadlines for tests: generous for what a working program does in milliseconds, short
+/// enough that checks which fail by waiting (strict alternation) keep the suite quick.
+pub fn test_deadlines() -> Deadlines {
+    Deadlines {
+        start: Duration::from_secs(15),
+        step: Duration::from_secs(3),
+        watch: Duration::from_millis(1000),
+        grace: Duration::from_millis(300),
+    }
+}
+
+pub fn options(plaintext: bool) -> GradeOptions {
+    GradeOptions {
+        plaintext,
+        no_tls_required: false,
+        deadlines: test_deadlines(),
+    }
+}
+
+/// A program run from `dir` (the repository root when `None`).
+pub fn program(argv: &[&str], dir: Option<PathBuf>) -> StudentProgram {
+    let mut program = StudentProgram::new(argv.iter().map(|s| s.to_string()).collect()).unwrap();
+    program.workdir = Some(dir.unwrap_or_else(repo_root));
+    program
+}
+
+pub fn grade(assignment: Assignment, argv: &[&str], options: GradeOptions) -> GradeReport {
+    lab_grade::grade(
+        assignment,
+        &program(argv, None),
+        pki(),
+        options,
+        &Rubric::built_in(),
+    )
+    .unwrap()
+}
+
+pub fn narrated(report: &GradeReport) -> String {
+    let (mut narrator, out) = Narrator::capture(Format::Text);
+    narrate_report(report, &mut narrator).unwrap();
+    out.text()
+}
+
+/// lab-kit's filters, then this crate's: Python's printed addresses, and the two names
+/// the kernel may give a write to a vanished peer (which one depends on timing).
+pub fn filters() -> Vec<(&'static str, &'static str)> {
+    let mut filters = lab_kit::redact::filters();
+    filters.extend([
+        (r"\('127\.0\.0\.1', \d+\)", "('127.0.0.1', [PORT])"),
+        (
+            r"(?:BrokenPipeError|ConnectionResetError): \[Errno \d+\] [A-Za-z ]+",
+            "[PEER-GONE ERROR]",
+        ),
+    ]);
+    filters
+}
+
+pub fn status_of(report: &GradeReport, id: &str) -> lab_grade::report::Status {
+    report.checks.iter().find(|c| c.id == id).unwrap().status
+}

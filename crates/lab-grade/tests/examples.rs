@@ -1,0 +1,242 @@
+//! Grades every reference submission in `examples/` once and pins its report.
+//!
+//! Each test asserts the facts that matter (which checks pass and fail, the score), then
+//! snapshots the whole narrated report, redacted, as a student would read it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{filters, grade, narrated, options, status_of};
+use lab_grade::Assignment;
+use lab_grade::report::Status::{Failed, Passed};
+
+fn snapshot(name: &str, text: &str) {
+    insta::with_settings!({ filters => filters() }, {
+        insta::assert_snapshot!(name, text);
+    });
+}
+
+#[test]
+fn the_secure_chat_server_gets_full_marks() {
+    let report = grade(
+        Assignment::ChatServer,
+        &[
+            "python3",
+            "examples/chat/secure/server.py",
+            "{port}",
+            "{cert}",
+            "{key}",
+        ],
+        options(false),
+    );
+    assert_eq!(report.score, report.max_score, "{}", narrated(&report));
+    assert_eq!(report.max_score, 18.0);
+    snapshot("secure_chat_server", &narrated(&report));
+}
+
+#[test]
+fn the_secure_chat_client_gets_full_marks() {
+    let report = grade(
+        Assignment::ChatClient,
+        &[
+            "python3",
+            "examples/chat/secure/client.py",
+            "{host}",
+            "{port}",
+            "{ca}",
+        ],
+        options(false),
+    );
+    assert_eq!(report.score, report.max_score, "{}", narrated(&report));
+    assert_eq!(report.max_score, 19.0);
+    snapshot("secure_chat_client", &narrated(&report));
+}
+
+#[test]
+fn the_insecure_alternating_server_fails_tls_duplex_framing_and_the_vanishing_client() {
+    let report = grade(
+        Assignment::ChatServer,
+        &["python3", "examples/chat/insecure/server.py", "{port}"],
+        options(true),
+    );
+    for id in [
+        "listening",
+        "client_line_shown",
+        "stdin_line_sent",
+        "exit_handled",
+    ] {
+        assert_eq!(
+            status_of(&report, id),
+            Passed,
+            "{id}\n{}",
+            narrated(&report)
+        );
+    }
+    for id in [
+        "tls_handshake",
+        "tls_version",
+        "full_duplex",
+        "framing_two_lines",
+        "framing_split_line",
+        "abrupt_disconnect",
+        "plaintext_refused",
+    ] {
+        assert_eq!(
+            status_of(&report, id),
+            Failed,
+            "{id}\n{}",
+            narrated(&report)
+        );
+    }
+    let text = narrated(&report);
+    assert!(text.contains("strict-alternation"));
+    assert!(text.contains("[Errno"), "the crash is shown: {text}");
+    snapshot("insecure_chat_server_plaintext", &text);
+}
+
+#[test]
+fn the_insecure_server_graded_for_tls_fails_the_handshake_and_says_why() {
+    let report = grade(
+        Assignment::ChatServer,
+        &["python3", "examples/chat/insecure/server.py", "{port}"],
+        options(false),
+    );
+    assert_eq!(status_of(&report, "listening"), Passed);
+    assert_eq!(status_of(&report, "tls_handshake"), Failed);
+    // A plaintext server prints the ClientHello (or chokes on it), and serves plaintext.
+    assert_eq!(status_of(&report, "plaintext_refused"), Failed);
+    assert_eq!(report.score, 1.0, "{}", narrated(&report));
+    let handshake = report
+        .checks
+        .iter()
+        .find(|c| c.id == "tls_handshake")
+        .unwrap();
+    assert!(handshake.feedback.iter().any(|f| f.contains("--plaintext")));
+}
+
+#[test]
+fn the_insecure_alternating_client_fails_duplex_and_shows_a_traceback_when_refused() {
+    let report = grade(
+        Assignment::ChatClient,
+        &["python3", "examples/chat/insecure/client.py", "{port}"],
+        options(true),
+    );
+    for id in [
+        "connects",
+        "stdin_line_sent",
+        "server_line_shown",
+        "exit_clean",
+    ] {
+        assert_eq!(
+            status_of(&report, id),
+            Passed,
+            "{id}\n{}",
+            narrated(&report)
+        );
+    }
+    for id in [
+        "tls_handshake",
+        "full_duplex",
+        "framing_two_lines",
+        "framing_split_line",
+        "refuses_untrusted",
+        "refuses_wrong_name",
+        "no_server_message",
+    ] {
+        assert_eq!(
+            status_of(&report, id),
+            Failed,
+            "{id}\n{}",
+            narrated(&report)
+        );
+    }
+    let text = narrated(&report);
+    assert!(text.contains("ConnectionRefusedError: [Errno 111]"));
+    assert!(text.contains("nothing was listening"));
+    snapshot("insecure_chat_client_plaintext", &text);
+}
+
+#[test]
+fn the_client_that_turns_off_verification_fails_both_impostor_checks_only() {
+    let report = grade(
+        Assignment::ChatClient,
+        &[
+            "python3",
+            "examples/chat/unverified/client.py",
+            "{host}",
+            "{port}",
+            "{ca}",
+        ],
+        options(false),
+    );
+    for check in &report.checks {
+        let expected = if check.id.starts_with("refuses_") {
+            Failed
+        } else {
+            Passed
+        };
+        assert_eq!(
+            check.status,
+            expected,
+            "{}\n{}",
+            check.id,
+            narrated(&report)
+        );
+    }
+    let text = narrated(&report);
+    assert!(text.contains("the impostor received what the user typed"));
+    snapshot("unverified_chat_client", &text);
+}
+
+#[test]
+fn the_correct_echo_server_gets_full_marks() {
+    let report = grade(
+        Assignment::EchoServer,
+        &["python3", "examples/echo/correct/server.py", "{port}"],
+        options(false),
+    );
+    assert_eq!(report.score, report.max_score, "{}", narrated(&report));
+    snapshot("correct_echo_server", &narrated(&report));
+}
+
+#[test]
+fn the_broken_echo_server_fails_split_lines_second_clients_bursts_and_resets() {
+    let report = grade(
+        Assignment::EchoServer,
+        &["python3", "examples/echo/broken/server.py", "{port}"],
+        options(false),
+    );
+    for id in ["listening", "echo_line", "framing_two_lines"] {
+        assert_eq!(
+            status_of(&report, id),
+            Passed,
+            "{id}\n{}",
+            narrated(&report)
+        );
+    }
+    for id in [
+        "framing_split_line",
+        "several_clients",
+        "large_burst",
+        "client_vanishes",
+    ] {
+        assert_eq!(
+            status_of(&report, id),
+            Failed,
+            "{id}\n{}",
+            narrated(&report)
+        );
+    }
+    // How much of the burst came back before the first difference depends on how the
+    // kernel cut the stream: pin the sentence's shape, not its numbers.
+    let text = narrated(&report);
+    let mut settings = insta::Settings::clone_current();
+    for (pattern, replacement) in filters() {
+        settings.add_filter(pattern, replacement);
+    }
+    settings.add_filter(
+        r"Of (\d+) bytes sent, \d+ came back; the echo first differs at byte \d+: expected .*, got .*\.",
+        "Of $1 bytes sent, [N] came back; the echo first differs at byte [N]: expected [TEXT], got [TEXT].",
+    );
+    settings.bind(|| insta::assert_snapshot!("broken_echo_server", text));
+}

@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""A secure chat client: verifies the server, full duplex, all in one thread.
+
+Usage:  python3 client.py HOST PORT CA
+Graded: lab-grade chat-client -- python3 examples/chat/secure/client.py {host} {port} {ca}
+
+How it is built, and why:
+- It trusts only the CA file it is given, and checks the server's name (localhost):
+  ssl.create_default_context(cafile=CA) verifies the chain AND the name. An impostor with
+  a certificate from another CA, or for another name, is refused.
+- Full duplex in ONE thread: an asyncio loop waits for the server and for the keyboard at
+  the same time (no two threads sharing one SSLSocket, which OpenSSL does not allow).
+- Framing: lines, read with readline(), so TCP's cuts do not matter.
+- Errors are sentences, not tracebacks: a refused connection (nothing listening) or a
+  certificate that cannot be verified is reported in one line, with exit code 1.
+"""
+
+import asyncio
+import ssl
+import sys
+
+
+async def from_server(reader):
+    while True:
+        line = await reader.readline()
+        if not line:
+            print("server left", flush=True)
+            return
+        print(f"server: {line.decode('utf-8', errors='replace').rstrip()}", flush=True)
+
+
+async def from_keyboard(writer):
+    loop = asyncio.get_running_loop()
+    keyboard = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(keyboard), sys.stdin)
+    while True:
+        line = await keyboard.readline()
+        text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+        if not line or text == "Exit":  # end of input counts as Exit
+            writer.write(b"Exit\n")
+            await writer.drain()
+            return
+        writer.write((text + "\n").encode())
+        await writer.drain()
+
+
+async def main():
+    if len(sys.argv) != 4:
+        print("usage: client.py HOST PORT CA", file=sys.stderr)
+        return 2
+    host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    try:
+        context = ssl.create_default_context(cafile=ca)
+        reader, writer = await asyncio.open_connection(
+            host, port, ssl=context, server_hostname="localhost"
+        )
+    except ConnectionRefusedError:
+        print(f"client: could not connect to {host}:{port}: connection refused (is the server running?)", file=sys.stderr)
+        return 1
+    except ssl.SSLCertVerificationError as error:
+        print(f"client: refusing the server at {host}:{port}: its certificate could not be verified ({error.verify_message})", file=sys.stderr)
+        return 1
+    except (OSError, ssl.SSLError) as error:
+        print(f"client: could not connect to {host}:{port}: {error}", file=sys.stderr)
+        return 1
+    version = writer.get_extra_info("ssl_object").version()
+    print(f"connected to {host}:{port} ({version}); type Exit to leave", flush=True)
+    tasks = [
+        asyncio.create_task(from_server(reader)),
+        asyncio.create_task(from_keyboard(writer)),
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    except OSError as error:
+        print(f"client: the connection failed: {error}", file=sys.stderr)
+    for task in tasks:
+        task.cancel()
+    try:
+        writer.close()  # sends close_notify
+        await asyncio.wait_for(writer.wait_closed(), 2)
+    except (OSError, asyncio.TimeoutError):
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""A secure chat server: TLS, full duplex, one client at a time, all in one thread.
+
+Usage:  python3 server.py PORT CERT KEY
+Graded: lab-grade chat-server -- python3 examples/chat/secure/server.py {port} {cert} {key}
+
+How it is built, and why:
+- TLS (the ssl module) with the certificate and key it is given: the client can check whom
+  it is talking to, and nobody on the path can read or change the chat.
+- Full duplex in ONE thread: an asyncio loop waits for the socket and for the keyboard
+  (stdin) at the same time, so either side can type at any moment. Two threads sharing one
+  SSLSocket (one in recv, one in send) is not safe: OpenSSL forbids using one connection
+  from two threads at once, and the session can be corrupted (bad record MAC).
+- Framing: messages are lines. reader.readline() keeps bytes until the newline arrives,
+  however TCP cut or joined them.
+- Leaving: a client's Exit, or the client vanishing, ends only that session; the server
+  then waits for the next client. A plaintext client fails the TLS handshake and is dropped.
+"""
+
+import asyncio
+import ssl
+import sys
+
+current = None  # the StreamWriter of the client being served, if any
+
+
+async def close(writer):
+    """Send close_notify and close; never let a dead peer stop us."""
+    try:
+        writer.close()
+        await asyncio.wait_for(writer.wait_closed(), 2)
+    except (OSError, asyncio.TimeoutError):
+        pass
+
+
+async def serve_client(reader, writer):
+    global current
+    if current is not None:
+        writer.write(b"server busy: one client at a time\n")
+        await close(writer)
+        return
+    current = writer
+    host, port = writer.get_extra_info("peername")[:2]
+    version = writer.get_extra_info("ssl_object").version()
+    print(f"client connected from {host}:{port} ({version})", flush=True)
+    try:
+        while True:
+            line = await reader.readline()
+            if not line:
+                print("client left", flush=True)
+                break
+            text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+            if text == "Exit":
+                print("client said Exit", flush=True)
+                break
+            print(f"client: {text}", flush=True)
+    except OSError as error:  # ConnectionResetError, ssl.SSLError, ...
+        print(f"client vanished ({error.__class__.__name__})", flush=True)
+    finally:
+        current = None
+        await close(writer)
+
+
+async def read_keyboard():
+    loop = asyncio.get_running_loop()
+    keyboard = asyncio.StreamReader()
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(keyboard), sys.stdin)
+    while True:
+        line = await keyboard.readline()
+        if not line:
+            return  # stdin closed: keep serving without a keyboard
+        text = line.decode("utf-8", errors="replace").rstrip("\r\n")
+        writer = current
+        if writer is None:
+            print("(no client connected)", flush=True)
+            continue
+        try:
+            writer.write((text + "\n").encode())
+            await writer.drain()
+        except OSError as error:
+            print(f"could not send ({error.__class__.__name__})", flush=True)
+        if text == "Exit":
+            await close(writer)
+
+
+def quiet_errors(loop, context):
+    # asyncio would print a traceback for a failed handshake; one line says enough.
+    error = context.get("exception")
+    print(f"connection dropped: {context['message']} ({error.__class__.__name__})", flush=True)
+
+
+async def main():
+    if len(sys.argv) != 4:
+        print("usage: server.py PORT CERT KEY", file=sys.stderr)
+        return 2
+    port, cert, key = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as error:
+        print(f"server: could not load {cert} and {key}: {error}", file=sys.stderr)
+        return 1
+    asyncio.get_running_loop().set_exception_handler(quiet_errors)
+    try:
+        server = await asyncio.start_server(serve_client, "127.0.0.1", port, ssl=context)
+    except OSError as error:
+        print(f"server: could not listen on 127.0.0.1:{port}: {error.strerror}", file=sys.stderr)
+        return 1
+    print(f"listening on 127.0.0.1:{port}", flush=True)
+    async with server:
+        await asyncio.gather(server.serve_forever(), read_keyboard())
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
