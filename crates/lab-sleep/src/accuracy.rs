@@ -32,6 +32,8 @@ pub struct RequestMeasurements {
     pub requested_ns: u64,
     /// What `Instant` measured around each call, in the order they ran.
     pub measured_ns: Vec<u64>,
+    /// The median of the measured durations.
+    pub median_measured_ns: u64,
     /// Measured minus requested: the smallest, the median and the largest. Signed, so that
     /// a sleep shorter than requested would show as negative instead of being hidden.
     pub min_overshoot_ns: i64,
@@ -51,9 +53,13 @@ impl RequestMeasurements {
             })
             .collect();
         overshoots.sort_unstable();
+        let mut sorted = measured_ns.clone();
+        sorted.sort_unstable();
+        let median_measured_ns = sorted.get(sorted.len() / 2).copied().unwrap_or(0);
         let median = overshoots.get(overshoots.len() / 2).copied().unwrap_or(0);
         RequestMeasurements {
             requested_ns,
+            median_measured_ns,
             min_overshoot_ns: overshoots.first().copied().unwrap_or(0),
             median_overshoot_ns: median,
             max_overshoot_ns: overshoots.last().copied().unwrap_or(0),
@@ -126,6 +132,7 @@ mod tests {
         assert_eq!(row.min_overshoot_ns, -1_000_000);
         assert_eq!(row.median_overshoot_ns, 1_000_000);
         assert_eq!(row.max_overshoot_ns, 2_000_000);
+        assert_eq!(row.median_measured_ns, 11_000_000);
         assert!(!row.never_shorter());
         let row = RequestMeasurements::from_samples(ms(10), vec![ms(10), ms(11)]);
         assert!(row.never_shorter());

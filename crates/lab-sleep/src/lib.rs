@@ -44,7 +44,7 @@ pub const QUESTION: &str =
 pub const ANSWER: &str = "sleep asks the kernel (clock_nanosleep, the same call from Python \
 and Rust) to take the calling thread off the CPU until a timer fires. It lasts at least the \
 requested time, never less, and usually a little more (timer slack and scheduling, more on a \
-busy machine). It suspends only the calling thread and costs no CPU while it waits. The \
+busy machine). It suspends only the calling thread and costs almost no CPU while it waits. The \
 kernel does not sleep with it: new connections complete their handshake and wait in the \
 accept queue, incoming bytes wait in the receive buffer, so a sleeping server delays its \
 clients' answers, and a single-threaded one delays every client queued behind it. Use sleep to pace or to back off between retries; to wait \

@@ -36,15 +36,16 @@ pub fn accuracy(report: &AccuracyReport, n: &mut Narrator) -> Result {
          (a monotonic clock). Overshoot = measured - requested.",
         report.repeats
     ))?;
-    let row = |cells: [&str; 4]| {
+    let row = |cells: [&str; 5]| {
         let line = format!(
-            "  {:<12} {:<18} {:<18} {:<18}",
-            cells[0], cells[1], cells[2], cells[3]
+            "  {:<10} {:<17} {:<17} {:<17} {:<17}",
+            cells[0], cells[1], cells[2], cells[3], cells[4]
         );
         line.trim_end().to_string()
     };
     n.say(&row([
         "requested",
+        "median measured",
         "min overshoot",
         "median overshoot",
         "max overshoot",
@@ -52,6 +53,7 @@ pub fn accuracy(report: &AccuracyReport, n: &mut Narrator) -> Result {
     for request in &report.requests {
         n.say(&row([
             &nanos(u128::from(request.requested_ns)),
+            &nanos(u128::from(request.median_measured_ns)),
             &signed_nanos(request.min_overshoot_ns),
             &signed_nanos(request.median_overshoot_ns),
             &signed_nanos(request.max_overshoot_ns),
