@@ -35,10 +35,34 @@ pub fn unavailable_reason() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("creating network namespaces needs root".into());
     }
+    // Root in a container may still lack the capability that creating namespaces needs.
+    if !has_capability(CAP_SYS_ADMIN) {
+        return Some(
+            "creating network namespaces needs CAP_SYS_ADMIN, which this process lacks".into(),
+        );
+    }
     match Command::new("ip").arg("-V").output() {
         Ok(out) if out.status.success() => None,
         _ => Some("the `ip` tool is missing (on Debian/Ubuntu: apt-get install iproute2)".into()),
     }
+}
+
+/// The capability number of CAP_SYS_ADMIN (linux/capability.h).
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Whether this process's effective capabilities (`CapEff` in /proc/self/status) include `cap`.
+fn has_capability(cap: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << cap) != 0)
 }
 
 /// Two network namespaces ("server host" and "client host") joined by a veth pair.
@@ -182,8 +206,8 @@ pub fn across_a_link() -> Result<AcrossALink, Error> {
                 ConnectAttempt::once(SocketAddr::from((Ipv4Addr::LOCALHOST, loopback_port))),
             ))
         })?;
-    let (to_wildcard_server, _kept_open) = to_wildcard_server;
-    let wildcard_server_saw_peer = if _kept_open.is_some() {
+    let (to_wildcard_server, kept_open) = to_wildcard_server;
+    let wildcard_server_saw_peer = if kept_open.is_some() {
         wildcard.accept().ok().map(|(_, peer)| peer)
     } else {
         None

@@ -97,12 +97,13 @@ fn the_server_serves_many_clients_at_once() {
             client.text(Stream::Stderr)
         );
     }
-    let connected = server
-        .lines(Stream::Stdout)
-        .iter()
-        .filter(|l| l.contains("connected ("))
-        .count();
-    assert_eq!(connected, 5);
+    // The server said so too: five connections, each on its own thread.
+    let mut connected = 0;
+    let fifth = server.wait_for_line(Stream::Stdout, DEADLINE, |line| {
+        connected += usize::from(line.contains("connected ("));
+        connected == 5
+    });
+    assert!(fifth.is_some(), "{}", server.text(Stream::Stdout));
     for client in &mut clients {
         client.write_stdin("goodbye\n").unwrap();
         client.close_stdin();
