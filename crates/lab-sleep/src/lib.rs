@@ -133,7 +133,7 @@ impl Experiment {
     ];
 }
 
-/// The probes this lab re-runs under `strace` (`lab-sleep __probe sleep 10000`).
+/// The probes this lab re-runs under `strace` (`lab-sleep __probe thread-sleep 10000`).
 pub const PROBES: &[(&str, ProbeFn)] = &[(syscall::SLEEP_PROBE, syscall::sleep_probe)];
 
 /// The tour's chapter: every experiment with default options.

@@ -19,8 +19,8 @@ use lab_kit::probe::Probe;
 use lab_kit::strace::{self, StraceUnavailable};
 use serde::Serialize;
 
-/// The probe that sleeps: `lab-sleep __probe sleep MICROSECONDS`.
-pub const SLEEP_PROBE: &str = "sleep";
+/// The probe that sleeps: `lab-sleep __probe thread-sleep MICROSECONDS`.
+pub const SLEEP_PROBE: &str = "thread-sleep";
 /// The system calls that put a thread to sleep, as strace names them.
 pub const SLEEP_SYSCALLS: &[&str] = &["clock_nanosleep", "nanosleep", "select", "pselect6"];
 /// How long each traced program is given (strace and a cold Python start are slow on a

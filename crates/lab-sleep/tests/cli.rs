@@ -129,15 +129,15 @@ fn an_unknown_experiment_is_a_usage_error() {
 #[test]
 fn the_sleep_probe_sleeps_and_rejects_bad_arguments() {
     lab_sleep()
-        .args(["__probe", "sleep", "1000"])
+        .args(["__probe", "thread-sleep", "1000"])
         .assert()
         .code(0);
     lab_sleep()
-        .args(["__probe", "sleep", "soon"])
+        .args(["__probe", "thread-sleep", "soon"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "usage: lab-sleep __probe sleep MICROSECONDS",
+            "usage: lab-sleep __probe thread-sleep MICROSECONDS",
         ));
     lab_sleep()
         .args(["__probe", "nap"])
