@@ -15,8 +15,8 @@ use rustls::pki_types::ServerName;
 
 use crate::Error;
 use crate::session::{
-    ChatEvent, EventSink, Limits, LocalInput, SessionCommand, SessionReport, command_channel,
-    run_session,
+    ChatEvent, EventSink, Limits, LocalInput, SessionCommand, SessionHooks, SessionReport,
+    command_channel, run_session,
 };
 use crate::transport::{self, HandshakeError};
 
@@ -122,14 +122,14 @@ pub fn run_client(
             }
             let _ = to_session.send(SessionCommand::Leave);
         })?;
-    let line_events = Arc::clone(&events);
+    let hooks = SessionHooks::print_lines(&events);
     Ok(run_session(
         established,
         options.limits,
         commands,
         commands_tx,
         events,
-        Box::new(move |text| line_events(ChatEvent::PeerLine { text })),
+        hooks,
     ))
 }
 

@@ -18,6 +18,7 @@ pub mod demo;
 pub mod eavesdrop;
 pub mod framing;
 pub mod keys;
+pub mod room;
 pub mod server;
 pub mod session;
 pub mod transport;

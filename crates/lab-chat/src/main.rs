@@ -32,6 +32,8 @@ use lab_kit::probe::Probe;
         lab-chat server --certs certs --require-client-cert\n  \
         lab-chat client --ca certs/ca.pem --cert certs/client.pem --key certs/client-key.pem\n  \
         lab-chat server --plaintext             # the insecure version, to compare\n  \
+        lab-chat server --room                  # many clients; each line goes to all\n  \
+        lab-chat client --name alice            # your name in a room\n  \
         lab-chat demo                           # eavesdropper, impostor, truncation, live\n  \
         lab-chat eavesdrop --listen 127.0.0.1:2001 --upstream 127.0.0.1:2000\n  \
         lab-chat client --connect localhost:2001 --ca certs/ca.pem   # via the eavesdropper"
@@ -118,6 +120,12 @@ struct ServerArgs {
     /// No TLS: bare TCP, readable by anyone on the path (for comparison only).
     #[arg(long)]
     plaintext: bool,
+    /// A room: many clients, each line relayed to all the others.
+    #[arg(long)]
+    room: bool,
+    /// In a room: lines queued for one client before it is dropped.
+    #[arg(long, value_name = "LINES", default_value_t = lab_chat::room::DEFAULT_MAX_QUEUE)]
+    max_queue: usize,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -139,6 +147,9 @@ struct ClientArgs {
     /// No TLS: bare TCP (for comparison only).
     #[arg(long)]
     plaintext: bool,
+    /// Your name in a --room server (sent as `/name NAME`; a client certificate's name wins).
+    #[arg(long)]
+    name: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -254,11 +265,6 @@ fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
         Some(keys::server_config(&files, args.require_client_cert)?)
     };
     let listener = server::bind(args.listen)?;
-    let options = ServerOptions {
-        tls,
-        limits,
-        once: args.once,
-    };
     let input = stdin_lines(Arc::clone(&events));
     // `listening on` must be the first line: print it, then the certificate news.
     let first = Arc::clone(&events);
@@ -269,7 +275,21 @@ fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
             first(ChatEvent::CertificatesCreated { dir: dir.clone() });
         }
     });
-    server::serve(listener, options, input, announced)?;
+    if args.room {
+        let options = lab_chat::room::RoomOptions {
+            tls,
+            limits,
+            max_queue: args.max_queue.max(1),
+        };
+        lab_chat::room::serve_room(listener, options, input, announced)?;
+    } else {
+        let options = ServerOptions {
+            tls,
+            limits,
+            once: args.once,
+        };
+        server::serve(listener, options, input, announced)?;
+    }
     Ok(())
 }
 
@@ -291,7 +311,25 @@ fn run_client(args: ClientArgs, events: EventSink) -> Result<(), Failure> {
         limits,
     };
     let tcp = client::connect(&args.connect)?;
-    let input = stdin_lines(Arc::clone(&events));
+    let typed = stdin_lines(Arc::clone(&events));
+    let input = match &args.name {
+        // The name goes first, then whatever the user types.
+        Some(name) => {
+            let (tx, rx) = mpsc::channel();
+            let _ = tx.send(LocalInput::Line(format!("/name {name}")));
+            let _ = std::thread::Builder::new()
+                .name("stdin-forward".into())
+                .spawn(move || {
+                    for line in typed {
+                        if tx.send(line).is_err() {
+                            return;
+                        }
+                    }
+                });
+            rx
+        }
+        None => typed,
+    };
     let report = client::run_client(tcp, &options, input, events)?;
     if report.notices.iter().any(|n| n == BUSY_NOTICE) {
         return Err(Error::Busy.into());

@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use crate::Error;
 use crate::session::{
-    BUSY_NOTICE, ChatEvent, EventSink, Limits, LocalInput, SessionCommand, command_channel,
-    run_session,
+    BUSY_NOTICE, ChatEvent, EventSink, Limits, LocalInput, SessionCommand, SessionHooks,
+    command_channel, run_session,
 };
 use crate::transport::{self, Established, HandshakeError};
 
@@ -151,14 +151,13 @@ pub fn serve(
                             peer,
                             security: established.security.clone(),
                         });
-                        let line_events = Arc::clone(&events);
                         run_session(
                             established,
                             options.limits,
                             commands,
                             commands_tx,
                             Arc::clone(&events),
-                            Box::new(move |text| line_events(ChatEvent::PeerLine { text })),
+                            SessionHooks::print_lines(&events),
                         );
                     }
                     Err(error) => events(ChatEvent::HandshakeFailed {

@@ -22,8 +22,9 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub const NOTICE_PREFIX: &str = "* ";
 /// The notice a second client gets while the server is busy with the first.
 pub const BUSY_NOTICE: &str =
     "* busy: the server is already chatting with another client; try again later";
+/// The first notice a room sends a new member; from then on lines are shown as they come.
+pub const ROOM_WELCOME: &str = "* welcome to the room";
 /// How long a leaving side waits for the peer's own `close_notify` before hanging up.
 const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
@@ -130,6 +133,13 @@ pub enum ChatEvent {
     PeerLine {
         text: String,
     },
+    RoomLine {
+        text: String,
+    },
+    Renamed {
+        from: String,
+        to: String,
+    },
     Notice {
         text: String,
     },
@@ -203,6 +213,8 @@ impl std::fmt::Display for ChatEvent {
                 ),
             },
             ChatEvent::PeerLine { text } => write!(f, "peer: {text}"),
+            ChatEvent::RoomLine { text } => write!(f, "{text}"),
+            ChatEvent::Renamed { from, to } => write!(f, "* {from} is now {to}"),
             ChatEvent::Notice { text } => write!(f, "{text}"),
             ChatEvent::PeerLeft { said_exit, secure } => {
                 let how = match (said_exit, secure) {
@@ -279,6 +291,75 @@ struct ReaderTally {
     notices: Vec<String>,
 }
 
+/// How the program around a session takes part in it.
+pub struct SessionHooks {
+    /// Sees each of the peer's lines (a one-to-one chat prints them as `peer: …`; a room
+    /// relays them).
+    pub on_line: Box<dyn FnMut(String) + Send>,
+    /// In a room: this member's count of queued lines, and whether it was dropped.
+    pub backlog: Option<Arc<Backlog>>,
+}
+
+impl SessionHooks {
+    /// Each line of the peer becomes a [`ChatEvent::PeerLine`].
+    pub fn print_lines(events: &EventSink) -> Self {
+        let events = Arc::clone(events);
+        SessionHooks {
+            on_line: Box::new(move |text| events(ChatEvent::PeerLine { text })),
+            backlog: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SessionHooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionHooks")
+            .field("backlog", &self.backlog)
+            .finish()
+    }
+}
+
+/// The lines queued for one room member and not yet written to its socket. A member whose
+/// queue passes the room's limit is *dropped*: its queue is abandoned (so a slow client
+/// cannot make the server buffer without bound, or stall anyone else) and it gets one
+/// notice saying why.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    queued: AtomicUsize,
+    dropped: Mutex<Option<String>>,
+}
+
+impl Backlog {
+    /// Lines queued and not yet sent.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// Counts one more queued line; returns the new depth.
+    pub fn push(&self) -> usize {
+        self.queued.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    fn sent(&self, lines: usize) {
+        self.queued
+            .fetch_sub(lines.min(self.queued()), Ordering::Relaxed);
+    }
+
+    /// Marks the member as dropped, with the reason it will be told.
+    pub fn drop_with(&self, reason: String) {
+        let mut dropped = self.dropped.lock().unwrap_or_else(PoisonError::into_inner);
+        dropped.get_or_insert(reason);
+    }
+
+    /// The reason, if the member was dropped.
+    pub fn dropped(&self) -> Option<String> {
+        self.dropped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
 /// A handle to post commands into a running session.
 pub type SessionHandle = Sender<SessionCommand>;
 
@@ -292,8 +373,9 @@ pub fn run_session(
     commands: Receiver<SessionCommand>,
     commands_tx: Sender<SessionCommand>,
     events: EventSink,
-    on_line: Box<dyn FnMut(String) + Send>,
+    hooks: SessionHooks,
 ) -> SessionReport {
+    let SessionHooks { on_line, backlog } = hooks;
     let Established {
         reader,
         mut writer,
@@ -333,22 +415,50 @@ pub fn run_session(
         }
         writer.abort();
     };
+    let mut pending: Option<SessionCommand> = None;
     let end = loop {
-        let command = match commands.recv() {
-            Ok(command) => command,
-            Err(_) => break SessionEnd::InputEnded,
+        let command = match pending.take() {
+            Some(command) => command,
+            None => match commands.recv() {
+                Ok(command) => command,
+                Err(_) => break SessionEnd::InputEnded,
+            },
         };
         match command {
             SessionCommand::Send(line) => {
+                if let Some(reason) = backlog.as_ref().and_then(|b| b.dropped()) {
+                    pending = Some(SessionCommand::Drop(reason));
+                    continue;
+                }
+                // Take every line already waiting (up to 64 KiB): one TLS record and one
+                // write for many lines, which matters when a room fans lines out.
                 let mut bytes = line.into_bytes();
                 bytes.push(b'\n');
+                let mut batched = 1;
+                while bytes.len() < 64 * 1024 {
+                    match commands.try_recv() {
+                        Ok(SessionCommand::Send(more)) => {
+                            bytes.extend_from_slice(more.as_bytes());
+                            bytes.push(b'\n');
+                            batched += 1;
+                        }
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
                 if let Err(e) = writer.write_all(&bytes) {
                     writer.abort();
                     break SessionEnd::SendFailed {
                         error: lab_kit::errors::ErrorFacts::of(&e).summary(),
                     };
                 }
-                lines_sent += 1;
+                lines_sent += batched;
+                if let Some(backlog) = &backlog {
+                    backlog.sent(batched as usize);
+                }
             }
             SessionCommand::Leave => {
                 let _ = writer.write_all(format!("{EXIT_WORD}\n").as_bytes());
@@ -425,6 +535,7 @@ fn read_lines(
         notices: Vec::new(),
     };
     let mut said_exit = false;
+    let mut in_room = false;
     let end = 'session: loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break PeerEnd::Closed { said_exit },
@@ -436,8 +547,16 @@ fn read_lines(
             match line {
                 Ok(line) if line.trim() == EXIT_WORD => said_exit = true,
                 Ok(line) if line.starts_with(NOTICE_PREFIX) => {
+                    if line.starts_with(ROOM_WELCOME) {
+                        in_room = true;
+                    }
                     tally.notices.push(line.clone());
                     events(ChatEvent::Notice { text: line });
+                }
+                Ok(line) if in_room => {
+                    // A room's lines already say who spoke: `alice: hello`.
+                    tally.lines += 1;
+                    events(ChatEvent::RoomLine { text: line });
                 }
                 Ok(line) => {
                     tally.lines += 1;
