@@ -621,3 +621,16 @@ pub fn narrate(report: &BenchReport, n: &mut lab_kit::narrate::Narrator) -> io::
 fn verdict(met: bool) -> &'static str {
     if met { "(met)" } else { "(NOT met)" }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_pick_the_sample_at_that_rank() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile_us(&samples, 50.0).round(), 51.0);
+        assert_eq!(percentile_us(&samples, 99.0).round(), 99.0);
+        assert_eq!(percentile_us(&[], 50.0), 0.0);
+    }
+}

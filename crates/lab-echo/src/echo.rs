@@ -315,8 +315,8 @@ fn send_lines(mut input: impl BufRead, mut stream: &TcpStream, sent: &AtomicU64)
             return Ok(());
         }
         stream.write_all(&line)?;
-        // Counted after the kernel took the bytes: the echoes can never outrun this count
-        // by more than one line in flight.
+        // The reader compares its total with this count only after the server closed,
+        // which happens after our FIN, which is sent after the last count: no race.
         sent.fetch_add(line.len() as u64, Ordering::SeqCst);
     }
 }
