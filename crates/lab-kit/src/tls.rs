@@ -203,6 +203,26 @@ pub fn common_name_of(cert: &CertificateDer<'_>) -> Option<String> {
     cn.as_str().ok().map(str::to_string)
 }
 
+/// Like [`server_config`] (no client authentication), but negotiating only `suites`: a
+/// TLS 1.3 server picks the suite, so restricting the server fixes it for every client.
+/// Used by benchmarks that compare one cipher (e.g. AES-128-GCM) with other programs.
+pub fn server_config_with_suites(
+    cert_pem: &str,
+    key_pem: &str,
+    versions: Versions,
+    suites: &[rustls::CipherSuite],
+) -> Result<ServerConfig, TlsSetupError> {
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .retain(|suite| suites.contains(&suite.suite()));
+    let chain = certs_from_pem(cert_pem, "the server certificate")?;
+    Ok(ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions.list())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_from_pem(key_pem, "the server key")?)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -258,6 +278,41 @@ mod tests {
         assert_eq!(
             server_facts.peer_subject.as_deref(),
             Some("CN=alice, O=socket-lab")
+        );
+    }
+
+    #[test]
+    fn a_server_restricted_to_one_suite_negotiates_it() {
+        let pki = LabPki::generate("alice").unwrap();
+        let server = Arc::new(
+            server_config_with_suites(
+                &pki.server.cert_pem,
+                &pki.server.key_pem,
+                Versions::Tls13Only,
+                &[rustls::CipherSuite::TLS13_AES_128_GCM_SHA256],
+            )
+            .unwrap(),
+        );
+        let client = Arc::new(client_config(pki.ca.cert_pem(), None, Versions::Tls13Only).unwrap());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server_thread = std::thread::spawn(move || {
+            let (mut tcp, _) = listener.accept().unwrap();
+            let mut conn = rustls::ServerConnection::new(server).unwrap();
+            let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+            let mut buf = [0u8; 2];
+            tls.read_exact(&mut buf).unwrap();
+        });
+        let mut tcp = TcpStream::connect(addr).unwrap();
+        let mut conn =
+            rustls::ClientConnection::new(client, "localhost".try_into().unwrap()).unwrap();
+        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
+        tls.write_all(b"hi").unwrap();
+        tls.flush().unwrap();
+        server_thread.join().unwrap();
+        assert_eq!(
+            SessionFacts::of(&conn).cipher_suite,
+            "TLS13_AES_128_GCM_SHA256"
         );
     }
 }
