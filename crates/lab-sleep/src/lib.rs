@@ -111,12 +111,19 @@ impl Options {
 /// Which experiments to run (all of them in the tour).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Experiment {
+    /// [`accuracy`]: requested versus measured sleeps.
     Accuracy,
+    /// [`threads`]: another thread counts while the calling thread sleeps.
     OnlyCallingThread,
+    /// [`cpu`]: CPU time of a sleep and of a spin.
     CpuCost,
+    /// [`kernel_works`]: a client connects and sends while the server sleeps.
     KernelKeepsWorking,
+    /// [`servers`]: single-threaded server versus a thread per client.
     SleepingServer,
+    /// [`pacing`]: pacing with sleep, waiting with a blocking `recv`.
     Pacing,
+    /// [`syscall`]: strace's view of Rust's and Python's sleep.
     Syscall,
 }
 
