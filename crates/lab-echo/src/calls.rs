@@ -219,13 +219,25 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         "0 means end of stream: the peer will send nothing more",
     );
     drop(connection);
+    step(
+        Side::Server,
+        format!("close(fd {afd})"),
+        "ok".into(),
+        "the server's end of this connection is released; its FIN goes to the client",
+    );
     drop(client);
+    step(
+        Side::Client,
+        format!("close(fd {cfd})"),
+        "ok".into(),
+        "the client's end is released; the kernel finishes the closing handshake by itself",
+    );
     drop(listener);
     step(
         Side::Server,
-        format!("close(fd {afd}), close(fd {cfd}), close(fd {lfd})"),
+        format!("close(fd {lfd})"),
         "ok".into(),
-        "each socket is released; the kernel finishes the closing handshake by itself",
+        "only now does the port stop listening: until here, new clients could still connect",
     );
     Ok(WalkThrough {
         experiment: "socket_calls",

@@ -34,6 +34,8 @@ fn the_walk_through_makes_each_call_and_connect_completes_before_accept() {
             "recv",
             "shutdown",
             "recv",
+            "close",
+            "close",
             "close"
         ]
     );
