@@ -72,6 +72,8 @@ pub struct WalkThrough {
     pub bytes_received: usize,
     /// What `recv` returned after the client's `shutdown(Write)`: 0, the end of the stream.
     pub recv_after_shutdown: usize,
+    /// What a new `connect()` got once the listener was closed (ConnectionRefused).
+    pub connect_after_close: Option<ErrorFacts>,
 }
 
 /// The message the client sends in the walk-through.
@@ -239,6 +241,19 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         "ok".into(),
         "only now does the port stop listening: until here, new clients could still connect",
     );
+    let late = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
+        .map_err(Error::socket("socket"))?;
+    let late_fd = late.as_raw_fd();
+    let connect_after_close = late.connect(&SockAddr::from(server)).err();
+    step(
+        Side::Client,
+        format!("connect(fd {late_fd}, {server})"),
+        connect_after_close.as_ref().map_or_else(
+            || "ok (unexpected)".into(),
+            |e| format!("failed: {}", ErrorFacts::of(e).summary()),
+        ),
+        "a new client, after the listener closed: nothing listens there any more (lab 1)",
+    );
     Ok(WalkThrough {
         experiment: "socket_calls",
         steps,
@@ -248,6 +263,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         bytes_sent,
         bytes_received,
         recv_after_shutdown,
+        connect_after_close: connect_after_close.as_ref().map(ErrorFacts::of),
     })
 }
 

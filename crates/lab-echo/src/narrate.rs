@@ -194,7 +194,7 @@ pub fn walk_through(report: &WalkThrough, n: &mut Narrator) -> io::Result<()> {
             step.number, step.call, step.result
         ))?;
         n.evidence(&step.meaning)?;
-        if step.call.starts_with("connect") {
+        if step.call.starts_with("connect") && step.result.starts_with("ok") {
             match (
                 &report.backlog.waiting_in_accept_queue,
                 &report.backlog.client_state,

@@ -36,7 +36,8 @@ fn the_walk_through_makes_each_call_and_connect_completes_before_accept() {
             "recv",
             "close",
             "close",
-            "close"
+            "close",
+            "connect"
         ]
     );
     assert_eq!(report.steps[6].side, Side::Client);
@@ -52,6 +53,12 @@ fn the_walk_through_makes_each_call_and_connect_completes_before_accept() {
     assert_eq!(report.bytes_sent, calls::GREETING.len());
     assert_eq!(report.bytes_received, calls::GREETING.len());
     assert_eq!(report.recv_after_shutdown, 0);
+    // Once the listener is closed, nobody listens on the port: a new connect is refused.
+    let late = report
+        .connect_after_close
+        .as_ref()
+        .expect("connect after close must fail");
+    assert_eq!(late.error_kind, "ConnectionRefused");
     assert_redacted_snapshot("walk_through", &narration(&report, narrate::walk_through));
 }
 
@@ -131,6 +138,8 @@ const PINNED_SEQUENCE: &[&str] = &[
     "recvfrom",
     "shutdown",
     "recvfrom",
+    "socket",
+    "connect",
 ];
 
 #[test]

@@ -287,7 +287,7 @@ fn the_socket_calls_chapter_prints_one_json_object_per_experiment() {
         eprintln!("skipped: the strace record in calls --json: strace is not usable here");
     }
     assert_eq!(names, expected);
-    assert_eq!(records[0]["steps"].as_array().unwrap().len(), 15);
+    assert_eq!(records[0]["steps"].as_array().unwrap().len(), 16);
     assert_eq!(records[2]["error_kind"], "WouldBlock");
     assert_eq!(records[3]["recv_after_close"], 0);
     assert_eq!(records[3]["recv_after_reset"]["errno_name"], "ECONNRESET");
