@@ -185,7 +185,7 @@ fn traced(
             let sleep_lines: Vec<String> = record
                 .lines
                 .iter()
-                .map(|line| without_pid(line).to_string())
+                .map(|line| strace::without_pid(line).to_string())
                 .filter(|line| {
                     strace::syscall_name(line).is_some_and(|name| SLEEP_SYSCALLS.contains(&name))
                 })
@@ -207,18 +207,6 @@ fn traced(
             }
         }
         Err(e) => TracedSleep::skipped(language, requested_us, code, e.to_string()),
-    }
-}
-
-/// `clock_nanosleep(…)` from `12345 clock_nanosleep(…)`: with `-f` and `-o FILE`, strace
-/// starts each line with the process id, which says nothing about sleep.
-fn without_pid(line: &str) -> &str {
-    let trimmed = line.trim_start();
-    match trimmed.split_once(' ') {
-        Some((pid, rest)) if !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()) => {
-            rest.trim_start()
-        }
-        _ => trimmed,
     }
 }
 
@@ -257,7 +245,7 @@ mod tests {
     fn reads_strace_sleep_lines() {
         let line =
             "14950 clock_nanosleep(CLOCK_MONOTONIC, 0, {tv_sec=0, tv_nsec=10000000}, 0x7ffd) = 0";
-        let line = without_pid(line);
+        let line = strace::without_pid(line);
         assert!(line.starts_with("clock_nanosleep("));
         assert_eq!(clock_nanosleep_args(line), Some(("CLOCK_MONOTONIC", "0")));
         let python =
@@ -265,10 +253,6 @@ mod tests {
         assert_eq!(
             clock_nanosleep_args(python),
             Some(("CLOCK_MONOTONIC", "TIMER_ABSTIME"))
-        );
-        assert_eq!(
-            without_pid("nanosleep({tv_sec=0}, NULL) = 0"),
-            "nanosleep({tv_sec=0}, NULL) = 0"
         );
     }
 }
