@@ -225,21 +225,21 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         Side::Server,
         format!("close(fd {afd})"),
         "ok".into(),
-        "the server's end of this connection is released; its FIN goes to the client",
+        "releases the server's end of this connection; the listener is another socket, still open",
     );
     drop(client);
     step(
         Side::Client,
         format!("close(fd {cfd})"),
         "ok".into(),
-        "the client's end is released; the kernel finishes the closing handshake by itself",
+        "releases the client's end of the connection",
     );
     drop(listener);
     step(
         Side::Server,
         format!("close(fd {lfd})"),
         "ok".into(),
-        "only now does the port stop listening: until here, new clients could still connect",
+        "releases the listening socket: nobody listens on this port any more",
     );
     let late = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
         .map_err(Error::socket("socket"))?;
