@@ -322,8 +322,9 @@ fn wait_for_accept_queue(port: u16) -> Option<u32> {
     }
 }
 
-/// The kernel's name for the state of the connection from `local` to `remote`.
-fn tcp_state(local: u16, remote: u16) -> Option<String> {
+/// The kernel's name for the state of the connection from port `local` to port `remote`
+/// on 127.0.0.1 (from `/proc/net/tcp`, Linux only), e.g. `ESTABLISHED` or `TIME_WAIT`.
+pub fn tcp_state(local: u16, remote: u16) -> Option<String> {
     let names = [
         "?",
         "ESTABLISHED",

@@ -10,6 +10,9 @@ use lab_echo::calls::{self, Side};
 use lab_echo::narrate;
 use lab_echo::syscalls::{self, Traced};
 use lab_kit::probe::Probe;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
 
 #[test]
 fn the_walk_through_makes_each_call_and_connect_completes_before_accept() {
@@ -107,6 +110,10 @@ fn a_non_blocking_send_takes_fewer_bytes_than_asked_then_would_block() {
     // Nothing was lost: the peer got both the first copy and write_all's copy.
     assert_eq!(report.peer_received, 2 * report.asked as u64);
     assert!(report.write_all_calls >= 1);
+    if cfg!(target_os = "linux") {
+        // A blocking send on Linux waits until the kernel has taken every byte.
+        assert_eq!(report.write_all_calls, 1, "{report:?}");
+    }
     assert_redacted_snapshot("partial_send", &narration(&report, narrate::partial_send));
 }
 
@@ -156,4 +163,44 @@ fn strace_records_the_real_system_calls_in_order() {
     assert_eq!(report.names, PINNED_SEQUENCE, "{:#?}", report.lines);
     assert!(report.in_order);
     assert_redacted_snapshot("strace", &narration(&report, narrate::syscall_trace));
+}
+
+/// Step 2 of the walk-through says why servers set SO_REUSEADDR: after a server closes a
+/// connection first, that connection lingers in TIME_WAIT and holds the port.
+#[test]
+fn so_reuseaddr_lets_a_restarted_server_bind_while_time_wait_lingers() {
+    let new_socket = || Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+    let listener = new_socket();
+    listener.set_reuse_address(true).unwrap();
+    listener
+        .bind(&SockAddr::from(SocketAddr::from(([127, 0, 0, 1], 0))))
+        .unwrap();
+    listener.listen(8).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server_port = addr.as_socket().unwrap().port();
+    let client = TcpStream::connect(addr.as_socket().unwrap()).unwrap();
+    let client_port = client.local_addr().unwrap().port();
+    let (connection, _) = listener.accept().unwrap();
+    // The server closes first (it will be the side in TIME_WAIT), then the client, then
+    // the server stops listening: the "server" is gone.
+    drop(connection);
+    drop(client);
+    drop(listener);
+    if cfg!(target_os = "linux") {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while calls::tcp_state(server_port, client_port).as_deref() != Some("TIME_WAIT") {
+            assert!(
+                Instant::now() < deadline,
+                "the connection never reached TIME_WAIT"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    // A restarted server without SO_REUSEADDR cannot bind the port...
+    let without = new_socket().bind(&addr).unwrap_err();
+    assert_eq!(without.kind(), std::io::ErrorKind::AddrInUse);
+    // ...with it, it can.
+    let restarted = new_socket();
+    restarted.set_reuse_address(true).unwrap();
+    restarted.bind(&addr).unwrap();
 }
