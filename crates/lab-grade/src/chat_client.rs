@@ -351,11 +351,7 @@ fn exit_clean(run: &Run<'_>, scene: &mut Scene) -> Verdict {
     let _ = scene.child.write_stdin("Exit\n");
     // Read while waiting: the grader answers the client's close_notify with its own.
     let ending = scene.conn.wait_for_end(run.step_deadline());
-    let status = scene
-        .child
-        .wait_timeout(run.options.deadlines.step)
-        .ok()
-        .flatten();
+    let status = program::wait_exit(&mut scene.child, run.options.deadlines.step);
     let health = program::health(&mut scene.child);
     match status {
         Some(status) if status.success() && health.crash.is_none() => {
@@ -494,10 +490,7 @@ fn no_server_message(run: &Run<'_>) -> Verdict {
         Ok(child) => child,
         Err(e) => return Verdict::failed(id, format!("The program could not be started: {e}.")),
     };
-    let status = child
-        .wait_timeout(run.options.deadlines.step)
-        .ok()
-        .flatten();
+    let status = program::wait_exit(&mut child, run.options.deadlines.step);
     let health = program::health(&mut child);
     let message = program::tail(&child, Stream::Stderr, 1)
         .pop()

@@ -257,12 +257,12 @@ impl Run<'_> {
 
     /// Stops the program (SIGTERM to its group, SIGKILL after the grace) and reaps it.
     pub fn stop(&self, child: &mut RunningChild) {
-        let _ = child.terminate(self.options.deadlines.grace);
+        program::stop(child, self.options.deadlines.grace);
     }
 
     /// Watches the program for up to `watch` (less if it exits), then reads its health.
     pub fn settle(&self, child: &mut RunningChild) -> Health {
-        let _ = child.wait_timeout(self.options.deadlines.watch);
+        let _ = program::wait_exit(child, self.options.deadlines.watch);
         program::health(child)
     }
 
@@ -320,7 +320,10 @@ impl Run<'_> {
     /// Gives a program that is already on its way out (a traceback printed, the socket
     /// closed) a moment to finish, so that its real exit status is reported, then stops it.
     pub fn settle_then_stop(&self, child: &mut RunningChild) {
-        let _ = child.wait_timeout(self.options.deadlines.watch.min(Duration::from_millis(300)));
+        let _ = program::wait_exit(
+            child,
+            self.options.deadlines.watch.min(Duration::from_millis(300)),
+        );
         self.stop(child);
     }
 }

@@ -271,6 +271,44 @@ pub fn tail(child: &RunningChild, stream: Stream, count: usize) -> Vec<String> {
         .collect()
 }
 
+/// Waits up to `timeout` for the program to exit, and returns its status if it did.
+///
+/// Unlike `RunningChild::wait_timeout`, this does not wait for the output pipes to close:
+/// a program that forked leaves a grandchild holding them, possibly forever. Once the
+/// program has exited, its output gets a short, bounded moment (200 ms) to be read to the
+/// end, so that a traceback printed just before exiting is in the report.
+pub fn wait_exit(child: &mut RunningChild, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_status() {
+            let drained = Instant::now() + Duration::from_millis(200);
+            for stream in [Stream::Stdout, Stream::Stderr] {
+                // Returns as soon as the stream is closed (no line is ever "wanted").
+                let _ = child.wait_for_line(
+                    stream,
+                    drained.saturating_duration_since(Instant::now()),
+                    |_| false,
+                );
+            }
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        // No wait-with-timeout for a child in std: poll its status every few milliseconds.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Stops the program and everything it started: SIGTERM to its process group, up to
+/// `grace` to exit, then SIGKILL to the group (which also ends a fork that ignored
+/// SIGTERM), and reaps it.
+pub fn stop(child: &mut RunningChild, grace: Duration) {
+    child.signal_group(libc::SIGTERM);
+    let _ = wait_exit(child, grace);
+    let _ = child.kill();
+}
+
 /// What a program's health looks like after a check: did it crash, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Health {

@@ -243,6 +243,8 @@ pub fn gradescope_results(report: &GradeReport) -> GradescopeResults {
     let tests = report
         .checks
         .iter()
+        // A skipped check was not graded: it is left out rather than shown as 0 of 0.
+        .filter(|check| check.status != Status::Skipped)
         .map(|check| {
             let mut output = check.feedback.join("\n");
             if !check.evidence.is_empty() {
@@ -257,7 +259,6 @@ pub fn gradescope_results(report: &GradeReport) -> GradescopeResults {
                 name: check.title.to_string(),
                 score: check.points,
                 max_score: check.max_points,
-                // Gradescope knows only passed and failed; a skipped check is worth 0 of 0.
                 status: if check.status == Status::Failed {
                     "failed"
                 } else {
