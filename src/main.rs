@@ -23,11 +23,18 @@ struct Chapter {
 }
 
 /// The chapters, in the order of the homework's questions.
-const CHAPTERS: &[Chapter] = &[Chapter {
-    command: Command::Refused,
-    question: "1. What happens when a TCP client connects and no server is running?",
-    run: |n, p| Ok(lab_refused::chapter(n, p)?),
-}];
+const CHAPTERS: &[Chapter] = &[
+    Chapter {
+        command: Command::Refused,
+        question: "1. What happens when a TCP client connects and no server is running?",
+        run: |n, p| Ok(lab_refused::chapter(n, p)?),
+    },
+    Chapter {
+        command: Command::Sleep,
+        question: "3. What does sleep do?",
+        run: |n, p| Ok(lab_sleep::chapter(n, p)?),
+    },
+];
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,11 +62,13 @@ struct Cli {
 enum Command {
     /// Chapter 1: connecting when no server is running (refused, timed out, retried).
     Refused,
+    /// Chapter 3: what sleep does (Python's time.sleep, Rust's thread::sleep).
+    Sleep,
 }
 
 fn main() -> ExitCode {
     // Every lab's probes, so that the tour binary can re-run any of them under strace.
-    let probes: Vec<_> = [lab_refused::PROBES].concat();
+    let probes: Vec<_> = [lab_refused::PROBES, lab_sleep::PROBES].concat();
     lab_kit::probe::dispatch(&probes);
     let cli = Cli::parse();
     let probe = match Probe::current() {

@@ -69,3 +69,29 @@ fn an_unknown_chapter_is_an_error() {
         .failure()
         .stderr(predicate::str::contains("unrecognized subcommand"));
 }
+
+/// The headings of the chapters that exist, in the order of the homework's questions.
+const QUESTIONS_IN_ORDER: &[&str] = &["Question 1:", "Question 3:"];
+
+#[test]
+fn the_whole_tour_runs_every_chapter_in_order() {
+    let output = socket_lab().output().unwrap();
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(
+        output.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut from = 0;
+    for question in QUESTIONS_IN_ORDER {
+        let at = text[from..]
+            .find(question)
+            .unwrap_or_else(|| panic!("{question} missing or out of order"));
+        from += at + question.len();
+    }
+    assert_eq!(
+        text.matches("Answer:").count(),
+        QUESTIONS_IN_ORDER.len(),
+        "one answer per chapter"
+    );
+}
