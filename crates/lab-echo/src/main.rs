@@ -80,6 +80,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // `lab-echo calls | head`: the reader left; nothing more to say to anyone.
+        Err(Error::Narrate(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
         Err(error) => {
             match error.hint() {
                 Some(hint) => eprintln!("lab-echo: {error}; {hint}"),
