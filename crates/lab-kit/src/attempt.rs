@@ -60,7 +60,7 @@ impl Attempt {
             error_kind: error.as_ref().map(|e| e.error_kind.clone()),
             errno: error.as_ref().and_then(|e| e.errno),
             errno_name: error.as_ref().and_then(|e| e.errno_name),
-            elapsed_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            elapsed_us: crate::narrate::saturating_micros(elapsed),
         }
     }
 

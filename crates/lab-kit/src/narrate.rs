@@ -184,16 +184,52 @@ impl Narrator {
     }
 }
 
-/// A duration for people: `16 µs`, `1.2 ms`, `1.002 s`.
+/// A duration for people, about three significant figures in the unit that fits:
+/// `0 ns`, `850 ns`, `57.3 µs`, `250 µs`, `1.06 ms`, `100.1 ms`, `2.00 s`. Durations in
+/// the labs span from nanoseconds to seconds; a fixed unit would print `0.001 ms`.
 pub fn human_duration(duration: Duration) -> String {
-    let us = duration.as_micros();
-    if us < 1_000 {
-        format!("{us} µs")
-    } else if us < 1_000_000 {
-        format!("{:.1} ms", us as f64 / 1_000.0)
-    } else {
-        format!("{:.3} s", us as f64 / 1_000_000.0)
+    human_nanos(duration.as_nanos())
+}
+
+/// Like [`human_duration`], from a number of nanoseconds.
+pub fn human_nanos(ns: u128) -> String {
+    let ns_f = ns as f64;
+    match ns {
+        0..1_000 => format!("{ns} ns"),
+        1_000..100_000 => format!("{:.1} µs", ns_f / 1e3),
+        100_000..1_000_000 => format!("{:.0} µs", ns_f / 1e3),
+        1_000_000..10_000_000 => format!("{:.2} ms", ns_f / 1e6),
+        10_000_000..1_000_000_000 => format!("{:.1} ms", ns_f / 1e6),
+        _ => format!("{:.2} s", ns_f / 1e9),
     }
+}
+
+/// Like [`human_duration`], from a number of microseconds (as the JSON records hold them).
+pub fn human_micros(us: u64) -> String {
+    human_nanos(u128::from(us) * 1_000)
+}
+
+/// `57,123,456`: thousands grouped so that a count can be read aloud.
+pub fn human_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
+}
+
+/// Microseconds in a `Duration`, saturated into a `u64` for JSON.
+pub fn saturating_micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Nanoseconds in a `Duration`, saturated into a `u64` for JSON.
+pub fn saturating_nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
@@ -214,9 +250,21 @@ mod tests {
 
     #[test]
     fn durations_read_well() {
-        assert_eq!(human_duration(Duration::from_micros(16)), "16 µs");
-        assert_eq!(human_duration(Duration::from_micros(1_250)), "1.2 ms");
-        assert_eq!(human_duration(Duration::from_millis(1_002)), "1.002 s");
+        assert_eq!(human_duration(Duration::ZERO), "0 ns");
+        assert_eq!(human_duration(Duration::from_nanos(850)), "850 ns");
+        assert_eq!(human_duration(Duration::from_nanos(57_345)), "57.3 µs");
+        assert_eq!(human_duration(Duration::from_micros(250)), "250 µs");
+        assert_eq!(human_duration(Duration::from_micros(1_064)), "1.06 ms");
+        assert_eq!(human_duration(Duration::from_micros(100_080)), "100.1 ms");
+        assert_eq!(human_duration(Duration::from_secs(2)), "2.00 s");
+    }
+
+    #[test]
+    fn counts_are_grouped_in_thousands() {
+        assert_eq!(human_count(0), "0");
+        assert_eq!(human_count(999), "999");
+        assert_eq!(human_count(1_000), "1,000");
+        assert_eq!(human_count(57_123_456), "57,123,456");
     }
 
     #[test]

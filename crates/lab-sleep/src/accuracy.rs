@@ -13,8 +13,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::display;
-
 /// The requests the lab measures: zero, then 1 µs to 100 ms in steps of 10 to 100.
 pub const STANDARD_REQUESTS: &[Duration] = &[
     Duration::ZERO,
@@ -43,8 +41,12 @@ pub struct RequestMeasurements {
 
 impl RequestMeasurements {
     fn from_samples(requested: Duration, measured: Vec<Duration>) -> Self {
-        let requested_ns = display::as_nanos(requested);
-        let measured_ns: Vec<u64> = measured.iter().copied().map(display::as_nanos).collect();
+        let requested_ns = lab_kit::narrate::saturating_nanos(requested);
+        let measured_ns: Vec<u64> = measured
+            .iter()
+            .copied()
+            .map(lab_kit::narrate::saturating_nanos)
+            .collect();
         let mut overshoots: Vec<i64> = measured_ns
             .iter()
             .map(|&m| {

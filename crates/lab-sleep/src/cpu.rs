@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::{Error, display};
+use crate::Error;
 
 /// The clock this experiment reads, named in its output.
 pub const CPU_CLOCK: &str = "clock_gettime(CLOCK_THREAD_CPUTIME_ID)";
@@ -74,9 +74,9 @@ fn measure(wait: impl FnOnce()) -> Result<WaitCost, Error> {
     let wall = started.elapsed();
     let cpu = thread_cpu_time()?.saturating_sub(cpu_before);
     Ok(WaitCost {
-        wall_us: display::as_micros(wall),
-        cpu_us: display::as_micros(cpu),
-        cpu_ns: display::as_nanos(cpu),
+        wall_us: lab_kit::narrate::saturating_micros(wall),
+        cpu_us: lab_kit::narrate::saturating_micros(cpu),
+        cpu_ns: lab_kit::narrate::saturating_nanos(cpu),
     })
 }
 /// Waits `duration` twice in the calling thread, once with `thread::sleep` and once by
@@ -95,7 +95,7 @@ pub fn compare_sleep_with_spin(duration: Duration) -> Result<CpuCostReport, Erro
     Ok(CpuCostReport {
         experiment: "cpu_cost_sleep_vs_spin",
         cpu_clock: CPU_CLOCK,
-        requested_us: display::as_micros(duration),
+        requested_us: lab_kit::narrate::saturating_micros(duration),
         sleep,
         spin,
         spin_clock_reads,

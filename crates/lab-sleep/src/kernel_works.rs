@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::{Error, display};
+use crate::Error;
 
 /// What the client sends while the server sleeps: three separate writes.
 pub const CLIENT_MESSAGES: &[&str] = &[
@@ -101,7 +101,7 @@ pub fn client_during_server_sleep(
             None if attempt == ATTEMPTS => {
                 return Err(Error::io(format!(
                     "no client connection reached the server during a {} sleep, {ATTEMPTS} times",
-                    display::duration(sleep)
+                    lab_kit::narrate::human_duration(sleep)
                 ))(io::ErrorKind::TimedOut.into()));
             }
             _ => {
@@ -188,10 +188,12 @@ fn run_once(
     let (client_stream, connected, sent) = client?;
     drop(client_stream);
 
-    let since_sleep = |t: Instant| display::as_micros(t.saturating_duration_since(sleep_started));
+    let since_sleep = |t: Instant| {
+        lab_kit::narrate::saturating_micros(t.saturating_duration_since(sleep_started))
+    };
     Ok(Some(KernelKeepsWorkingReport {
         experiment: "kernel_keeps_working",
-        server_sleep_us: display::as_micros(server_sleep),
+        server_sleep_us: lab_kit::narrate::saturating_micros(server_sleep),
         attempts: attempt,
         client_connected_at_us: since_sleep(connected),
         client_sent_at_us: since_sleep(sent),
@@ -200,10 +202,10 @@ fn run_once(
         server_woke_at_us: since_sleep(server_view.woke),
         accept_queue_at_wake: server_view.accept_queue.map(|(queued, _)| queued),
         accept_queue_limit: server_view.accept_queue.map(|(_, limit)| limit),
-        accept_took_us: display::as_micros(server_view.accept_took),
+        accept_took_us: lab_kit::narrate::saturating_micros(server_view.accept_took),
         bytes_available_at_accept: server_view.bytes_available,
         bytes_received_at_once: server_view.received.len(),
-        recv_took_us: display::as_micros(server_view.recv_took),
+        recv_took_us: lab_kit::narrate::saturating_micros(server_view.recv_took),
         received_text: String::from_utf8_lossy(&server_view.received).into_owned(),
     }))
 }

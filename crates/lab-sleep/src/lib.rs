@@ -22,7 +22,6 @@
 
 pub mod accuracy;
 pub mod cpu;
-pub mod display;
 pub mod kernel_works;
 pub mod narrate;
 pub mod pacing;

@@ -8,12 +8,12 @@ use lab_kit::narrate::Narrator;
 
 use crate::accuracy::AccuracyReport;
 use crate::cpu::{CpuCostReport, WaitCost};
-use crate::display::{self, count, micros, nanos};
 use crate::kernel_works::KernelKeepsWorkingReport;
 use crate::pacing::PacingReport;
 use crate::servers::{DesignRun, SleepingServerReport};
 use crate::syscall::{Language, SyscallReport, TracedSleep};
 use crate::threads::OnlyCallingThreadReport;
+use lab_kit::narrate::{human_count as count, human_micros as micros, human_nanos as nanos};
 
 type Result = std::io::Result<()>;
 
@@ -333,7 +333,7 @@ fn traced_sleep(run: &TracedSleep, n: &mut Narrator) -> Result {
     let what = format!(
         "{language}, {} ({})",
         run.code,
-        display::micros(run.requested_us)
+        lab_kit::narrate::human_micros(run.requested_us)
     );
     if let Some(why) = &run.skipped_reason {
         return n.skipped(&what, why);

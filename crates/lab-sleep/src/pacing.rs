@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::{Error, display};
+use crate::Error;
 
 /// How many datagrams the paced sender sends.
 pub const MESSAGES: usize = 5;
@@ -110,12 +110,12 @@ pub fn paced_sender_blocking_receiver(
         .zip(&received_at)
         .enumerate()
         .map(|(i, (&sent, &received))| PacedMessage {
-            sent_at_us: display::as_micros(sent),
-            gap_since_previous_send_us: i
-                .checked_sub(1)
-                .map(|previous| display::as_micros(sent.saturating_sub(sent_at[previous]))),
-            received_at_us: display::as_micros(received),
-            delivery_us: display::as_micros(received.saturating_sub(sent)),
+            sent_at_us: lab_kit::narrate::saturating_micros(sent),
+            gap_since_previous_send_us: i.checked_sub(1).map(|previous| {
+                lab_kit::narrate::saturating_micros(sent.saturating_sub(sent_at[previous]))
+            }),
+            received_at_us: lab_kit::narrate::saturating_micros(received),
+            delivery_us: lab_kit::narrate::saturating_micros(received.saturating_sub(sent)),
         })
         .collect();
     let min_send_gap_us = messages
@@ -127,7 +127,7 @@ pub fn paced_sender_blocking_receiver(
     deliveries.sort_unstable();
     Ok(PacingReport {
         experiment: "pacing_with_sleep",
-        interval_us: display::as_micros(interval),
+        interval_us: lab_kit::narrate::saturating_micros(interval),
         min_send_gap_us,
         median_delivery_us: deliveries.get(deliveries.len() / 2).copied().unwrap_or(0),
         messages,

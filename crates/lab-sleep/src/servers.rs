@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::{Error, display};
+use crate::Error;
 
 /// How many clients each server serves before it stops (every loop is bounded).
 pub const CLIENTS: usize = 2;
@@ -98,7 +98,7 @@ pub fn compare_server_designs(sleep: Duration) -> Result<SleepingServerReport, E
     let thread_per_client = run_design(Design::ThreadPerClient, sleep)?;
     Ok(SleepingServerReport {
         experiment: "sleeping_server",
-        server_sleep_us: display::as_micros(sleep),
+        server_sleep_us: lab_kit::narrate::saturating_micros(sleep),
         single_threaded_second_client_waited_us: single_threaded.second_client_waited_us(),
         thread_per_client_second_client_waited_us: thread_per_client.second_client_waited_us(),
         single_threaded,
@@ -187,7 +187,7 @@ fn accept_within(listener: &TcpListener, deadline: Duration) -> Result<TcpStream
             .map_err(Error::io("the server's accept failed")),
         0 => Err(Error::io(format!(
             "no client connected within {}",
-            display::duration(deadline)
+            lab_kit::narrate::human_duration(deadline)
         ))(io::ErrorKind::TimedOut.into())),
         _ => Err(Error::io("poll on the listener failed")(
             io::Error::last_os_error(),
@@ -222,9 +222,9 @@ fn send_requests_back_to_back(addr: SocketAddr) -> Result<Vec<ClientWait>, Error
             .map_err(Error::io(format!("client {} got no reply", number + 1)))?;
         let replied_at = start.elapsed();
         waits.push(ClientWait {
-            sent_at_us: display::as_micros(sent_at),
-            replied_at_us: display::as_micros(replied_at),
-            waited_us: display::as_micros(replied_at.saturating_sub(sent_at)),
+            sent_at_us: lab_kit::narrate::saturating_micros(sent_at),
+            replied_at_us: lab_kit::narrate::saturating_micros(replied_at),
+            waited_us: lab_kit::narrate::saturating_micros(replied_at.saturating_sub(sent_at)),
             reply: reply.trim_end().to_string(),
         });
     }

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::{Error, display};
+use crate::Error;
 
 /// The counter gives up by itself after this long, whatever happens to the sleeper.
 const COUNTER_SAFETY_LIMIT: Duration = Duration::from_secs(60);
@@ -67,8 +67,8 @@ pub fn count_while_main_thread_sleeps(sleep: Duration) -> Result<OnlyCallingThre
 
     Ok(OnlyCallingThreadReport {
         experiment: "only_calling_thread_sleeps",
-        requested_us: display::as_micros(sleep),
-        slept_us: display::as_micros(slept),
+        requested_us: lab_kit::narrate::saturating_micros(sleep),
+        slept_us: lab_kit::narrate::saturating_micros(slept),
         count_before_sleep,
         count_after_sleep,
         counted_during_sleep: count_after_sleep.saturating_sub(count_before_sleep),
