@@ -79,6 +79,9 @@ fn main() -> ExitCode {
         }
     };
     let mut narrator = Narrator::stdout(Format::from_json_flag(cli.json));
+    if cli.chapter.is_none() && introduce_the_tour(&mut narrator).is_err() {
+        return ExitCode::FAILURE;
+    }
     let chosen = CHAPTERS
         .iter()
         .filter(|c| cli.chapter.is_none_or(|wanted| wanted == c.command));
@@ -91,4 +94,24 @@ fn main() -> ExitCode {
     }
     let _ = narrator.flush();
     ExitCode::SUCCESS
+}
+
+/// The opening of the whole tour: what it is, and which machine the evidence comes from.
+fn introduce_the_tour(n: &mut Narrator) -> std::io::Result<()> {
+    n.heading("socket-lab: five classic socket questions, answered by experiment")?;
+    n.say(
+        "Every number below is measured now, on this machine, with real sockets. Each \
+         chapter runs its experiments, shows the evidence, and ends with the answer.",
+    )?;
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|release| format!("{} {}", std::env::consts::OS, release.trim()))
+        .unwrap_or_else(|_| std::env::consts::OS.to_string());
+    n.fact("operating system", kernel)?;
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    n.fact("CPUs", cpus)?;
+    n.say("The chapters:")?;
+    for chapter in CHAPTERS {
+        n.say(&format!("  {}", chapter.question))?;
+    }
+    Ok(())
 }
