@@ -13,6 +13,7 @@
 //! - [`eavesdrop`]: a relay in the middle that reads (and can cut) the wire;
 //! - [`demo`]: the chapter for the tour and `lab-chat demo`.
 
+pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod eavesdrop;

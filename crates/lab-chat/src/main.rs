@@ -64,6 +64,12 @@ enum Command {
     Client(ClientArgs),
     /// Run the whole demonstration: conversation, eavesdropper, impostor, truncation.
     Demo,
+    /// Measure throughput, handshakes, round trips and room fan-out next to openssl and ncat.
+    Bench {
+        /// A tiny run that only proves each part works (seconds).
+        #[arg(long)]
+        quick: bool,
+    },
     /// A relay that forwards a chat and prints every byte that crosses it.
     Eavesdrop {
         /// Where clients connect (instead of the server).
@@ -173,6 +179,7 @@ fn main() -> ExitCode {
         Command::Server(args) => run_server(args, events),
         Command::Client(args) => run_client(args, events),
         Command::Demo => run_demo(cli.json),
+        Command::Bench { quick } => run_bench(quick, cli.json),
         Command::Eavesdrop { listen, upstream } => run_eavesdrop(listen, upstream, cli.json),
     };
     match result {
@@ -372,4 +379,16 @@ fn run_eavesdrop(listen: SocketAddr, upstream: SocketAddr, json: bool) -> Result
     let relay = eavesdrop::Relay::start(listener, upstream, Some(observer)).map_err(Error::from)?;
     relay.wait();
     Ok(())
+}
+
+fn run_bench(quick: bool, json: bool) -> Result<(), Failure> {
+    let mut narrator = Narrator::stdout(Format::from_json_flag(json));
+    let size = if quick {
+        lab_chat::bench::BenchSize::quick()
+    } else {
+        lab_chat::bench::BenchSize::full()
+    };
+    let result = lab_chat::bench::run(size, &mut narrator);
+    let _ = narrator.flush();
+    result.map(|_| ()).map_err(Failure::from)
 }

@@ -61,8 +61,10 @@ impl Room {
         self.members.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Queues `line` for every member except `from`; drops members too far behind.
-    fn broadcast(&self, from: Option<u64>, line: &str) {
+    /// Queues `text` (one or more lines) for every member except `from`; drops members
+    /// too far behind.
+    fn broadcast(&self, from: Option<u64>, text: &str) {
+        let lines = text.split('\n').count();
         let mut dropped = Vec::new();
         {
             let mut members = self.lock();
@@ -70,7 +72,7 @@ impl Room {
                 if Some(member.id) == from {
                     return true;
                 }
-                if member.backlog.push() > self.max_queue {
+                if member.backlog.push(lines) > self.max_queue {
                     let reason = format!(
                         "more than {} lines were waiting for you; you were dropped",
                         self.max_queue
@@ -82,7 +84,7 @@ impl Room {
                 }
                 member
                     .commands
-                    .send(SessionCommand::Send(line.to_string()))
+                    .send(SessionCommand::Send(text.to_string()))
                     .is_ok()
             });
         }
@@ -284,15 +286,32 @@ fn member(tcp: TcpStream, room: &Arc<Room>, options: &RoomOptions) {
 
     let relay_room = Arc::clone(room);
     let reply = commands_tx.clone();
-    let on_line = Box::new(move |text: String| {
-        if let Some(wanted) = text.strip_prefix("/name ") {
-            if let Some(notice) = relay_room.rename(id, wanted.trim()) {
-                let _ = reply.send(SessionCommand::Send(notice));
+    // All the lines one read completed are relayed as one batch: one wake-up per
+    // recipient, not one per line.
+    let on_lines = Box::new(move |lines: Vec<String>| {
+        let mut name = relay_room.name_of(id).unwrap_or_default();
+        let mut batch = String::new();
+        for text in lines {
+            if let Some(wanted) = text.strip_prefix("/name ") {
+                if !batch.is_empty() {
+                    relay_room.broadcast(Some(id), &std::mem::take(&mut batch));
+                }
+                if let Some(notice) = relay_room.rename(id, wanted.trim()) {
+                    let _ = reply.send(SessionCommand::Send(notice));
+                }
+                name = relay_room.name_of(id).unwrap_or_default();
+                continue;
             }
-            return;
+            if !batch.is_empty() {
+                batch.push('\n');
+            }
+            batch.push_str(&name);
+            batch.push_str(": ");
+            batch.push_str(&text);
         }
-        let name = relay_room.name_of(id).unwrap_or_default();
-        relay_room.broadcast(Some(id), &format!("{name}: {text}"));
+        if !batch.is_empty() {
+            relay_room.broadcast(Some(id), &batch);
+        }
     });
     // The room's own log shows how members ended badly; their lines and goodbyes are
     // already told as room news.
@@ -314,7 +333,7 @@ fn member(tcp: TcpStream, room: &Arc<Room>, options: &RoomOptions) {
         commands_tx,
         quiet,
         SessionHooks {
-            on_line,
+            on_lines,
             backlog: Some(backlog),
         },
     );

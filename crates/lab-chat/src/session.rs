@@ -293,9 +293,10 @@ struct ReaderTally {
 
 /// How the program around a session takes part in it.
 pub struct SessionHooks {
-    /// Sees each of the peer's lines (a one-to-one chat prints them as `peer: …`; a room
-    /// relays them).
-    pub on_line: Box<dyn FnMut(String) + Send>,
+    /// Sees the peer's lines, in order, all those completed by one read at once (a
+    /// one-to-one chat prints each as `peer: …`; a room relays them as one batch, which
+    /// costs one wake-up per recipient instead of one per line).
+    pub on_lines: Box<dyn FnMut(Vec<String>) + Send>,
     /// In a room: this member's count of queued lines, and whether it was dropped.
     pub backlog: Option<Arc<Backlog>>,
 }
@@ -305,7 +306,11 @@ impl SessionHooks {
     pub fn print_lines(events: &EventSink) -> Self {
         let events = Arc::clone(events);
         SessionHooks {
-            on_line: Box::new(move |text| events(ChatEvent::PeerLine { text })),
+            on_lines: Box::new(move |lines| {
+                for text in lines {
+                    events(ChatEvent::PeerLine { text });
+                }
+            }),
             backlog: None,
         }
     }
@@ -335,9 +340,9 @@ impl Backlog {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// Counts one more queued line; returns the new depth.
-    pub fn push(&self) -> usize {
-        self.queued.fetch_add(1, Ordering::Relaxed) + 1
+    /// Counts `lines` more queued lines; returns the new depth.
+    pub fn push(&self, lines: usize) -> usize {
+        self.queued.fetch_add(lines, Ordering::Relaxed) + lines
     }
 
     fn sent(&self, lines: usize) {
@@ -375,7 +380,7 @@ pub fn run_session(
     events: EventSink,
     hooks: SessionHooks,
 ) -> SessionReport {
-    let SessionHooks { on_line, backlog } = hooks;
+    let SessionHooks { on_lines, backlog } = hooks;
     let Established {
         reader,
         mut writer,
@@ -387,7 +392,15 @@ pub fn run_session(
     let reader_thread = thread::Builder::new()
         .name("chat-reader".into())
         .stack_size(256 * 1024)
-        .spawn(move || read_lines(reader, limits.max_line, commands_tx, reader_events, on_line));
+        .spawn(move || {
+            read_lines(
+                reader,
+                limits.max_line,
+                commands_tx,
+                reader_events,
+                on_lines,
+            )
+        });
     let reader_thread = match reader_thread {
         Ok(handle) => handle,
         Err(e) => {
@@ -434,13 +447,11 @@ pub fn run_session(
                 // write for many lines, which matters when a room fans lines out.
                 let mut bytes = line.into_bytes();
                 bytes.push(b'\n');
-                let mut batched = 1;
                 while bytes.len() < 64 * 1024 {
                     match commands.try_recv() {
                         Ok(SessionCommand::Send(more)) => {
                             bytes.extend_from_slice(more.as_bytes());
                             bytes.push(b'\n');
-                            batched += 1;
                         }
                         Ok(other) => {
                             pending = Some(other);
@@ -455,9 +466,11 @@ pub fn run_session(
                         error: lab_kit::errors::ErrorFacts::of(&e).summary(),
                     };
                 }
-                lines_sent += batched;
+                // A command may carry several lines (a room relays a batch at once).
+                let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+                lines_sent += lines;
                 if let Some(backlog) = &backlog {
-                    backlog.sent(batched as usize);
+                    backlog.sent(lines as usize);
                 }
             }
             SessionCommand::Leave => {
@@ -526,7 +539,7 @@ fn read_lines(
     max_line: usize,
     commands_tx: Sender<SessionCommand>,
     events: EventSink,
-    mut on_line: Box<dyn FnMut(String) + Send>,
+    mut on_lines: Box<dyn FnMut(Vec<String>) + Send>,
 ) -> ReaderTally {
     let mut decoder = LineDecoder::new(max_line);
     let mut buf = vec![0u8; 16 * 1024];
@@ -536,7 +549,12 @@ fn read_lines(
     };
     let mut said_exit = false;
     let mut in_room = false;
+    let mut batch: Vec<String> = Vec::new();
     let end = 'session: loop {
+        // Lines completed by the previous read go out together, before we block again.
+        if !batch.is_empty() {
+            on_lines(std::mem::take(&mut batch));
+        }
         let n = match reader.read(&mut buf) {
             Ok(0) => break PeerEnd::Closed { said_exit },
             Ok(n) => n,
@@ -547,6 +565,9 @@ fn read_lines(
             match line {
                 Ok(line) if line.trim() == EXIT_WORD => said_exit = true,
                 Ok(line) if line.starts_with(NOTICE_PREFIX) => {
+                    if !batch.is_empty() {
+                        on_lines(std::mem::take(&mut batch));
+                    }
                     if line.starts_with(ROOM_WELCOME) {
                         in_room = true;
                     }
@@ -560,12 +581,15 @@ fn read_lines(
                 }
                 Ok(line) => {
                     tally.lines += 1;
-                    on_line(line);
+                    batch.push(line);
                 }
                 Err(error) => break 'session broke_rules(&error),
             }
         }
     };
+    if !batch.is_empty() {
+        on_lines(batch);
+    }
     let _ = commands_tx.send(SessionCommand::PeerEnded(end));
     tally
 }

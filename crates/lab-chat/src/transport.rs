@@ -116,6 +116,7 @@ pub fn plaintext(tcp: TcpStream) -> io::Result<Established> {
         writer: WireWriter {
             tcp: write_half,
             tls: None,
+            records: Vec::new(),
         },
         security: Security::Plaintext,
         peer,
@@ -207,13 +208,15 @@ fn handshake(
         reader: WireReader {
             tcp: tcp.try_clone()?,
             tls: Some(Arc::clone(&shared)),
-            raw: vec![0; 16 * 1024 + 512].into_boxed_slice(),
+            // Large enough for several records per read system call.
+            raw: vec![0; 64 * 1024].into_boxed_slice(),
             start: 0,
             end: 0,
         },
         writer: WireWriter {
             tcp,
             tls: Some(shared),
+            records: Vec::new(),
         },
         security,
         peer,
@@ -299,6 +302,8 @@ impl WireReader {
 pub struct WireWriter {
     tcp: TcpStream,
     tls: Option<Arc<TlsShared>>,
+    /// Encrypted records waiting to be written (kept to reuse its allocation).
+    records: Vec<u8>,
 }
 
 impl std::fmt::Debug for WireWriter {
@@ -315,11 +320,23 @@ impl WireWriter {
         let Some(shared) = &self.tls else {
             return (&self.tcp).write_all(bytes);
         };
-        // Encrypt record by record: rustls buffers at most 64 KiB of unsent plaintext.
-        for chunk in bytes.chunks(16 * 1024) {
+        // Encrypt record by record (rustls buffers at most 64 KiB of unsent plaintext),
+        // collecting the records, then write them with one system call per 256 KiB.
+        for batch in bytes.chunks(256 * 1024) {
             let mut conn = shared.conn();
-            conn.writer().write_all(chunk)?;
-            shared.flush(conn)?;
+            let mut records = std::mem::take(&mut self.records);
+            records.clear();
+            for chunk in batch.chunks(16 * 1024) {
+                conn.writer().write_all(chunk)?;
+                while conn.wants_write() {
+                    conn.write_tls(&mut records)?;
+                }
+            }
+            let mut wire = shared.wire.lock().unwrap_or_else(PoisonError::into_inner);
+            drop(conn);
+            let written = wire.write_all(&records);
+            self.records = records;
+            written?;
         }
         Ok(())
     }

@@ -1,0 +1,975 @@
+//! `lab-chat bench`: the chat's speed, measured side by side with well-known programs in
+//! the same run on this machine's loopback.
+//!
+//! | What | Ours | Compared with | Target |
+//! |---|---|---|---|
+//! | bulk TLS throughput, AES-128-GCM | our transport, one sender, one receiver | `openssl speed -evp aes-128-gcm` (one core, no network) and `openssl s_client` ← `s_server -WWW` | ≥ 40 % of the `speed` ceiling |
+//! | full handshakes/s, ECDSA P-256 | sequential client, resumption off | `openssl s_time -new` against `openssl s_server` | ≥ 1.5 × s_time |
+//! | chat line round trip p50/p99 | TLS echo of a 32-byte line | the same code over plain TCP | p50 ≤ 1.5 × plain TCP |
+//! | room fan-out, deliveries/s | `lab-chat server --room` | `ncat --chat --ssl`, same load client | ≥ ncat |
+//! | 1,000 clients in one room | every line to every client | — | none lost; peak memory reported |
+//!
+//! Every loop is bounded in count and in time; a missing tool is reported, not guessed.
+//! Build with `--release`: a debug build measures the compiler's lack of optimisation.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use lab_kit::child::{RunningChild, Stream};
+use lab_kit::narrate::Narrator;
+use lab_kit::pki::{LabPki, PkiFiles};
+use lab_kit::tls::{self, Versions};
+use serde::Serialize;
+
+use crate::Error;
+use crate::framing::LineDecoder;
+use crate::transport::{self, Established};
+
+/// How big a run is.
+#[derive(Debug, Clone, Copy)]
+pub struct BenchSize {
+    pub bulk_bytes: usize,
+    pub bulk_seconds: f64,
+    pub handshake_seconds: f64,
+    pub round_trips: usize,
+    pub fanout_clients: usize,
+    pub fanout_lines: usize,
+    pub crowd_clients: usize,
+}
+
+impl BenchSize {
+    /// The real benchmark (about half a minute).
+    pub fn full() -> Self {
+        BenchSize {
+            bulk_bytes: 1 << 30,
+            bulk_seconds: 3.0,
+            handshake_seconds: 3.0,
+            round_trips: 5000,
+            fanout_clients: 50,
+            fanout_lines: 200,
+            crowd_clients: 1000,
+        }
+    }
+
+    /// A smoke run that only proves every part works (seconds).
+    pub fn quick() -> Self {
+        BenchSize {
+            bulk_bytes: 4 << 20,
+            bulk_seconds: 0.5,
+            handshake_seconds: 0.3,
+            round_trips: 50,
+            fanout_clients: 4,
+            fanout_lines: 5,
+            crowd_clients: 20,
+        }
+    }
+}
+
+/// One figure of ours next to a peer's, with the target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    pub experiment: &'static str,
+    pub unit: &'static str,
+    pub ours: f64,
+    /// What we compare with, and its figure (None: the tool is missing, see `skipped`).
+    pub peers: Vec<(String, Option<f64>)>,
+    pub target: String,
+    /// Whether the target was met (None when the reference could not be measured).
+    pub met: Option<bool>,
+    pub skipped: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+fn tool(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.is_file())
+}
+
+fn bench_error(what: &str, detail: impl std::fmt::Display) -> Error {
+    Error::Demo(format!("benchmark {what}: {detail}"))
+}
+
+/// The port a child process listens on, found in `/proc` (for tools that do not print it).
+pub fn listening_port_of(pid: u32, timeout: Duration) -> Option<u16> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .ok()?
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .filter_map(|target| {
+                let text = target.to_string_lossy().into_owned();
+                text.strip_prefix("socket:[")
+                    .and_then(|rest| rest.strip_suffix(']'))
+                    .map(str::to_string)
+            })
+            .collect();
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let Ok(text) = std::fs::read_to_string(table) else {
+                continue;
+            };
+            for line in text.lines().skip(1) {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 the inode.
+                if fields.len() > 9 && fields[3] == "0A" && inodes.iter().any(|i| i == fields[9]) {
+                    let port = fields[1].rsplit(':').next()?;
+                    return u16::from_str_radix(port, 16).ok();
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Peak resident memory of a process (`VmHWM`), in KiB.
+pub fn peak_memory_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+fn server_connect(
+    addr: SocketAddr,
+    client: &Arc<rustls::ClientConfig>,
+) -> Result<Established, Error> {
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_nodelay(true)?;
+    transport::connect_tls(
+        tcp,
+        Arc::clone(client),
+        "localhost"
+            .try_into()
+            .map_err(|_| bench_error("name", "localhost"))?,
+        Duration::from_secs(30),
+    )
+    .map_err(|e| bench_error("handshake", e))
+}
+
+// ---------------------------------------------------------------------------------------
+// Bulk throughput
+
+fn our_bulk(pki: &LabPki, size: &BenchSize) -> Result<f64, Error> {
+    let server = Arc::new(tls::server_config_with_suites(
+        &pki.server.cert_pem,
+        &pki.server.key_pem,
+        Versions::Tls13Only,
+        &[rustls::CipherSuite::TLS13_AES_128_GCM_SHA256],
+    )?);
+    let client = Arc::new(tls::client_config(
+        pki.ca.cert_pem(),
+        None,
+        Versions::Tls13Only,
+    )?);
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let receiver = thread::spawn(move || -> Result<(usize, Duration), Error> {
+        let (tcp, _) = listener.accept()?;
+        let Established { mut reader, .. } =
+            transport::accept_tls(tcp, server, Duration::from_secs(30))
+                .map_err(|e| bench_error("bulk handshake", e))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0;
+        let mut started = None;
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            started.get_or_insert_with(Instant::now);
+            total += n;
+        }
+        Ok((total, started.map(|s| s.elapsed()).unwrap_or_default()))
+    });
+    let Established {
+        mut writer,
+        security,
+        ..
+    } = server_connect(addr, &client)?;
+    if let transport::Security::Tls(facts) = &security
+        && facts.cipher_suite != "TLS13_AES_128_GCM_SHA256"
+    {
+        return Err(bench_error(
+            "bulk",
+            format!("negotiated {}", facts.cipher_suite),
+        ));
+    }
+    let block = vec![0x5au8; 256 * 1024];
+    let deadline = Instant::now() + Duration::from_secs_f64(size.bulk_seconds);
+    let mut sent = 0;
+    while sent < size.bulk_bytes && Instant::now() < deadline {
+        writer.write_all(&block)?;
+        sent += block.len();
+    }
+    writer.close()?;
+    let (received, elapsed) = receiver
+        .join()
+        .map_err(|_| bench_error("bulk", "receiver panicked"))??;
+    if received != sent {
+        return Err(bench_error(
+            "bulk",
+            format!("sent {sent}, received {received}"),
+        ));
+    }
+    Ok(received as f64 / elapsed.as_secs_f64().max(1e-9))
+}
+
+/// `openssl speed -evp aes-128-gcm` on 16 KiB blocks (a TLS record's size), bytes/s.
+fn openssl_speed(seconds: f64) -> Result<f64, String> {
+    let seconds = format!("{}", seconds.ceil().max(1.0) as u64);
+    let mut child = RunningChild::spawn(Command::new("openssl").args([
+        "speed",
+        "-bytes",
+        "16384",
+        "-seconds",
+        &seconds,
+        "-evp",
+        "aes-128-gcm",
+    ]))
+    .map_err(|e| e.to_string())?;
+    child
+        .wait_timeout(Duration::from_secs(60))
+        .map_err(|e| e.to_string())?;
+    let out = child.text(Stream::Stdout);
+    out.lines()
+        .filter(|l| l.to_ascii_uppercase().starts_with("AES-128-GCM"))
+        .find_map(|l| {
+            l.split_whitespace()
+                .last()?
+                .strip_suffix('k')?
+                .parse::<f64>()
+                .ok()
+        })
+        .map(|k| k * 1000.0)
+        .ok_or_else(|| format!("could not read `openssl speed` output: {out}"))
+}
+
+/// `openssl s_client` downloading a file from `openssl s_server -WWW`, bytes/s.
+fn openssl_bulk(files: &PkiFiles, dir: &Path, bytes: usize) -> Result<f64, String> {
+    let file = dir.join("bulk.bin");
+    std::fs::File::create(&file)
+        .and_then(|f| f.set_len(bytes as u64))
+        .map_err(|e| e.to_string())?;
+    let server = RunningChild::spawn(
+        Command::new("openssl")
+            .args([
+                "s_server",
+                "-quiet",
+                "-WWW",
+                "-accept",
+                "127.0.0.1:0",
+                "-tls1_3",
+            ])
+            .args(["-ciphersuites", "TLS_AES_128_GCM_SHA256", "-cert"])
+            .arg(&files.server_cert)
+            .arg("-key")
+            .arg(&files.server_key)
+            .current_dir(dir),
+    )
+    .map_err(|e| e.to_string())?;
+    let port = listening_port_of(server.pid(), Duration::from_secs(10))
+        .ok_or("s_server never listened")?;
+    let script = format!(
+        "printf 'GET /bulk.bin HTTP/1.0\\r\\n\\r\\n' | openssl s_client -quiet -connect 127.0.0.1:{port} \
+         -ciphersuites TLS_AES_128_GCM_SHA256 > /dev/null 2>&1"
+    );
+    let started = Instant::now();
+    let mut client =
+        RunningChild::spawn(Command::new("sh").args(["-c", &script])).map_err(|e| e.to_string())?;
+    client
+        .wait_timeout(Duration::from_secs(60))
+        .map_err(|e| e.to_string())?
+        .ok_or("s_client did not finish within 60 s")?;
+    Ok(bytes as f64 / started.elapsed().as_secs_f64())
+}
+
+fn bulk(pki: &LabPki, files: &PkiFiles, dir: &Path, size: &BenchSize) -> Result<Comparison, Error> {
+    let ours = our_bulk(pki, size)?;
+    let mut peers = Vec::new();
+    let mut skipped = Vec::new();
+    let mut ceiling = None;
+    if tool("openssl").is_some() {
+        match openssl_speed(size.bulk_seconds) {
+            Ok(v) => {
+                ceiling = Some(v);
+                peers.push(("openssl speed (one core, no I/O)".into(), Some(v)));
+            }
+            Err(e) => skipped.push(format!("openssl speed: {e}")),
+        }
+        match openssl_bulk(files, dir, size.bulk_bytes.min(512 << 20)) {
+            Ok(v) => peers.push(("openssl s_client <- s_server".into(), Some(v))),
+            Err(e) => skipped.push(format!("openssl s_client/s_server: {e}")),
+        }
+    } else {
+        skipped.push("openssl is not installed".into());
+    }
+    Ok(Comparison {
+        experiment: "bulk_throughput",
+        unit: "bytes/s",
+        ours,
+        peers,
+        target: "at least 40% of the openssl speed ceiling".into(),
+        met: ceiling.map(|c| ours >= 0.4 * c),
+        skipped,
+        notes: vec![format!(
+            "ours = {:.0}% of the ceiling",
+            ceiling.map(|c| 100.0 * ours / c).unwrap_or(f64::NAN)
+        )],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Handshakes
+
+fn our_handshakes(pki: &LabPki, seconds: f64) -> Result<f64, Error> {
+    let server = Arc::new(tls::server_config(
+        &pki.server.cert_pem,
+        &pki.server.key_pem,
+        None,
+        Versions::Tls13Only,
+    )?);
+    let mut client = tls::client_config(pki.ca.cert_pem(), None, Versions::Tls13Only)?;
+    // Every handshake full: no session resumption (s_time -new does the same).
+    client.resumption = rustls::client::Resumption::disabled();
+    let client = Arc::new(client);
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let acceptor = thread::spawn(move || {
+        for tcp in listener.incoming() {
+            let Ok(tcp) = tcp else { continue };
+            let _ = tcp.set_nodelay(true);
+            match transport::accept_tls(tcp, Arc::clone(&server), Duration::from_secs(10)) {
+                Ok(established) => established.writer.abort(),
+                Err(transport::HandshakeError::Closed) => return, // the "stop" connection
+                Err(_) => {}
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let mut done = 0u64;
+    while Instant::now() < deadline && done < 1_000_000 {
+        let established = server_connect(addr, &client)?;
+        established.writer.abort();
+        done += 1;
+    }
+    let elapsed = started.elapsed();
+    // Wake the acceptor with a connection that closes at once, so it stops.
+    drop(TcpStream::connect(addr));
+    let _ = acceptor.join();
+    Ok(done as f64 / elapsed.as_secs_f64())
+}
+
+fn openssl_s_time(files: &PkiFiles, seconds: f64) -> Result<f64, String> {
+    let _server = RunningChild::spawn(
+        Command::new("openssl")
+            .args([
+                "s_server",
+                "-quiet",
+                "-accept",
+                "127.0.0.1:0",
+                "-tls1_3",
+                "-cert",
+            ])
+            .arg(&files.server_cert)
+            .arg("-key")
+            .arg(&files.server_key),
+    )
+    .map_err(|e| e.to_string())?;
+    let port = listening_port_of(_server.pid(), Duration::from_secs(10))
+        .ok_or("s_server never listened")?;
+    let seconds = format!("{}", seconds.ceil().max(1.0) as u64);
+    let started = Instant::now();
+    let mut s_time = RunningChild::spawn(Command::new("openssl").args([
+        "s_time",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+        "-new",
+        "-time",
+        &seconds,
+    ]))
+    .map_err(|e| e.to_string())?;
+    s_time
+        .wait_timeout(Duration::from_secs(60))
+        .map_err(|e| e.to_string())?
+        .ok_or("s_time did not finish")?;
+    let elapsed = started.elapsed().as_secs_f64();
+    let out = s_time.text(Stream::Stdout);
+    let connections: f64 = out
+        .lines()
+        .find(|l| l.contains("connections in") && l.contains("real seconds"))
+        .and_then(|l| l.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("could not read s_time output: {out}"))?;
+    Ok(connections / elapsed)
+}
+
+fn handshakes(pki: &LabPki, files: &PkiFiles, size: &BenchSize) -> Result<Comparison, Error> {
+    let ours = our_handshakes(pki, size.handshake_seconds)?;
+    let (reference, skipped) = if tool("openssl").is_some() {
+        match openssl_s_time(files, size.handshake_seconds) {
+            Ok(v) => (Some(v), vec![]),
+            Err(e) => (None, vec![format!("openssl s_time: {e}")]),
+        }
+    } else {
+        (None, vec!["openssl is not installed".into()])
+    };
+    Ok(Comparison {
+        experiment: "full_handshakes",
+        unit: "handshakes/s",
+        ours,
+        peers: vec![("openssl s_time -new -> s_server".into(), reference)],
+        target: "at least 1.5x openssl s_time".into(),
+        met: reference.map(|r| ours >= 1.5 * r),
+        skipped,
+        notes: vec![
+            "ECDSA P-256 server certificate, TLS 1.3, one client after another, no resumption"
+                .into(),
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Round trip
+
+fn round_trips(
+    server_config: Option<Arc<rustls::ServerConfig>>,
+    client_config: Option<Arc<rustls::ClientConfig>>,
+    count: usize,
+) -> Result<Vec<Duration>, Error> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let echo = thread::spawn(move || -> Result<(), Error> {
+        let (tcp, _) = listener.accept()?;
+        tcp.set_nodelay(true)?;
+        let Established {
+            mut reader,
+            mut writer,
+            ..
+        } = match server_config {
+            Some(config) => transport::accept_tls(tcp, config, Duration::from_secs(30))
+                .map_err(|e| bench_error("echo handshake", e))?,
+            None => transport::plaintext(tcp)?,
+        };
+        let mut decoder = LineDecoder::new(1024);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            decoder.push(&buf[..n]);
+            while let Some(Ok(mut line)) = decoder.next_line() {
+                line.push('\n');
+                writer.write_all(line.as_bytes())?;
+            }
+        }
+    });
+    let tcp = TcpStream::connect(addr)?;
+    tcp.set_nodelay(true)?;
+    let Established {
+        mut reader,
+        mut writer,
+        ..
+    } = match client_config {
+        Some(config) => transport::connect_tls(
+            tcp,
+            config,
+            "localhost"
+                .try_into()
+                .map_err(|_| bench_error("name", "localhost"))?,
+            Duration::from_secs(30),
+        )
+        .map_err(|e| bench_error("handshake", e))?,
+        None => transport::plaintext(tcp)?,
+    };
+    let line = b"a chat line of about 32 bytes..\n";
+    let mut decoder = LineDecoder::new(1024);
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut samples = Vec::with_capacity(count);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for _ in 0..count {
+        if Instant::now() > deadline {
+            break;
+        }
+        let started = Instant::now();
+        writer.write_all(line)?;
+        loop {
+            if let Some(reply) = decoder.next_line() {
+                reply.map_err(|e| bench_error("echo", e))?;
+                break;
+            }
+            let n = reader.read(&mut buf)?;
+            if n == 0 {
+                return Err(bench_error("echo", "the echo server closed"));
+            }
+            decoder.push(&buf[..n]);
+        }
+        samples.push(started.elapsed());
+    }
+    writer.close()?;
+    let _ = echo.join();
+    samples.sort();
+    Ok(samples)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+/// Round-trip figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyReport {
+    pub experiment: &'static str,
+    pub round_trips: usize,
+    pub tls_p50_us: f64,
+    pub tls_p99_us: f64,
+    pub tcp_p50_us: f64,
+    pub tcp_p99_us: f64,
+    pub target: String,
+    pub met: bool,
+}
+
+fn latency(pki: &LabPki, size: &BenchSize) -> Result<LatencyReport, Error> {
+    let server = Arc::new(tls::server_config(
+        &pki.server.cert_pem,
+        &pki.server.key_pem,
+        None,
+        Versions::Tls13Only,
+    )?);
+    let client = Arc::new(tls::client_config(
+        pki.ca.cert_pem(),
+        None,
+        Versions::Tls13Only,
+    )?);
+    let tls_samples = round_trips(Some(server), Some(client), size.round_trips)?;
+    let tcp_samples = round_trips(None, None, size.round_trips)?;
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    let tls_p50 = us(percentile(&tls_samples, 0.5));
+    let tcp_p50 = us(percentile(&tcp_samples, 0.5));
+    Ok(LatencyReport {
+        experiment: "round_trip",
+        round_trips: tls_samples.len().min(tcp_samples.len()),
+        tls_p50_us: tls_p50,
+        tls_p99_us: us(percentile(&tls_samples, 0.99)),
+        tcp_p50_us: tcp_p50,
+        tcp_p99_us: us(percentile(&tcp_samples, 0.99)),
+        target: "TLS p50 within 1.5x of plain TCP p50".into(),
+        met: tls_p50 <= 1.5 * tcp_p50,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Fan-out: a load client shared by our room and ncat --chat
+
+/// What the load client measured against one chat server.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadResult {
+    pub clients: usize,
+    pub lines_each: usize,
+    pub expected: usize,
+    pub delivered: usize,
+    pub seconds: f64,
+    pub deliveries_per_second: f64,
+    pub peak_server_memory_kib: Option<u64>,
+}
+
+const MARK: &str = "bench-line";
+
+/// `clients` TLS clients on `addr`; each sends `lines` lines; each must receive every
+/// other client's lines. Returns the deliveries counted within `limit`.
+fn load(
+    addr: SocketAddr,
+    config: &Arc<rustls::ClientConfig>,
+    clients: usize,
+    lines: usize,
+    limit: Duration,
+) -> Result<(usize, usize, f64), Error> {
+    let mut writers = Vec::with_capacity(clients);
+    let counts: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..clients).map(|_| AtomicUsize::new(0)).collect());
+    let synced: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..clients).map(|_| AtomicUsize::new(0)).collect());
+    let mut readers = Vec::with_capacity(clients);
+    for me in 0..clients {
+        let Established {
+            mut reader, writer, ..
+        } = server_connect(addr, config)?;
+        writers.push(writer);
+        let (counts, synced) = (Arc::clone(&counts), Arc::clone(&synced));
+        readers.push(
+            thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    let mut decoder = LineDecoder::new(64 * 1024);
+                    let mut buf = vec![0u8; 16 * 1024];
+                    let own = format!("from={me} ");
+                    loop {
+                        let n = match reader.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => n,
+                        };
+                        decoder.push(&buf[..n]);
+                        while let Some(Ok(line)) = decoder.next_line() {
+                            if line.contains(MARK) && !line.contains(&own) {
+                                counts[me].fetch_add(1, Ordering::Relaxed);
+                            } else if let Some(at) = line.find("sync-") {
+                                let n = line[at + 5..]
+                                    .split_whitespace()
+                                    .next()
+                                    .and_then(|n| n.parse().ok())
+                                    .unwrap_or(0);
+                                synced[me].fetch_max(n, Ordering::Relaxed);
+                            }
+                        }
+                    }
+                })?,
+        );
+    }
+    // Everyone must be registered in the room before the clock starts: client 0 sends
+    // `sync-K` until every other client has seen it.
+    let mut round = 0;
+    loop {
+        round += 1;
+        if round > 200 {
+            return Err(bench_error("load", "the clients never all joined"));
+        }
+        writers[0].write_all(format!("sync-{round} from=0 \n").as_bytes())?;
+        let wait_until = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < wait_until
+            && !(1..clients).all(|i| synced[i].load(Ordering::Relaxed) >= round)
+        {
+            thread::sleep(Duration::from_millis(2));
+        }
+        if (1..clients).all(|i| synced[i].load(Ordering::Relaxed) >= round) {
+            break;
+        }
+    }
+    let expected = clients * (clients - 1) * lines;
+    let start = Arc::new(Barrier::new(clients + 1));
+    let mut senders = Vec::with_capacity(clients);
+    for (me, mut writer) in writers.into_iter().enumerate() {
+        let start = Arc::clone(&start);
+        senders.push(
+            thread::Builder::new()
+                .stack_size(128 * 1024)
+                .spawn(move || {
+                    start.wait();
+                    let mut text = String::new();
+                    for i in 0..lines {
+                        text.push_str(&format!("{MARK} from={me} n={i}\n"));
+                    }
+                    let _ = writer.write_all(text.as_bytes());
+                    writer
+                })?,
+        );
+    }
+    // The clock starts as the senders are released (we are the last to reach the barrier).
+    let started = Instant::now();
+    start.wait();
+    let deadline = started + limit;
+    let total = || {
+        counts
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum::<usize>()
+    };
+    while total() < expected && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let delivered = total();
+    for sender in senders {
+        if let Ok(mut writer) = sender.join() {
+            let _ = writer.close();
+            writer.abort();
+        }
+    }
+    for reader in readers {
+        let _ = reader.join();
+    }
+    Ok((expected, delivered, seconds))
+}
+
+fn our_room(
+    files: &PkiFiles,
+    config: &Arc<rustls::ClientConfig>,
+    clients: usize,
+    lines: usize,
+) -> Result<LoadResult, Error> {
+    let exe = std::env::current_exe()?;
+    let mut server = RunningChild::spawn(
+        Command::new(exe)
+            .args(["server", "--room", "--listen", "127.0.0.1:0", "--certs"])
+            .arg(&files.dir)
+            .args(["--max-queue", &(clients * lines + 100).to_string()])
+            .env("NO_COLOR", "1"),
+    )
+    .map_err(|e| bench_error("room", e))?;
+    let addr = server
+        .wait_for_listening(Duration::from_secs(30))
+        .ok_or_else(|| bench_error("room", "the room server never listened"))?;
+    let (expected, delivered, seconds) =
+        load(addr, config, clients, lines, Duration::from_secs(60))?;
+    let peak = peak_memory_kib(server.pid());
+    let _ = server.terminate(Duration::from_secs(2));
+    Ok(LoadResult {
+        clients,
+        lines_each: lines,
+        expected,
+        delivered,
+        seconds,
+        deliveries_per_second: delivered as f64 / seconds,
+        peak_server_memory_kib: peak,
+    })
+}
+
+fn ncat_room(
+    files: &PkiFiles,
+    config: &Arc<rustls::ClientConfig>,
+    clients: usize,
+    lines: usize,
+) -> Result<LoadResult, String> {
+    let server = RunningChild::spawn(
+        Command::new("ncat")
+            .args([
+                "--chat",
+                "--ssl",
+                "--max-conns",
+                &(clients + 10).to_string(),
+            ])
+            .arg("--ssl-cert")
+            .arg(&files.server_cert)
+            .arg("--ssl-key")
+            .arg(&files.server_key)
+            .args(["-l", "127.0.0.1", "0"]),
+    )
+    .map_err(|e| e.to_string())?;
+    let port =
+        listening_port_of(server.pid(), Duration::from_secs(10)).ok_or("ncat never listened")?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let (expected, delivered, seconds) =
+        load(addr, config, clients, lines, Duration::from_secs(60)).map_err(|e| e.to_string())?;
+    Ok(LoadResult {
+        clients,
+        lines_each: lines,
+        expected,
+        delivered,
+        seconds,
+        deliveries_per_second: delivered as f64 / seconds,
+        peak_server_memory_kib: peak_memory_kib(server.pid()),
+    })
+}
+
+/// The room figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoomReport {
+    pub experiment: &'static str,
+    pub ours: LoadResult,
+    pub ncat: Option<LoadResult>,
+    pub skipped: Vec<String>,
+    pub crowd: LoadResult,
+}
+
+fn room(files: &PkiFiles, size: &BenchSize) -> Result<RoomReport, Error> {
+    let ca = tls::read_pem_file(&files.ca_cert, "the CA certificate")?;
+    let config = Arc::new(tls::client_config(&ca, None, Versions::Tls12AndNewer)?);
+    let ours = our_room(files, &config, size.fanout_clients, size.fanout_lines)?;
+    let mut skipped = Vec::new();
+    let ncat = if tool("ncat").is_some() {
+        match ncat_room(files, &config, size.fanout_clients, size.fanout_lines) {
+            Ok(result) => Some(result),
+            Err(e) => {
+                skipped.push(format!("ncat --chat --ssl: {e}"));
+                None
+            }
+        }
+    } else {
+        skipped.push("ncat is not installed (apt-get install ncat)".into());
+        None
+    };
+    let crowd = our_room(files, &config, size.crowd_clients, 1)?;
+    Ok(RoomReport {
+        experiment: "room",
+        ours,
+        ncat,
+        skipped,
+        crowd,
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// The whole benchmark
+
+/// Everything measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub bulk: Comparison,
+    pub handshakes: Comparison,
+    pub latency: LatencyReport,
+    pub room: RoomReport,
+}
+
+fn rate(value: f64, unit: &str) -> String {
+    match unit {
+        "bytes/s" => format!("{:.2} GB/s", value / 1e9),
+        _ => format!("{value:.0} {unit}"),
+    }
+}
+
+fn verdict(met: Option<bool>) -> &'static str {
+    match met {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "not measured (reference missing)",
+    }
+}
+
+fn narrate_comparison(c: &Comparison, n: &mut Narrator) -> Result<(), Error> {
+    n.fact("lab-chat", rate(c.ours, c.unit))?;
+    for (name, value) in &c.peers {
+        match value {
+            Some(v) => n.fact(name, rate(*v, c.unit))?,
+            None => n.fact(name, "not measured")?,
+        }
+    }
+    for note in &c.notes {
+        n.say(&format!("  {note}"))?;
+    }
+    for skip in &c.skipped {
+        n.skipped("reference", skip)?;
+    }
+    n.fact("target", format!("{} — {}", c.target, verdict(c.met)))?;
+    n.record(c)?;
+    Ok(())
+}
+
+fn narrate_load(name: &str, r: &LoadResult, n: &mut Narrator) -> Result<(), Error> {
+    n.fact(
+        name,
+        format!(
+            "{:.0} deliveries/s ({} of {} lines delivered in {:.2} s{})",
+            r.deliveries_per_second,
+            r.delivered,
+            r.expected,
+            r.seconds,
+            r.peak_server_memory_kib
+                .map(|k| format!(", peak server memory {:.1} MiB", k as f64 / 1024.0))
+                .unwrap_or_default()
+        ),
+    )?;
+    Ok(())
+}
+
+/// Runs and narrates the benchmark.
+pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
+    n.heading("lab-chat bench: the secure chat's speed, next to well-known programs")?;
+    if cfg!(debug_assertions) {
+        n.warn("this is a debug build: run `cargo run --release -p lab-chat -- bench` for real figures")?;
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("lab-chat-bench")
+        .tempdir()?;
+    let pki = LabPki::generate(crate::keys::DEFAULT_CLIENT_NAME)?;
+    let files = pki.write_to(&dir.path().join("certs"), false)?;
+
+    n.section("Bulk TLS throughput, AES-128-GCM, loopback")?;
+    let bulk = bulk(&pki, &files, dir.path(), &size)?;
+    narrate_comparison(&bulk, n)?;
+
+    n.section("Full TLS 1.3 handshakes per second, ECDSA P-256")?;
+    let handshakes = handshakes(&pki, &files, &size)?;
+    narrate_comparison(&handshakes, n)?;
+
+    n.section("Chat line round trip (32-byte line, echoed)")?;
+    let latency = latency(&pki, &size)?;
+    n.fact(
+        "TLS 1.3 p50 / p99",
+        format!(
+            "{:.1} µs / {:.1} µs",
+            latency.tls_p50_us, latency.tls_p99_us
+        ),
+    )?;
+    n.fact(
+        "plain TCP p50 / p99",
+        format!(
+            "{:.1} µs / {:.1} µs",
+            latency.tcp_p50_us, latency.tcp_p99_us
+        ),
+    )?;
+    n.fact(
+        "target",
+        format!(
+            "{} — {} ({:.2}x)",
+            latency.target,
+            verdict(Some(latency.met)),
+            latency.tls_p50_us / latency.tcp_p50_us
+        ),
+    )?;
+    n.record(&latency)?;
+
+    n.section("Room fan-out (each line to every other client, TLS)")?;
+    let room = room(&files, &size)?;
+    narrate_load(
+        &format!("lab-chat --room, {} clients", room.ours.clients),
+        &room.ours,
+        n,
+    )?;
+    match &room.ncat {
+        Some(ncat) => narrate_load(
+            &format!("ncat --chat --ssl, {} clients", ncat.clients),
+            ncat,
+            n,
+        )?,
+        None => {
+            for skip in &room.skipped {
+                n.skipped("ncat", skip)?;
+            }
+        }
+    }
+    let met = room
+        .ncat
+        .as_ref()
+        .map(|ncat| room.ours.deliveries_per_second >= ncat.deliveries_per_second);
+    n.fact(
+        "target",
+        format!("at least ncat's deliveries/s — {}", verdict(met)),
+    )?;
+    narrate_load(
+        &format!("lab-chat --room, {} clients", room.crowd.clients),
+        &room.crowd,
+        n,
+    )?;
+    n.fact(
+        "target",
+        format!(
+            "every line to every client — {}",
+            if room.crowd.delivered == room.crowd.expected {
+                "met: none lost"
+            } else {
+                "NOT met: lines lost"
+            }
+        ),
+    )?;
+    n.record(&room)?;
+    Ok(BenchReport {
+        bulk,
+        handshakes,
+        latency,
+        room,
+    })
+}
