@@ -328,3 +328,31 @@ fn the_benchmark_runs_in_a_tiny_smoke_version() {
         .unwrap();
     assert_eq!(bulk["bytes"], 1_048_576);
 }
+
+#[test]
+fn a_client_that_resets_its_connection_affects_only_itself() {
+    let (server, addr) = start_server(&[]);
+    // A rude client: sends a line, then aborts the connection with a reset (SO_LINGER 0)
+    // without reading its echo.
+    let rude = std::net::TcpStream::connect(addr).unwrap();
+    std::io::Write::write_all(&mut &rude, b"bye\n").unwrap();
+    socket2::SockRef::from(&rude)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(rude);
+    // The server noticed that client end (failed or left), and keeps serving others.
+    assert!(
+        server
+            .wait_for_line(Stream::Stdout, DEADLINE, |l| l.contains("failed:")
+                || l.contains("left after"))
+            .is_some(),
+        "{}",
+        server.text(Stream::Stdout)
+    );
+    lab_echo()
+        .args(["client", "--connect", &addr.to_string()])
+        .write_stdin("still served\n")
+        .assert()
+        .success()
+        .stdout("still served\n");
+}
