@@ -6,7 +6,7 @@
 //! | bulk TLS throughput, AES-128-GCM | our transport, one sender, one receiver | `openssl speed -evp aes-128-gcm` (one core, no network) and `openssl s_client` ← `s_server -WWW` | ≥ 40 % of the `speed` ceiling |
 //! | full handshakes/s, ECDSA P-256 | sequential client, resumption off | `openssl s_time -new` against `openssl s_server` | ≥ 1.5 × s_time |
 //! | chat line round trip p50/p99 | TLS echo of a 32-byte line | the same code over plain TCP | p50 ≤ 1.5 × plain TCP |
-//! | room fan-out, deliveries/s | `lab-chat server --room` | `ncat --chat --ssl`, same load client | ≥ ncat |
+//! | room fan-out, deliveries/s (50 clients × 1,000 lines) | `lab-chat server --room` | `ncat --chat --ssl`, same load client | ≥ ncat |
 //! | 1,000 clients in one room | every line to every client | — | none lost; peak memory reported |
 //!
 //! Every loop is bounded in count and in time; a missing tool is reported, not guessed.
@@ -51,7 +51,7 @@ impl BenchSize {
             handshake_seconds: 3.0,
             round_trips: 5000,
             fanout_clients: 50,
-            fanout_lines: 200,
+            fanout_lines: 1000,
             crowd_clients: 1000,
         }
     }
@@ -442,85 +442,101 @@ fn handshakes(pki: &LabPki, files: &PkiFiles, size: &BenchSize) -> Result<Compar
 // ---------------------------------------------------------------------------------------
 // Round trip
 
-fn round_trips(
-    server_config: Option<Arc<rustls::ServerConfig>>,
-    client_config: Option<Arc<rustls::ClientConfig>>,
-    count: usize,
-) -> Result<Vec<Duration>, Error> {
-    let listener = TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    let echo = thread::spawn(move || -> Result<(), Error> {
-        let (tcp, _) = listener.accept()?;
+/// A client connected to an echo server thread (TLS or plain TCP), for round trips.
+struct EchoClient {
+    reader: transport::WireReader,
+    writer: transport::WireWriter,
+    decoder: LineDecoder,
+    buf: Vec<u8>,
+    server: thread::JoinHandle<()>,
+}
+
+impl EchoClient {
+    fn start(
+        server_config: Option<Arc<rustls::ServerConfig>>,
+        client_config: Option<Arc<rustls::ClientConfig>>,
+    ) -> Result<Self, Error> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let server = thread::spawn(move || {
+            let _ = echo_lines(listener, server_config);
+        });
+        let tcp = TcpStream::connect(addr)?;
         tcp.set_nodelay(true)?;
-        let Established {
-            mut reader,
-            mut writer,
-            ..
-        } = match server_config {
-            Some(config) => transport::accept_tls(tcp, config, Duration::from_secs(30))
-                .map_err(|e| bench_error("echo handshake", e))?,
+        let Established { reader, writer, .. } = match client_config {
+            Some(config) => transport::connect_tls(
+                tcp,
+                config,
+                "localhost"
+                    .try_into()
+                    .map_err(|_| bench_error("name", "localhost"))?,
+                Duration::from_secs(30),
+            )
+            .map_err(|e| bench_error("handshake", e))?,
             None => transport::plaintext(tcp)?,
         };
-        let mut decoder = LineDecoder::new(1024);
-        let mut buf = vec![0u8; 16 * 1024];
+        Ok(EchoClient {
+            reader,
+            writer,
+            decoder: LineDecoder::new(1024),
+            buf: vec![0u8; 16 * 1024],
+            server,
+        })
+    }
+
+    /// Sends one line and waits for it to come back.
+    fn round_trip(&mut self) -> Result<Duration, Error> {
+        let started = Instant::now();
+        self.writer
+            .write_all(b"a chat line of about 32 bytes..\n")?;
         loop {
-            let n = reader.read(&mut buf)?;
+            if let Some(reply) = self.decoder.next_line() {
+                reply.map_err(|e| bench_error("echo", e))?;
+                return Ok(started.elapsed());
+            }
+            let n = self.reader.read(&mut self.buf)?;
             if n == 0 {
-                return Ok(());
+                return Err(bench_error("echo", "the echo server closed"));
             }
-            decoder.push(&buf[..n]);
-            while let Some(Ok(mut line)) = decoder.next_line() {
-                line.push('\n');
-                writer.write_all(line.as_bytes())?;
-            }
+            self.decoder.push(&self.buf[..n]);
         }
-    });
-    let tcp = TcpStream::connect(addr)?;
+    }
+
+    fn finish(mut self) {
+        let _ = self.writer.close();
+        let _ = self.server.join();
+    }
+}
+
+/// The echo server: each line back as it arrives.
+fn echo_lines(
+    listener: TcpListener,
+    server_config: Option<Arc<rustls::ServerConfig>>,
+) -> Result<(), Error> {
+    let (tcp, _) = listener.accept()?;
     tcp.set_nodelay(true)?;
     let Established {
         mut reader,
         mut writer,
         ..
-    } = match client_config {
-        Some(config) => transport::connect_tls(
-            tcp,
-            config,
-            "localhost"
-                .try_into()
-                .map_err(|_| bench_error("name", "localhost"))?,
-            Duration::from_secs(30),
-        )
-        .map_err(|e| bench_error("handshake", e))?,
+    } = match server_config {
+        Some(config) => transport::accept_tls(tcp, config, Duration::from_secs(30))
+            .map_err(|e| bench_error("echo handshake", e))?,
         None => transport::plaintext(tcp)?,
     };
-    let line = b"a chat line of about 32 bytes..\n";
     let mut decoder = LineDecoder::new(1024);
     let mut buf = vec![0u8; 16 * 1024];
-    let mut samples = Vec::with_capacity(count);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    for _ in 0..count {
-        if Instant::now() > deadline {
-            break;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
         }
-        let started = Instant::now();
-        writer.write_all(line)?;
-        loop {
-            if let Some(reply) = decoder.next_line() {
-                reply.map_err(|e| bench_error("echo", e))?;
-                break;
-            }
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                return Err(bench_error("echo", "the echo server closed"));
-            }
-            decoder.push(&buf[..n]);
+        decoder.push(&buf[..n]);
+        while let Some(Ok(mut line)) = decoder.next_line() {
+            line.push('\n');
+            writer.write_all(line.as_bytes())?;
         }
-        samples.push(started.elapsed());
     }
-    writer.close()?;
-    let _ = echo.join();
-    samples.sort();
-    Ok(samples)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -556,8 +572,23 @@ fn latency(pki: &LabPki, size: &BenchSize) -> Result<LatencyReport, Error> {
         None,
         Versions::Tls13Only,
     )?);
-    let tls_samples = round_trips(Some(server), Some(client), size.round_trips)?;
-    let tcp_samples = round_trips(None, None, size.round_trips)?;
+    // TLS and plain TCP round trips alternate, so that both see the same machine load.
+    let mut over_tls = EchoClient::start(Some(server), Some(client))?;
+    let mut over_tcp = EchoClient::start(None, None)?;
+    let mut tls_samples = Vec::with_capacity(size.round_trips);
+    let mut tcp_samples = Vec::with_capacity(size.round_trips);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for _ in 0..size.round_trips {
+        if Instant::now() > deadline {
+            break;
+        }
+        tls_samples.push(over_tls.round_trip()?);
+        tcp_samples.push(over_tcp.round_trip()?);
+    }
+    over_tls.finish();
+    over_tcp.finish();
+    tls_samples.sort();
+    tcp_samples.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
     let tls_p50 = us(percentile(&tls_samples, 0.5));
     let tcp_p50 = us(percentile(&tcp_samples, 0.5));
