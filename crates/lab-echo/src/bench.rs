@@ -8,8 +8,9 @@
 //!   them all alike.
 //! - **Bulk echo throughput**: the client writes and reads at the same time (two threads), so
 //!   the pipe stays full in both directions; next to `iperf3`'s single-stream loopback
-//!   throughput where it is installed. An echo moves every byte twice (there and back) on
-//!   the same CPUs, so half of iperf3 is the physical ceiling.
+//!   throughput where it is installed, measured between the two halves of the echo run. An
+//!   echo moves every byte twice (there and back) on the same CPUs, so half of iperf3 is the
+//!   physical ceiling.
 //! - **The Nagle lesson**: a request written as two small writes, then a read, against a
 //!   server that answers whole lines. With Nagle's algorithm on, the second write waits for
 //!   the ACK of the first, which the server delays (delayed ACK, about 40 ms on Linux).
@@ -85,6 +86,21 @@ pub struct Throughput {
     pub gbytes_per_s: f64,
 }
 
+impl Throughput {
+    /// Two runs of the same program as one: total bytes over total time.
+    fn combined_with(&self, other: &Throughput) -> Throughput {
+        let bytes = self.bytes + other.bytes;
+        let seconds = self.seconds + other.seconds;
+        Throughput {
+            experiment: self.experiment,
+            program: self.program.clone(),
+            bytes,
+            seconds,
+            gbytes_per_s: bytes as f64 / seconds / 1e9,
+        }
+    }
+}
+
 /// One side of the Nagle lesson.
 #[derive(Debug, Clone, Serialize)]
 pub struct Nagle {
@@ -148,10 +164,13 @@ server.serve_forever()
 pub fn run(options: &BenchOptions) -> Result<BenchReport, Error> {
     let mut skipped = Vec::new();
     let latency = measure_latencies(options, &mut skipped)?;
-    let mut bulk = vec![bulk_echo(options.bulk_bytes)?];
+    // The echo's bytes go in two halves, one before and one after iperf3, so that both
+    // programs are measured under the same conditions on a machine others also use.
+    let first_half = bulk_echo(options.bulk_bytes / 2)?;
+    let mut peer = None;
     if options.iperf3_seconds > 0 {
         match iperf3(options.iperf3_seconds) {
-            Ok(result) => bulk.push(result),
+            Ok(result) => peer = Some(result),
             Err(reason) => skipped.push(SkippedPeer {
                 experiment: "bench_skipped",
                 peer: "iperf3",
@@ -159,6 +178,9 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, Error> {
             }),
         }
     }
+    let second_half = bulk_echo(options.bulk_bytes - options.bulk_bytes / 2)?;
+    let mut bulk = vec![first_half.combined_with(&second_half)];
+    bulk.extend(peer);
     let nagle = vec![
         nagle_lesson(false, options.nagle_round_trips)?,
         nagle_lesson(true, options.nagle_round_trips)?,
