@@ -14,7 +14,9 @@
 //! The program runs as a [`RunningChild`]: its own process group (anything it forks is
 //! killed with it), bounded output capture, and always killed and reaped at the end.
 
+use std::mem::ManuallyDrop;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -155,7 +157,7 @@ impl StudentProgram {
         files: &RunFiles,
         port: u16,
         as_server: bool,
-    ) -> Result<RunningChild, SpawnError> {
+    ) -> Result<StudentProcess, SpawnError> {
         let (cert, key) = if as_server {
             (&files.server_cert, &files.server_key)
         } else {
@@ -190,6 +192,54 @@ impl StudentProgram {
             command.current_dir(dir);
         }
         RunningChild::spawn_with_limit(&mut command, OUTPUT_LIMIT)
+            .map(|child| StudentProcess(ManuallyDrop::new(child)))
+    }
+}
+
+/// The student's running program: a [`RunningChild`] that is stopped without ever waiting
+/// for a process that escaped it.
+///
+/// `RunningChild` kills its process group and then collects the rest of the output, which
+/// ends when the last holder of the output pipes exits. A program that leaves its process
+/// group (`setsid`, a daemon) escapes the group kill and can hold the pipes open forever.
+/// When that happens this wrapper does not wait: it leaves the output readers to finish
+/// whenever that process ends (at most twice [`OUTPUT_LIMIT`] of memory), and grading goes on.
+#[derive(Debug)]
+pub struct StudentProcess(ManuallyDrop<RunningChild>);
+
+impl Deref for StudentProcess {
+    type Target = RunningChild;
+    fn deref(&self) -> &RunningChild {
+        &self.0
+    }
+}
+
+impl DerefMut for StudentProcess {
+    fn deref_mut(&mut self) -> &mut RunningChild {
+        &mut self.0
+    }
+}
+
+impl Drop for StudentProcess {
+    fn drop(&mut self) {
+        let child: &mut RunningChild = &mut self.0;
+        child.signal_group(libc::SIGKILL);
+        let reaped = wait_exit(child, Duration::from_secs(5)).is_some();
+        let started = Instant::now();
+        let drain = Duration::from_millis(200);
+        let mut closed = true;
+        for stream in [Stream::Stdout, Stream::Stderr] {
+            let left = drain.saturating_sub(started.elapsed());
+            // Returns at once when the stream is closed, else when `left` runs out.
+            let _ = child.wait_for_line(stream, left, |_| false);
+            closed &= started.elapsed() < drain;
+        }
+        if reaped && closed {
+            // SAFETY: the inner child is dropped exactly once, here, and never used again.
+            unsafe { ManuallyDrop::drop(&mut self.0) }
+        }
+        // Otherwise the handle is deliberately leaked: dropping it would wait for the
+        // escaped process. Its reader threads end when that process closes the pipes.
     }
 }
 
@@ -302,11 +352,13 @@ pub fn wait_exit(child: &mut RunningChild, timeout: Duration) -> Option<std::pro
 
 /// Stops the program and everything it started: SIGTERM to its process group, up to
 /// `grace` to exit, then SIGKILL to the group (which also ends a fork that ignored
-/// SIGTERM), and reaps it.
+/// SIGTERM), and reaps it. (Dropping the [`StudentProcess`] later frees the rest.)
 pub fn stop(child: &mut RunningChild, grace: Duration) {
     child.signal_group(libc::SIGTERM);
-    let _ = wait_exit(child, grace);
-    let _ = child.kill();
+    if wait_exit(child, grace).is_none() {
+        child.signal_group(libc::SIGKILL);
+        let _ = wait_exit(child, Duration::from_secs(5));
+    }
 }
 
 /// What a program's health looks like after a check: did it crash, and why.
@@ -373,5 +425,56 @@ impl GraderTls {
             untrusted: server(&pki.untrusted)?,
             wrong_name: server(&pki.wrong_name)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_and_environment_are_filled_for_each_start() {
+        let pki = GraderPki::generate().unwrap();
+        let files = RunFiles::write(&pki).unwrap();
+        let program = StudentProgram::new(vec![
+            "sh".into(),
+            "-c".into(),
+            "echo args $0 $1 $2; echo env $LAB_HOST $LAB_PORT $LAB_CA $LAB_CERT $PYTHONUNBUFFERED"
+                .into(),
+            "{host}:{port}".into(),
+            "{ca}".into(),
+            "{cert}".into(),
+        ])
+        .unwrap();
+        let mut child = program.start(&files, 4242, true).unwrap();
+        assert!(wait_exit(&mut child, Duration::from_secs(10)).is_some());
+        let out = child.text(Stream::Stdout);
+        let ca = files.ca.display().to_string();
+        let cert = files.server_cert.display().to_string();
+        assert!(
+            out.contains(&format!("args 127.0.0.1:4242 {ca} {cert}")),
+            "{out}"
+        );
+        assert!(
+            out.contains(&format!("env 127.0.0.1 4242 {ca} {cert} 1")),
+            "{out}"
+        );
+        // The CA file is the lab CA, and the client gets the client certificate.
+        assert_eq!(
+            std::fs::read_to_string(&files.ca).unwrap(),
+            pki.lab.ca.cert_pem()
+        );
+        let mut client = program.start(&files, 4242, false).unwrap();
+        assert!(wait_exit(&mut client, Duration::from_secs(10)).is_some());
+        let client_cert = files.client_cert.display().to_string();
+        assert!(client.text(Stream::Stdout).contains(&client_cert));
+    }
+
+    #[test]
+    fn an_empty_command_is_refused() {
+        assert!(matches!(
+            StudentProgram::new(Vec::new()),
+            Err(SetupError::NoCommand)
+        ));
     }
 }

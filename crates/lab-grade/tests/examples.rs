@@ -240,3 +240,49 @@ fn the_broken_echo_server_fails_split_lines_second_clients_bursts_and_resets() {
     );
     settings.bind(|| insta::assert_snapshot!("broken_echo_server", text));
 }
+
+#[test]
+fn a_client_that_checks_the_chain_but_not_the_name_fails_only_the_wrong_name_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let secure =
+        std::fs::read_to_string(common::repo_root().join("examples/chat/secure/client.py"))
+            .unwrap();
+    let variant = secure.replace(
+        "        context = ssl.create_default_context(cafile=ca)\n",
+        "        context = ssl.create_default_context(cafile=ca)\n        context.check_hostname = False\n",
+    );
+    assert_ne!(variant, secure);
+    let path = dir.path().join("client.py");
+    std::fs::write(&path, variant).unwrap();
+    let report = lab_grade::grade(
+        Assignment::ChatClient,
+        &common::program(
+            &[
+                "python3",
+                path.to_str().unwrap(),
+                "{host}",
+                "{port}",
+                "{ca}",
+            ],
+            None,
+        ),
+        common::pki(),
+        options(false),
+        &lab_grade::Rubric::built_in(),
+    )
+    .unwrap();
+    for check in &report.checks {
+        let expected = if check.id == "refuses_wrong_name" {
+            Failed
+        } else {
+            Passed
+        };
+        assert_eq!(
+            check.status,
+            expected,
+            "{}\n{}",
+            check.id,
+            narrated(&report)
+        );
+    }
+}

@@ -225,3 +225,29 @@ fn a_client_that_forks_and_hangs_after_connecting_is_stopped() {
     assert!(feedback(&report, "tls_handshake").contains("never sent a TLS ClientHello"));
     assert_all_gone(&recorded_pids(dir.path()));
 }
+
+#[test]
+fn a_program_that_escapes_its_process_group_does_not_hold_up_the_grader() {
+    let dir = tempfile::tempdir().unwrap();
+    // setsid puts the sleep in a session of its own: the group kill cannot reach it, and it
+    // keeps the output pipes open. The grader must not wait for it.
+    let report = grade(
+        "echo-server",
+        &[],
+        &["sh", "-c", "setsid sleep 1000 & echo $! >> pids; exit 0"],
+        dir.path(),
+    );
+    assert!(feedback(&report, "listening").contains("ended (exit code 0)"));
+    let pids = recorded_pids(dir.path());
+    assert_eq!(pids.len(), 1);
+    // The limit, shown: the escaped process is still running. The test ends it.
+    assert!(
+        alive(pids[0]),
+        "setsid escaped the group kill, as documented"
+    );
+    std::process::Command::new("kill")
+        .args(["-KILL", &pids[0].to_string()])
+        .status()
+        .unwrap();
+    assert_all_gone(&pids);
+}
