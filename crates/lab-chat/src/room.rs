@@ -195,6 +195,8 @@ pub fn serve_room(
                         lab_kit::errors::ErrorFacts::of(&e).summary()
                     ),
                 });
+                // Out of file descriptors (EMFILE) fails again at once: pause, don't spin.
+                thread::sleep(Duration::from_millis(50));
                 continue;
             }
         };

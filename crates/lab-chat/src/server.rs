@@ -122,6 +122,9 @@ pub fn serve(
                         lab_kit::errors::ErrorFacts::of(&e).summary()
                     ),
                 });
+                // Out of file descriptors (EMFILE) fails again at once: pause instead of
+                // spinning, so that connections can close meanwhile.
+                thread::sleep(Duration::from_millis(50));
                 continue;
             }
         };

@@ -460,18 +460,19 @@ pub fn run_session(
                         Err(_) => break,
                     }
                 }
+                // A command may carry several lines (a room relays a batch at once). They
+                // leave the queue now: what is being written is bounded by the batch size.
+                let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+                if let Some(backlog) = &backlog {
+                    backlog.sent(lines as usize);
+                }
                 if let Err(e) = writer.write_all(&bytes) {
                     writer.abort();
                     break SessionEnd::SendFailed {
                         error: lab_kit::errors::ErrorFacts::of(&e).summary(),
                     };
                 }
-                // A command may carry several lines (a room relays a batch at once).
-                let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
                 lines_sent += lines;
-                if let Some(backlog) = &backlog {
-                    backlog.sent(lines as usize);
-                }
             }
             SessionCommand::Leave => {
                 let _ = writer.write_all(format!("{EXIT_WORD}\n").as_bytes());

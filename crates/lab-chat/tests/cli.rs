@@ -457,3 +457,11 @@ fn connecting_where_no_server_listens_is_one_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn help_lists_the_commands_with_examples() {
+    // No terminal and no COLUMNS: clap wraps at its default width, the same everywhere.
+    let output = command(&["--help"]).env_remove("COLUMNS").output().unwrap();
+    assert!(output.status.success());
+    insta::assert_snapshot!("help", String::from_utf8(output.stdout).unwrap());
+}
