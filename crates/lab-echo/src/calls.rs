@@ -241,6 +241,10 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         "ok".into(),
         "releases the listening socket: nobody listens on this port any more",
     );
+    // close() drops this process's reference; the kernel closes the socket when the last
+    // reference goes. A program that starts a child at this instant (fork, then exec) holds
+    // a copy of every descriptor until the exec, so we look until the LISTEN row is gone.
+    wait_until_not_listening(server.port());
     let late = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
         .map_err(Error::socket("socket"))?;
     let late_fd = late.as_raw_fd();
@@ -317,6 +321,21 @@ fn wait_for_accept_queue(port: u16) -> Option<u32> {
             .map(|row| row.3)?;
         if queued > 0 || Instant::now() >= deadline {
             return Some(queued);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Waits (within a bound) until no socket listens on `port` any more, per `/proc/net/tcp`.
+fn wait_until_not_listening(port: u16) {
+    const LISTEN: u8 = 0x0A;
+    let deadline = Instant::now() + CALL_DEADLINE;
+    while let Some(rows) = proc_net_tcp() {
+        let listening = rows
+            .iter()
+            .any(|(local, _, state, _)| *local == port && *state == LISTEN);
+        if !listening || Instant::now() >= deadline {
+            return;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
