@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{SocketAddr, TcpListener};
+
 use std::process::Command;
 use std::time::Duration;
 
@@ -41,12 +42,17 @@ fn start_server(args: &[&str]) -> (RunningChild, SocketAddr) {
     (server, addr)
 }
 
-/// A port that nothing listens on: the kernel chose it, and we closed it again.
-fn closed_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// A port that nothing listens on, and the socket that keeps it so: bound (so no other
+/// program can take the port) but never listening (so a connect to it is refused). Better
+/// than closing a listener: a child being started elsewhere in this process holds a copy of
+/// every descriptor until its exec, which can keep a closed listener alive for a moment.
+fn closed_port() -> (socket2::Socket, SocketAddr) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    let addr = socket.local_addr().unwrap().as_socket().unwrap();
+    (socket, addr)
 }
 
 fn one_line(text: &[u8]) -> String {
@@ -197,7 +203,8 @@ fn an_unresolvable_host_is_one_clear_line_and_a_non_zero_exit() {
 
 #[test]
 fn a_refused_connect_is_one_clear_line_and_a_non_zero_exit() {
-    let addr = closed_port().to_string();
+    let (_bound_not_listening, addr) = closed_port();
+    let addr = addr.to_string();
     let output = lab_echo()
         .args(["client", "--connect", &addr])
         .write_stdin("hello\n")
