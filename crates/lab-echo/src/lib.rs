@@ -6,7 +6,7 @@
 //!   do? ([`calls`], [`syscalls`], the tour chapter [`socket_calls_chapter`])
 //!
 //! Every experiment is a function that returns a plain, serializable struct; [`narrate`]
-//! tells it for a classroom. The echo tools are in [`echo`], the benchmark in [`bench`].
+//! tells it for a classroom. The echo tools are in [`echo`], the benchmark in [`bench`](mod@bench).
 
 pub mod attempt;
 pub mod bench;
