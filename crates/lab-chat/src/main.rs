@@ -169,10 +169,15 @@ fn main() -> ExitCode {
             let dir = out.unwrap_or_else(keys::default_dir);
             keys::keygen(&dir, force)
                 .map(|files| {
-                    println!(
-                        "wrote ca.pem, server.pem, client.pem and their keys (mode 0600) to {}",
-                        files.dir.display()
-                    );
+                    if cli.json {
+                        let record = serde_json::json!({"event": "keygen", "dir": files.dir});
+                        println!("{record}");
+                    } else {
+                        println!(
+                            "wrote ca.pem, server.pem, client.pem and their keys (mode 0600) to {}",
+                            files.dir.display()
+                        );
+                    }
                 })
                 .map_err(Failure::from)
         }
