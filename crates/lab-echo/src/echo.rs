@@ -175,9 +175,14 @@ fn refuse_busy(mut stream: TcpStream, max_clients: usize) {
         "{BUSY_PREFIX} all {max_clients} client slots are taken; try again later"
     );
     let _ = stream.shutdown(Shutdown::Write);
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    // Bounded in time: the accept loop waits here, so a refused client cannot hold it long.
+    let deadline = std::time::Instant::now() + Duration::from_millis(200);
     let mut discard = [0u8; 4096];
-    for _ in 0..16 {
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
         match stream.read(&mut discard) {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
