@@ -28,7 +28,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use lab_kit::narrate::Narrator;
-use lab_kit::pki::{LabCa, LabPki, LeafSpec, PkiFiles};
+use lab_kit::pki::{LabCa, LeafSpec, PkiFiles};
 use lab_kit::probe::Probe;
 use lab_kit::tls::{self, Versions};
 use serde::Serialize;
@@ -949,9 +949,4 @@ pub fn run_demo(n: &mut Narrator) -> Result<DemoReport, Error> {
 /// The tour's chapter 5 (`socket-lab chat`) and `lab-chat demo`.
 pub fn chapter(narrator: &mut Narrator, _probe: &Probe) -> Result<(), Error> {
     run_demo(narrator).map(|_| ())
-}
-
-/// The lab's certificates, made in memory (for benchmarks and tests that need no files).
-pub fn lab_pki() -> Result<LabPki, Error> {
-    Ok(LabPki::generate(crate::keys::DEFAULT_CLIENT_NAME)?)
 }

@@ -11,7 +11,6 @@
 //! `Exit` ends that session and the server waits for the next client (`--once`: exits),
 //! closing stdin ends the session and the server.
 
-use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -246,9 +245,4 @@ fn turn_away(
             error: error.to_string(),
         }),
     }
-}
-
-/// True if `error` means the address is taken (for tests and hints).
-pub fn is_addr_in_use(error: &io::Error) -> bool {
-    error.kind() == io::ErrorKind::AddrInUse
 }
