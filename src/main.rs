@@ -34,6 +34,11 @@ const CHAPTERS: &[Chapter] = &[
         question: "3. What does sleep do?",
         run: |n, p| Ok(lab_sleep::chapter(n, p)?),
     },
+    Chapter {
+        command: Command::Chat,
+        question: "5. A secure chat, one client and one server: what makes it secure?",
+        run: |n, p| Ok(lab_chat::chapter(n, p)?),
+    },
 ];
 
 #[derive(Debug, Parser)]
@@ -64,11 +69,13 @@ enum Command {
     Refused,
     /// Chapter 3: what sleep does (Python's time.sleep, Rust's thread::sleep).
     Sleep,
+    /// Chapter 5: a secure chat (TLS vs plaintext, an eavesdropper, an impostor).
+    Chat,
 }
 
 fn main() -> ExitCode {
     // Every lab's probes, so that the tour binary can re-run any of them under strace.
-    let probes: Vec<_> = [lab_refused::PROBES, lab_sleep::PROBES].concat();
+    let probes: Vec<_> = [lab_refused::PROBES, lab_sleep::PROBES, lab_chat::PROBES].concat();
     lab_kit::probe::dispatch(&probes);
     let cli = Cli::parse();
     let probe = match Probe::current() {

@@ -71,7 +71,7 @@ fn an_unknown_chapter_is_an_error() {
 }
 
 /// The headings of the chapters that exist, in the order of the homework's questions.
-const QUESTIONS_IN_ORDER: &[&str] = &["Question 1:", "Question 3:"];
+const QUESTIONS_IN_ORDER: &[&str] = &["Question 1:", "Question 3:", "Question 5:"];
 
 #[test]
 fn the_whole_tour_runs_every_chapter_in_order() {
