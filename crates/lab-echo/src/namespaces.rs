@@ -89,6 +89,7 @@ impl NamespacePair {
             client_ns: format!("lab-echo-cli-{unique}"),
             created: Vec::new(),
         };
+        remove_leftovers();
         // From here on, `pair` is dropped (and cleans up) on any early return.
         for ns in [pair.server_ns.clone(), pair.client_ns.clone()] {
             run_ip(&["netns", "add", &ns])?;
@@ -141,6 +142,29 @@ impl Drop for NamespacePair {
     fn drop(&mut self) {
         for ns in self.created.drain(..).rev() {
             let _ = Command::new("ip").args(["netns", "del", &ns]).output();
+        }
+    }
+}
+
+/// Deletes namespaces that an earlier run left behind when it was killed before its
+/// `Drop` could run (SIGKILL): ours are named `lab-echo-…-PID-N`, and PID is no longer alive.
+fn remove_leftovers() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name
+            .strip_prefix("lab-echo-srv-")
+            .or_else(|| name.strip_prefix("lab-echo-cli-"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = Command::new("ip").args(["netns", "del", &name]).output();
         }
     }
 }

@@ -212,3 +212,22 @@ fn namespaces_are_deleted_when_the_pair_is_dropped_even_after_a_panic() {
         );
     }
 }
+
+#[test]
+fn namespaces_left_by_a_killed_run_are_removed_by_the_next_one() {
+    if let Some(why) = namespaces::unavailable_reason() {
+        eprintln!("skipped: the namespace leftovers test: {why}");
+        return;
+    }
+    // A name as a run with a process id that cannot exist would have left it (pid_max is
+    // at most 4194304 on Linux).
+    let stale = "lab-echo-srv-4999999-0";
+    let added = std::process::Command::new("ip")
+        .args(["netns", "add", stale])
+        .status()
+        .unwrap();
+    assert!(added.success());
+    let pair = NamespacePair::create().unwrap();
+    assert!(!Path::new(&format!("/run/netns/{stale}")).exists());
+    drop(pair);
+}
