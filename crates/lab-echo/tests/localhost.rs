@@ -64,10 +64,15 @@ fn a_server_on_127_0_0_1_is_refused_on_ipv6_loopback_yet_std_connect_to_localhos
             .iter()
             .any(|a| a.outcome() == Outcome::Connected)
     );
-    assert_redacted_snapshot(
-        "ipv6_first_trap",
-        &narration(&report, narrate::ipv6_first_trap),
-    );
+    // The narration pins the IPv6 lines as they read where IPv6 loopback exists.
+    if ipv6_loopback_available() {
+        assert_redacted_snapshot(
+            "ipv6_first_trap",
+            &narration(&report, narrate::ipv6_first_trap),
+        );
+    } else {
+        eprintln!("skipped: the ipv6_first_trap snapshot: IPv6 loopback is not available here");
+    }
 }
 
 #[test]
@@ -133,7 +138,12 @@ fn the_bind_address_decides_who_can_connect() {
         }
         None => eprintln!("skipped: the [::] server: {:?}", report.ipv6_skipped),
     }
-    assert_redacted_snapshot("bind_address", &narration(&report, narrate::bind_address));
+    // The narration pins the IPv6 lines as they read where IPv6 loopback exists.
+    if ipv6_loopback_available() {
+        assert_redacted_snapshot("bind_address", &narration(&report, narrate::bind_address));
+    } else {
+        eprintln!("skipped: the bind_address snapshot: IPv6 loopback is not available here");
+    }
 }
 
 #[test]
