@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -419,9 +419,14 @@ pub fn run_session(
     let mut lines_sent = 0;
     let wait_for_peer_close = |writer: &mut crate::transport::WireWriter| {
         // We said goodbye and sent close_notify; the peer answers with its own.
-        // Wait for it a little, then hang up regardless.
+        // Wait for it a little, then hang up regardless. The deadline is fixed when the
+        // wait starts: commands still arriving (lines typed after Exit, a room relaying
+        // others' lines) are ignored and must not extend it, or a peer that never
+        // answers would keep this session, and its thread, alive as long as others talk.
+        let deadline = Instant::now() + CLOSE_WAIT;
         loop {
-            match commands.recv_timeout(CLOSE_WAIT) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match commands.recv_timeout(left) {
                 Ok(SessionCommand::PeerEnded(_)) | Err(_) => break,
                 Ok(_) => continue,
             }
@@ -623,4 +628,63 @@ fn classify_read_error(error: &io::Error) -> PeerEnd {
 /// A pair of channel ends for a session's commands.
 pub fn command_channel() -> (Sender<SessionCommand>, Receiver<SessionCommand>) {
     mpsc::channel()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::io::Read;
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+
+    /// After our goodbye, a peer that never closes its side is hung up on after
+    /// [`CLOSE_WAIT`], even while commands keep arriving (a room keeps relaying lines to a
+    /// member that is leaving): they must not restart the wait.
+    #[test]
+    fn a_peer_that_never_answers_our_goodbye_is_hung_up_on_while_lines_keep_coming() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (ours, _) = listener.accept().unwrap();
+        let established = crate::transport::plaintext(ours).unwrap();
+        let (commands_tx, commands) = command_channel();
+        let session_over = Arc::new(AtomicBool::new(false));
+        // Lines keep coming every 100 ms, for at most 60 s (ten times CLOSE_WAIT and more).
+        let feeder = {
+            let (commands_tx, session_over) = (commands_tx.clone(), Arc::clone(&session_over));
+            thread::spawn(move || {
+                commands_tx.send(SessionCommand::Leave).unwrap();
+                for _ in 0..600 {
+                    if session_over.load(Ordering::SeqCst) {
+                        return true;
+                    }
+                    let _ = commands_tx.send(SessionCommand::Send("still talking".into()));
+                    thread::sleep(Duration::from_millis(100));
+                }
+                false
+            })
+        };
+        let report = run_session(
+            established,
+            Limits::default(),
+            commands,
+            commands_tx,
+            Arc::new(|_| {}),
+            SessionHooks {
+                on_lines: Box::new(|_| {}),
+                backlog: None,
+            },
+        );
+        session_over.store(true, Ordering::SeqCst);
+        assert_eq!(report.end, SessionEnd::WeLeft);
+        assert!(
+            feeder.join().unwrap(),
+            "the session waited for the peer's close as long as lines kept coming"
+        );
+        // The peer got our goodbye, then end of stream.
+        let mut received = String::new();
+        peer.read_to_string(&mut received).unwrap();
+        assert_eq!(received, "Exit\n");
+    }
 }
