@@ -432,10 +432,7 @@ fn a_first_server_run_makes_certificates_in_the_default_folder_and_says_where() 
 
 #[test]
 fn connecting_where_no_server_listens_is_one_clear_error() {
-    let closed = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let (_held, closed) = closed_port();
     let certs = Certs::new();
     let output = command(&[
         "client",
