@@ -5,6 +5,7 @@
 //! - [`attempt`]: how one connection attempt ended (refused, timed out, connected).
 //! - [`errors`]: what an `io::Error` really was (its `ErrorKind`, errno number and name).
 //! - [`kernel`]: the kernel's own TCP counters from `/proc/net/snmp`.
+//! - [`ports`]: loopback ports where nothing listens, held so that they stay closed.
 //! - [`ready`]: waiting for a server to be ready without guessing with `sleep`.
 //! - [`child`]: running another program as a child that is always killed and reaped.
 //! - [`strace`] and [`probe`]: watching the real system calls a program makes.
@@ -17,6 +18,7 @@ pub mod errors;
 pub mod kernel;
 pub mod narrate;
 pub mod pki;
+pub mod ports;
 pub mod probe;
 pub mod ready;
 pub mod redact;

@@ -33,7 +33,8 @@ pub struct StraceReport {
 /// Runs the refused-connect probe under strace. `Err(Unavailable)` means strace cannot run
 /// here; the caller says so and goes on.
 pub fn trace_refused_connect(probe: &Probe) -> Result<StraceReport, StraceError> {
-    let target = crate::refused::closed_port()?;
+    let closed = lab_kit::ports::ClosedTcpPort::reserve()?;
+    let target = closed.addr();
     let target_text = target.to_string();
     let args = probe.args(REFUSED_CONNECT_PROBE, &[&target_text]);
     let record = strace::trace(probe.exe(), &args, "trace=network", Duration::from_secs(30))?;

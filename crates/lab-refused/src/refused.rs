@@ -12,10 +12,11 @@
 //! The kernel's own counters confirm what happened: `ActiveOpens` (a connection was
 //! started), `AttemptFails` (it failed) and `OutRsts` (a reset was sent) each rise.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
 use lab_kit::kernel::{TcpCounterDelta, TcpCounters};
+use lab_kit::ports::ClosedTcpPort;
 use serde::Serialize;
 
 use lab_kit::attempt::Attempt;
@@ -33,21 +34,14 @@ pub struct RefusedReport {
     pub counters_unavailable: Option<String>,
 }
 
-/// A loopback port with nothing listening on it.
-///
-/// We ask the kernel for a free port (bind to port 0), note its number and close the
-/// socket again. Nothing listens there now; the experiment still records what really
-/// happened, so in the unlikely case that another program grabbed the port in between,
-/// the report says `connected`, not a made-up refusal.
-pub fn closed_port() -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
-    listener.local_addr()
-}
-
 /// Connects once to a closed loopback port and records the result and the counters.
+///
+/// The port is held by a socket that is bound but never called `listen()`
+/// ([`ClosedTcpPort`]): bind alone does not make a server, so the kernel refuses, and no
+/// other program can take the port while we measure.
 pub fn connect_to_closed_port() -> std::io::Result<RefusedReport> {
-    let target = closed_port()?;
-    Ok(connect_and_count(target))
+    let closed = ClosedTcpPort::reserve()?;
+    Ok(connect_and_count(closed.addr()))
 }
 
 /// Connects once to `target`, reading the kernel's TCP counters before and after.

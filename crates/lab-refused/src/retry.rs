@@ -113,8 +113,9 @@ pub fn retry_until_server_starts(
     server_delay: Duration,
     policy: RetryPolicy,
 ) -> std::io::Result<RetryReport> {
-    // Reserve a port number: bind, note the port, close. The server binds it again later.
-    let target = crate::refused::closed_port()?;
+    // Hold a port where nothing listens yet; the late server binds and listens on it.
+    let reserved = lab_kit::ports::ClosedTcpPort::reserve()?;
+    let target = reserved.addr();
     let clock = Instant::now();
     let server = thread::spawn(move || -> std::io::Result<(TcpListener, Duration)> {
         // The delay is the experiment: a server that is started late, as when a student
@@ -124,6 +125,7 @@ pub fn retry_until_server_starts(
         Ok((listener, clock.elapsed()))
     });
     let (stream, attempts) = connect_with_retries(target, policy);
+    drop(reserved);
     let server = server
         .join()
         .map_err(|_| std::io::Error::other("the server thread panicked"))?;

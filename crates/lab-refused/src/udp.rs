@@ -28,14 +28,10 @@ pub struct UdpReport {
     pub recv: Attempt,
 }
 
-/// A UDP port on loopback with nothing bound to it (bound, noted, closed).
-fn closed_udp_port() -> std::io::Result<SocketAddr> {
-    UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()
-}
-
 /// Sends one datagram to a closed port on a connected UDP socket, then receives.
 pub fn send_to_closed_udp_port(recv_deadline: Duration) -> std::io::Result<UdpReport> {
-    let target = closed_udp_port()?;
+    let closed = lab_kit::ports::ClosedUdpPort::reserve()?;
+    let target = closed.addr();
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
     // connect() on UDP sends nothing; it only fixes the peer, and lets errors be reported.
     socket.connect(target)?;

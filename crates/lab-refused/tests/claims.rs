@@ -94,7 +94,8 @@ fn without_a_loop_there_is_exactly_one_attempt() {
         max_attempts: 1,
         ..RetryPolicy::default()
     };
-    let target = lab_refused::refused::closed_port().unwrap();
+    let closed = lab_kit::ports::ClosedTcpPort::reserve().unwrap();
+    let target = closed.addr();
     let (stream, attempts) = lab_refused::retry::connect_with_retries(target, policy);
     assert!(stream.is_none());
     assert_eq!(attempts.len(), 1);
@@ -140,7 +141,8 @@ fn strace_records_one_connect_answered_with_econnrefused() {
 
 #[test]
 fn python_raises_connection_refused_error_with_errno_111() {
-    let target = lab_refused::refused::closed_port().unwrap();
+    let closed = lab_kit::ports::ClosedTcpPort::reserve().unwrap();
+    let target = closed.addr();
     let script = format!(
         "import socket\ntry:\n    socket.create_connection(('127.0.0.1', {}))\nexcept OSError as e:\n    print(type(e).__name__, e.errno)\n",
         target.port()
