@@ -14,7 +14,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 
@@ -116,8 +116,18 @@ pub fn tls_records(stream: &[u8]) -> Vec<TlsRecordView> {
 #[derive(Debug, Default)]
 struct RelayState {
     chunks: Vec<WireChunk>,
-    /// Both sockets of each relayed connection, to cut them.
-    sockets: Vec<(TcpStream, TcpStream)>,
+    /// Both sockets of each relayed connection still open, to cut them; a connection
+    /// leaves the list when both its pumps have ended (or a long-running relay would keep
+    /// two descriptors per finished connection until it runs out).
+    sockets: Vec<RelayedConnection>,
+    next_id: u64,
+}
+
+#[derive(Debug)]
+struct RelayedConnection {
+    id: u64,
+    client: TcpStream,
+    server: TcpStream,
 }
 
 /// What a running relay shares with its threads.
@@ -215,9 +225,9 @@ impl Relay {
     /// Later bytes are read and thrown away (so that no side gets a reset instead).
     pub fn cut(&self) {
         self.shared.cut.store(true, Ordering::SeqCst);
-        for (client, server) in &self.shared.lock().sockets {
-            let _ = client.shutdown(Shutdown::Write);
-            let _ = server.shutdown(Shutdown::Write);
+        for connection in &self.shared.lock().sockets {
+            let _ = connection.client.shutdown(Shutdown::Write);
+            let _ = connection.server.shutdown(Shutdown::Write);
         }
     }
 
@@ -232,9 +242,9 @@ impl Relay {
 impl Drop for Relay {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        for (client, server) in &self.shared.lock().sockets {
-            let _ = client.shutdown(Shutdown::Both);
-            let _ = server.shutdown(Shutdown::Both);
+        for connection in &self.shared.lock().sockets {
+            let _ = connection.client.shutdown(Shutdown::Both);
+            let _ = connection.server.shutdown(Shutdown::Both);
         }
         if let Some(acceptor) = self.acceptor.take() {
             // Wake the blocking accept so the thread can see `stopping`.
@@ -249,7 +259,14 @@ fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>)
         if shared.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let Ok(client) = accepted else { continue };
+        let client = match accepted {
+            Ok(client) => client,
+            Err(_) => {
+                // Out of file descriptors (EMFILE) fails again at once: pause, don't spin.
+                thread::sleep(std::time::Duration::from_millis(50));
+                continue;
+            }
+        };
         let Ok(server) = TcpStream::connect(upstream) else {
             let _ = client.shutdown(Shutdown::Both);
             continue;
@@ -262,15 +279,50 @@ fn accept_loop(listener: TcpListener, upstream: SocketAddr, shared: Arc<Shared>)
         };
         let _ = client.set_nodelay(true);
         let _ = server.set_nodelay(true);
-        shared.lock().sockets.push((client3, server3));
-        let up = Arc::clone(&shared);
-        let down = Arc::clone(&shared);
-        let _ = thread::Builder::new()
+        let id = {
+            let mut state = shared.lock();
+            let id = state.next_id;
+            state.next_id += 1;
+            state.sockets.push(RelayedConnection {
+                id,
+                client: client3,
+                server: server3,
+            });
+            id
+        };
+        // The last of the two pumps to end forgets the connection.
+        let pumps_running = Arc::new(AtomicUsize::new(2));
+        let up = (Arc::clone(&shared), Arc::clone(&pumps_running));
+        let down = (Arc::clone(&shared), pumps_running);
+        let spawned_up = thread::Builder::new()
             .name("relay-up".into())
-            .spawn(move || pump(client, server2, Direction::ClientToServer, &up));
-        let _ = thread::Builder::new()
+            .spawn(move || {
+                pump(client, server2, Direction::ClientToServer, &up.0);
+                forget_when_last(&up.0, &up.1, id);
+            });
+        let spawned_down = thread::Builder::new()
             .name("relay-down".into())
-            .spawn(move || pump(server, client2, Direction::ServerToClient, &down));
+            .spawn(move || {
+                pump(server, client2, Direction::ServerToClient, &down.0);
+                forget_when_last(&down.0, &down.1, id);
+            });
+        if spawned_up.is_err() || spawned_down.is_err() {
+            // Without both pumps the connection cannot work: close it and forget it.
+            let mut state = shared.lock();
+            for connection in state.sockets.iter().filter(|c| c.id == id) {
+                let _ = connection.client.shutdown(Shutdown::Both);
+                let _ = connection.server.shutdown(Shutdown::Both);
+            }
+            state.sockets.retain(|c| c.id != id);
+        }
+    }
+}
+
+/// Called by each pump of connection `id` as it ends; the second one drops the relay's
+/// copies of the connection's sockets.
+fn forget_when_last(shared: &Shared, pumps_running: &AtomicUsize, id: u64) {
+    if pumps_running.fetch_sub(1, Ordering::SeqCst) == 1 {
+        shared.lock().sockets.retain(|c| c.id != id);
     }
 }
 
