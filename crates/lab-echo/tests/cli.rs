@@ -42,19 +42,6 @@ fn start_server(args: &[&str]) -> (RunningChild, SocketAddr) {
     (server, addr)
 }
 
-/// A port that nothing listens on, and the socket that keeps it so: bound (so no other
-/// program can take the port) but never listening (so a connect to it is refused). Better
-/// than closing a listener: a child being started elsewhere in this process holds a copy of
-/// every descriptor until its exec, which can keep a closed listener alive for a moment.
-fn closed_port() -> (socket2::Socket, SocketAddr) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    let addr = socket.local_addr().unwrap().as_socket().unwrap();
-    (socket, addr)
-}
-
 fn one_line(text: &[u8]) -> String {
     let text = String::from_utf8_lossy(text).into_owned();
     assert_eq!(text.lines().count(), 1, "expected one line, got: {text:?}");
@@ -203,8 +190,8 @@ fn an_unresolvable_host_is_one_clear_line_and_a_non_zero_exit() {
 
 #[test]
 fn a_refused_connect_is_one_clear_line_and_a_non_zero_exit() {
-    let (_bound_not_listening, addr) = closed_port();
-    let addr = addr.to_string();
+    let closed = lab_kit::ports::ClosedTcpPort::reserve().unwrap();
+    let addr = closed.addr().to_string();
     let output = lab_echo()
         .args(["client", "--connect", &addr])
         .write_stdin("hello\n")
