@@ -197,6 +197,26 @@ impl InProcessClient {
     }
 }
 
+/// A server, a relay in front of it, and a client that connects through the relay (it
+/// still verifies the name `localhost`, so under TLS the relay cannot pass for the server):
+/// the setting of the eavesdropping, tampering and truncation steps. Returned in the order
+/// they were started; dropped in reverse, the client first.
+fn chat_through_relay(
+    files: &PkiFiles,
+    plaintext: bool,
+) -> Result<(InProcessServer, Relay, InProcessClient), Error> {
+    let tls = lab_tls(files)?;
+    let (server_tls, client_tls) = if plaintext {
+        (None, None)
+    } else {
+        (Some(tls.server), Some(tls.client))
+    };
+    let server = start_server(server_tls)?;
+    let relay = Relay::start(TcpListener::bind("127.0.0.1:0")?, server.addr, None)?;
+    let client = start_client(relay.addr(), client_tls)?;
+    Ok((server, relay, client))
+}
+
 fn is_session(event: &ChatEvent) -> bool {
     matches!(event, ChatEvent::SessionStarted { .. })
 }
@@ -338,7 +358,8 @@ pub fn conversation(files: &PkiFiles) -> Result<ConversationReport, Error> {
         security,
         server_spoke_first,
         sent_at_once: AT_ONCE,
-        client_received: count(&client_output) - 1,
+        // Minus the server's first line, counted above.
+        client_received: count(&client_output).saturating_sub(1),
         server_received: count(&server_output),
         server_output,
         client_output,
@@ -366,15 +387,7 @@ pub struct EavesdropReport {
 
 /// A chat through an eavesdropping relay: the client sends [`SECRET`], the server replies.
 pub fn eavesdrop(files: &PkiFiles, plaintext: bool) -> Result<EavesdropReport, Error> {
-    let tls = lab_tls(files)?;
-    let (server_tls, client_tls) = if plaintext {
-        (None, None)
-    } else {
-        (Some(tls.server), Some(tls.client))
-    };
-    let server = start_server(server_tls)?;
-    let relay = Relay::start(TcpListener::bind("127.0.0.1:0")?, server.addr, None)?;
-    let client = start_client(relay.addr(), client_tls)?;
+    let (server, relay, client) = chat_through_relay(files, plaintext)?;
     if !client.log.wait_count(1, is_session) {
         return Err(step_failed("the session through the relay", &client.log));
     }
@@ -518,15 +531,7 @@ pub struct TamperReport {
 /// The relay rewrites the next client → server chunk: in plaintext it swaps the words; in
 /// TLS it can only flip bits of ciphertext (it cannot read or re-encrypt), here the last.
 pub fn tamper(files: &PkiFiles, plaintext: bool) -> Result<TamperReport, Error> {
-    let tls = lab_tls(files)?;
-    let (server_tls, client_tls) = if plaintext {
-        (None, None)
-    } else {
-        (Some(tls.server), Some(tls.client))
-    };
-    let server = start_server(server_tls)?;
-    let relay = Relay::start(TcpListener::bind("127.0.0.1:0")?, server.addr, None)?;
-    let client = start_client(relay.addr(), client_tls)?;
+    let (server, relay, client) = chat_through_relay(files, plaintext)?;
     if !client.log.wait_count(1, is_session) || !server.log.wait_count(1, is_session) {
         return Err(step_failed("the session through the relay", &client.log));
     }
@@ -597,15 +602,7 @@ pub struct TruncationReport {
 
 /// A chat through the relay, which then cuts the connection (a bare FIN to each side).
 pub fn truncation(files: &PkiFiles, plaintext: bool) -> Result<TruncationReport, Error> {
-    let tls = lab_tls(files)?;
-    let (server_tls, client_tls) = if plaintext {
-        (None, None)
-    } else {
-        (Some(tls.server), Some(tls.client))
-    };
-    let server = start_server(server_tls)?;
-    let relay = Relay::start(TcpListener::bind("127.0.0.1:0")?, server.addr, None)?;
-    let client = start_client(relay.addr(), client_tls)?;
+    let (server, relay, client) = chat_through_relay(files, plaintext)?;
     let _ = client
         .input
         .send(LocalInput::Line("transfer 10 euros to Bob".into()));
