@@ -33,10 +33,10 @@ pub const PROBES: &[(&str, ProbeFn)] = &[(
 
 /// The question of the localhost chapter.
 pub const LOCALHOST_QUESTION: &str =
-    "Question 2: what is localhost, and how is it used to develop networked programs?";
+    "Question 2: What is localhost, and how is it used to develop networked programs?";
 /// The question of the socket-calls chapter.
 pub const SOCKET_CALLS_QUESTION: &str =
-    "Question 4: what do bind(), listen(), accept(), connect(), send() and recv() really do?";
+    "Question 4: What do bind(), listen(), accept(), connect(), send() and recv() really do?";
 
 /// The one-paragraph answer to question 2.
 pub const LOCALHOST_ANSWER: &str = "`localhost` is a name that the system resolver turns into \

@@ -51,9 +51,9 @@ enum Command {
         #[arg(long, default_value = echo::DEFAULT_CONNECT, value_name = "ADDR")]
         connect: String,
     },
-    /// Question 2: what is localhost, and how is it used to develop networked programs?
+    /// Question 2: What is localhost, and how is it used to develop networked programs?
     Localhost,
-    /// Question 4: what do bind, listen, accept, connect, send and recv really do?
+    /// Question 4: What do bind, listen, accept, connect, send and recv really do?
     Calls,
     /// Round-trip latency, bulk throughput and the Nagle lesson, side by side with peers.
     Bench {
