@@ -79,6 +79,7 @@ fn measure(wait: impl FnOnce()) -> Result<WaitCost, Error> {
         cpu_ns: lab_kit::narrate::saturating_nanos(cpu),
     })
 }
+
 /// Waits `duration` twice in the calling thread, once with `thread::sleep` and once by
 /// spinning on the clock, and reports the CPU time each used.
 pub fn compare_sleep_with_spin(duration: Duration) -> Result<CpuCostReport, Error> {

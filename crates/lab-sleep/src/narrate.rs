@@ -326,12 +326,9 @@ pub fn pacing(report: &PacingReport, n: &mut Narrator) -> Result {
 }
 
 fn traced_sleep(run: &TracedSleep, n: &mut Narrator) -> Result {
-    let language = match run.language {
-        Language::Rust => "Rust",
-        Language::Python => "Python",
-    };
     let what = format!(
-        "{language}, {} ({})",
+        "{}, {} ({})",
+        run.language.name(),
         run.code,
         lab_kit::narrate::human_micros(run.requested_us)
     );
@@ -373,17 +370,15 @@ pub fn syscall(report: &SyscallReport, n: &mut Narrator) -> Result {
         n.fact("Python's sleep became", names(python))?;
         for run in [rust, python] {
             if let (Some(clock), Some(absolute)) = (&run.clock, run.absolute_deadline) {
-                let language = if run.language == Language::Rust {
-                    "Rust"
-                } else {
-                    "Python"
-                };
                 let how = if absolute {
                     "until a deadline (TIMER_ABSTIME), so a sleep interrupted by a signal can resume to the same deadline"
                 } else {
                     "for a relative duration"
                 };
-                n.fact(&format!("{language} sleeps on"), format!("{clock}, {how}"))?;
+                n.fact(
+                    &format!("{} sleeps on", run.language.name()),
+                    format!("{clock}, {how}"),
+                )?;
             }
         }
         n.say(

@@ -45,6 +45,16 @@ pub enum Language {
     Python,
 }
 
+impl Language {
+    /// The language's name, as printed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Language::Rust => "Rust",
+            Language::Python => "Python",
+        }
+    }
+}
+
 /// What happened to one traced sleep.
 #[derive(Debug, Clone, Serialize)]
 pub struct TracedSleep {
