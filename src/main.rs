@@ -30,9 +30,19 @@ const CHAPTERS: &[Chapter] = &[
         run: |n, p| Ok(lab_refused::chapter(n, p)?),
     },
     Chapter {
+        command: Command::Localhost,
+        question: "2. What is localhost, and how is it used to develop networked programs?",
+        run: |n, p| Ok(lab_echo::localhost_chapter(n, p)?),
+    },
+    Chapter {
         command: Command::Sleep,
         question: "3. What does sleep do?",
         run: |n, p| Ok(lab_sleep::chapter(n, p)?),
+    },
+    Chapter {
+        command: Command::Calls,
+        question: "4. What do bind(), listen(), accept(), connect(), send() and recv() really do?",
+        run: |n, p| Ok(lab_echo::socket_calls_chapter(n, p)?),
     },
     Chapter {
         command: Command::Chat,
@@ -67,15 +77,25 @@ struct Cli {
 enum Command {
     /// Chapter 1: connecting when no server is running (refused, timed out, retried).
     Refused,
+    /// Chapter 2: what localhost is (loopback, bind addresses, port 0, namespaces).
+    Localhost,
     /// Chapter 3: what sleep does (Python's time.sleep, Rust's thread::sleep).
     Sleep,
+    /// Chapter 4: bind, listen, accept, connect, send, recv, step by step, and under strace.
+    Calls,
     /// Chapter 5: a secure chat (TLS vs plaintext, an eavesdropper, an impostor).
     Chat,
 }
 
 fn main() -> ExitCode {
     // Every lab's probes, so that the tour binary can re-run any of them under strace.
-    let probes: Vec<_> = [lab_refused::PROBES, lab_sleep::PROBES, lab_chat::PROBES].concat();
+    let probes: Vec<_> = [
+        lab_refused::PROBES,
+        lab_echo::PROBES,
+        lab_sleep::PROBES,
+        lab_chat::PROBES,
+    ]
+    .concat();
     lab_kit::probe::dispatch(&probes);
     let cli = Cli::parse();
     let probe = match Probe::current() {

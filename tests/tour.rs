@@ -71,7 +71,13 @@ fn an_unknown_chapter_is_an_error() {
 }
 
 /// The headings of the chapters that exist, in the order of the homework's questions.
-const QUESTIONS_IN_ORDER: &[&str] = &["Question 1:", "Question 3:", "Question 5:"];
+const QUESTIONS_IN_ORDER: &[&str] = &[
+    "Question 1:",
+    "Question 2:",
+    "Question 3:",
+    "Question 4:",
+    "Question 5:",
+];
 
 #[test]
 fn the_whole_tour_runs_every_chapter_in_order() {
@@ -94,4 +100,19 @@ fn the_whole_tour_runs_every_chapter_in_order() {
         QUESTIONS_IN_ORDER.len(),
         "one answer per chapter"
     );
+}
+
+#[test]
+fn the_tour_binary_runs_the_strace_probe_of_lab_4() {
+    if lab_kit::strace::locate().is_err() {
+        assert!(std::env::var_os("CI").is_none(), "strace must run in CI");
+        eprintln!("SKIPPED the_tour_binary_runs_the_strace_probe_of_lab_4: no strace here");
+        return;
+    }
+    socket_lab()
+        .arg("calls")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("accept4("))
+        .stdout(predicate::str::contains("skipped: strace").not());
 }
