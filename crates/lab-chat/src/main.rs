@@ -368,10 +368,17 @@ fn run_demo(json: bool) -> Result<(), Failure> {
 fn run_eavesdrop(listen: SocketAddr, upstream: SocketAddr, json: bool) -> Result<(), Failure> {
     let listener = server::bind(listen)?;
     let addr = listener.local_addr().map_err(Error::from)?;
-    println!(
-        "{}{addr} (relaying to {upstream})",
-        lab_kit::ready::LISTENING_PREFIX
-    );
+    // The first line says where to connect: `listening on ADDR` in text, or (one JSON
+    // object per line, like every other event) a `listening` event, as the server prints.
+    if json {
+        let record = serde_json::json!({"event": "listening", "addr": addr, "upstream": upstream});
+        println!("{record}");
+    } else {
+        println!(
+            "{}{addr} (relaying to {upstream})",
+            lab_kit::ready::LISTENING_PREFIX
+        );
+    }
     let observer: eavesdrop::Observer = Arc::new(move |chunk: &eavesdrop::WireChunk| {
         if json {
             if let Ok(line) = serde_json::to_string(chunk) {

@@ -170,3 +170,72 @@ fn the_eavesdrop_command_prints_what_crosses_the_wire() {
     assert!(line.starts_with("client → server"), "{line}");
     assert!(relay.text(Stream::Stderr).is_empty());
 }
+
+/// The address in a `{"event":"listening","addr":…}` line, once `child` has printed one.
+fn json_listening_addr(child: &RunningChild) -> std::net::SocketAddr {
+    let line = expect_out(child, r#""event":"listening""#);
+    let record: serde_json::Value = serde_json::from_str(&line).unwrap();
+    record["addr"].as_str().unwrap().parse().unwrap()
+}
+
+#[test]
+fn with_json_the_server_and_the_eavesdropper_print_one_object_per_line() {
+    let certs = Certs::new();
+    let mut server_command = command(&[
+        "--json",
+        "server",
+        "--plaintext",
+        "--once",
+        "--listen",
+        "127.0.0.1:0",
+        "--certs",
+        &path_str(certs.path()),
+    ]);
+    let mut server = RunningChild::spawn(&mut server_command).unwrap();
+    let server_addr = json_listening_addr(&server);
+    let relay = RunningChild::spawn(&mut command(&[
+        "--json",
+        "eavesdrop",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &server_addr.to_string(),
+    ]))
+    .unwrap();
+    let relay_addr = json_listening_addr(&relay);
+    let mut client = client(relay_addr, &["--plaintext"]);
+    expect_out(&client, "session with");
+    client.write_stdin("meet me at the library\n").unwrap();
+    expect_out(&server, r#""text":"meet me at the library""#);
+    client.write_stdin("Exit\n").unwrap();
+    expect_out(&server, r#""event":"peer_left""#);
+    // The relay printed each chunk before forwarding it; wait until we have read the last.
+    expect_out(&relay, "[69,120,105,116,10]"); // the bytes of "Exit\n"
+    assert_eq!(exit_code(&mut client), 0);
+    assert_eq!(exit_code(&mut server), 0, "--once exits after the client");
+
+    // Every line of both is one JSON object; the relay's chunks carry the bytes it saw.
+    let every_line_json = |child: &RunningChild| -> Vec<serde_json::Value> {
+        child
+            .lines(Stream::Stdout)
+            .iter()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+            })
+            .collect()
+    };
+    let server_events = every_line_json(&server);
+    assert!(
+        server_events
+            .iter()
+            .any(|e| e["event"] == "peer_left" && e["said_exit"] == true),
+        "{server_events:?}"
+    );
+    let captured: Vec<u8> = every_line_json(&relay)
+        .iter()
+        .filter(|chunk| chunk["direction"] == "client_to_server")
+        .flat_map(|chunk| chunk["bytes"].as_array().unwrap().clone())
+        .map(|byte| u8::try_from(byte.as_u64().unwrap()).unwrap())
+        .collect();
+    assert_eq!(captured, b"meet me at the library\nExit\n");
+}
