@@ -35,10 +35,38 @@ pub fn keygen(dir: &Path, force: bool) -> Result<PkiFiles, Error> {
 }
 
 /// The files in `dir`, created first if none of them exist. Returns whether they were made.
+///
+/// The server needs only its certificate and key; a folder that holds some of the lab's
+/// files but not those is an error that says which are missing (making a new set there
+/// would stop at the first existing file with advice about a `--force` the server lacks).
 pub fn ensure_server_files(dir: &Path) -> Result<(PkiFiles, bool), Error> {
     let files = PkiFiles::in_dir(dir);
-    if files.all_exist() {
+    let server_needs = [&files.server_cert, &files.server_key];
+    if server_needs.iter().all(|path| path.is_file()) {
         return Ok((files, false));
+    }
+    let any_lab_file = [
+        &files.ca_cert,
+        &files.ca_key,
+        &files.server_cert,
+        &files.server_key,
+        &files.client_cert,
+        &files.client_key,
+    ]
+    .iter()
+    .any(|path| path.exists());
+    if any_lab_file {
+        let missing = server_needs
+            .iter()
+            .filter(|path| !path.is_file())
+            .filter_map(|path| path.file_name())
+            .map(|name| name.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" and ");
+        return Err(Error::IncompleteCerts {
+            dir: dir.to_path_buf(),
+            missing,
+        });
     }
     Ok((keygen(dir, false)?, true))
 }

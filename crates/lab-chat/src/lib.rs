@@ -55,6 +55,15 @@ pub enum Error {
         error: transport::HandshakeError,
         hint: &'static str,
     },
+    #[error(
+        "{} holds some of the lab's certificate files but not {missing}; make a fresh set \
+         with `lab-chat keygen --out {} --force`, or point --certs at a complete folder",
+        .dir.display(), .dir.display()
+    )]
+    IncompleteCerts {
+        dir: std::path::PathBuf,
+        missing: String,
+    },
     #[error("the server is busy with another client; try again later")]
     Busy,
     #[error("{}", describe(.0))]

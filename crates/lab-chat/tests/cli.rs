@@ -409,6 +409,29 @@ fn keygen_writes_private_keys_0600_and_refuses_to_overwrite() {
 }
 
 #[test]
+fn a_certificate_folder_without_the_server_key_is_one_clear_error() {
+    let certs = Certs::new();
+    std::fs::remove_file(&certs.files.server_key).unwrap();
+    let dir = path_str(certs.path());
+    let output = command(&["server", "--listen", "127.0.0.1:0", "--certs", &dir])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("holds some of the lab's certificate files but not server-key.pem"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("lab-chat keygen --out {dir} --force")),
+        "{stderr}"
+    );
+    // Nothing was overwritten or added.
+    assert!(!certs.files.server_key.exists());
+}
+
+#[test]
 fn a_first_server_run_makes_certificates_in_the_default_folder_and_says_where() {
     let home = tempfile::tempdir().unwrap();
     let mut cmd = command(&["server", "--listen", "127.0.0.1:0"]);
