@@ -172,9 +172,18 @@ fn run_once(
     });
 
     // Wait (on a channel, not with a guess) until the server has begun its sleep.
-    let sleep_started = sleep_started_rx
-        .recv_timeout(DEADLINE)
-        .map_err(|_| Error::ThreadPanicked("sleeping server"))?;
+    let sleep_started = match sleep_started_rx.recv_timeout(DEADLINE) {
+        Ok(started) => started,
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            return Err(Error::io(format!(
+                "the sleeping server thread did not start within {}",
+                lab_kit::narrate::human_duration(DEADLINE)
+            ))(io::ErrorKind::TimedOut.into()));
+        }
+        Err(mpsc::RecvTimeoutError::Disconnected) => {
+            return Err(Error::ThreadPanicked("sleeping server"));
+        }
+    };
     let client = connect_and_send(addr);
     let server_view = server
         .join()
