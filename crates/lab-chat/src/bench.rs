@@ -87,7 +87,9 @@ pub struct Comparison {
     pub notes: Vec<String>,
 }
 
-fn tool(name: &str) -> Option<PathBuf> {
+/// The file named `name` in a folder of `PATH`, as the shell would find the program; `None`
+/// when it is not installed (the benchmark then says so instead of guessing a figure).
+pub fn tool_on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
         .split(':')
@@ -301,7 +303,7 @@ fn bulk(pki: &LabPki, files: &PkiFiles, dir: &Path, size: &BenchSize) -> Result<
     let mut peers = Vec::new();
     let mut skipped = Vec::new();
     let mut ceiling = None;
-    if tool("openssl").is_some() {
+    if tool_on_path("openssl").is_some() {
         match openssl_speed(size.bulk_seconds) {
             Ok(v) => {
                 ceiling = Some(v);
@@ -418,7 +420,7 @@ fn openssl_s_time(files: &PkiFiles, seconds: f64) -> Result<f64, String> {
 
 fn handshakes(pki: &LabPki, files: &PkiFiles, size: &BenchSize) -> Result<Comparison, Error> {
     let ours = our_handshakes(pki, size.handshake_seconds)?;
-    let (reference, skipped) = if tool("openssl").is_some() {
+    let (reference, skipped) = if tool_on_path("openssl").is_some() {
         match openssl_s_time(files, size.handshake_seconds) {
             Ok(v) => (Some(v), vec![]),
             Err(e) => (None, vec![format!("openssl s_time: {e}")]),
@@ -841,7 +843,7 @@ fn room(files: &PkiFiles, size: &BenchSize) -> Result<RoomReport, Error> {
     let config = Arc::new(tls::client_config(&ca, None, Versions::Tls12AndNewer)?);
     let ours = our_room(files, &config, size.fanout_clients, size.fanout_lines)?;
     let mut skipped = Vec::new();
-    let ncat = if tool("ncat").is_some() {
+    let ncat = if tool_on_path("ncat").is_some() {
         match ncat_room(files, &config, size.fanout_clients, size.fanout_lines) {
             Ok(result) => Some(result),
             Err(e) => {

@@ -4,7 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -140,10 +140,6 @@ pub fn path_str(path: &Path) -> String {
     path.display().to_string()
 }
 
-pub fn tool(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(name))
-        .find(|path| path.is_file())
-}
+/// Where `name` is installed, if it is (the benchmark's own lookup).
+#[allow(unused_imports)] // not every test file looks for a tool
+pub use lab_chat::bench::tool_on_path as tool;
