@@ -21,7 +21,13 @@
 //!   lock keeps records in order on the wire (TLS records carry sequence numbers: two
 //!   writers interleaving would be a fatal decryption error at the peer), and releasing
 //!   the first lock means a writer blocked on a full socket buffer never stops our reader
-//!   from draining the peer's data. So two peers that both send a lot cannot deadlock.
+//!   from draining the peer's data. So two peers that both send a lot cannot deadlock
+//!   (`both_ends_can_send_megabytes_at_once_without_deadlock`). One narrow case remains:
+//!   when decrypting makes rustls queue something to *send* (the answer to a peer's
+//!   `KeyUpdate`, an alert), the reader takes the wire lock too, and waits while our
+//!   writer is blocked on a full socket. A chat never triggers it (rustls updates keys by
+//!   itself only after millions of records); a design with one event loop (mio) has no
+//!   such case.
 //! - No read timeouts, no polling: each thread sleeps in the kernel until its event
 //!   happens, so a line is shown the moment it arrives (lab 4's round-trip figures apply).
 //!
