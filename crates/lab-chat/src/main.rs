@@ -3,7 +3,7 @@
 //! This file only parses the command line, wires standard input and output to the
 //! library, and turns errors into one clear line and a non-zero exit code.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -213,15 +213,22 @@ impl From<String> for Failure {
     }
 }
 
+/// Writes one line to standard output, ignoring a closed stdout (`lab-chat server | head`):
+/// `println!` would panic there, in whichever thread reported the event (a session thread
+/// that panics never tells the server it is free again).
+fn print_line(line: impl std::fmt::Display) {
+    let _ = writeln!(io::stdout().lock(), "{line}");
+}
+
 /// Prints each event as one line of text, or one JSON object.
 fn printer(json: bool) -> EventSink {
     Arc::new(move |event: ChatEvent| {
         if json {
             if let Ok(line) = serde_json::to_string(&event) {
-                println!("{line}");
+                print_line(line);
             }
         } else {
-            println!("{event}");
+            print_line(event);
         }
     })
 }
@@ -382,10 +389,10 @@ fn run_eavesdrop(listen: SocketAddr, upstream: SocketAddr, json: bool) -> Result
     let observer: eavesdrop::Observer = Arc::new(move |chunk: &eavesdrop::WireChunk| {
         if json {
             if let Ok(line) = serde_json::to_string(chunk) {
-                println!("{line}");
+                print_line(line);
             }
         } else {
-            println!("{}", chunk.describe());
+            print_line(chunk.describe());
         }
     });
     let relay = eavesdrop::Relay::start(listener, upstream, Some(observer)).map_err(Error::from)?;

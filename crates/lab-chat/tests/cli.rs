@@ -485,3 +485,32 @@ fn help_lists_the_commands_with_examples() {
     assert!(output.status.success());
     insta::assert_snapshot!("help", String::from_utf8(output.stdout).unwrap());
 }
+
+#[test]
+fn a_server_whose_stdout_was_closed_still_serves_and_exits_cleanly() {
+    // `lab-chat server | head -n 1`: the reader of the server's stdout leaves after the
+    // first line. Every later event meets a closed pipe (EPIPE); the server must go on.
+    let certs = Certs::new();
+    let dir = path_str(certs.path());
+    let script = r#""$@" | { head -n 1; exec 0<&-; echo "stdout closed" >&2; }"#;
+    let mut pipeline = lab_kit::child::RunningChild::spawn(
+        std::process::Command::new("sh")
+            .args(["-c", script, "sh", exe(), "server", "--plaintext", "--once"])
+            .args(["--listen", "127.0.0.1:0", "--certs", &dir])
+            .env("NO_COLOR", "1"),
+    )
+    .unwrap();
+    let addr = pipeline.wait_for_listening(PATIENCE).unwrap();
+    expect_err(&pipeline, "stdout closed");
+    let mut client = client(addr, &["--plaintext"]);
+    expect_out(&client, "session with");
+    client
+        .write_stdin("is anyone reading your stdout?\n")
+        .unwrap();
+    client.write_stdin("Exit\n").unwrap();
+    assert_eq!(exit_code(&mut client), 0);
+    // --once: the server exits after its client, as if its stdout were still open.
+    assert_eq!(exit_code(&mut pipeline), 0);
+    let stderr = pipeline.text(Stream::Stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
