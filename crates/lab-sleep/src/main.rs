@@ -106,6 +106,10 @@ fn main() -> ExitCode {
     let _ = narrator.flush();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // `lab-sleep | head`: the reader left; there is no one to tell (as `yes | head`).
+        Err(lab_sleep::Error::Narration(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("lab-sleep: {e}");
             ExitCode::FAILURE

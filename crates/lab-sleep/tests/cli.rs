@@ -145,3 +145,17 @@ fn the_sleep_probe_sleeps_and_rejects_bad_arguments() {
         .code(2)
         .stderr(predicate::str::contains("unknown probe"));
 }
+
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    // `lab-sleep | head -n 2`: once head has left, the next write fails with EPIPE.
+    let output = std::process::Command::new("sh")
+        .args(["-c", r#""$@" | head -n 2"#, "sh"])
+        .args([env!("CARGO_BIN_EXE_lab-sleep"), "--quick", "threads", "cpu"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 2);
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+}
