@@ -337,6 +337,7 @@ fn member(tcp: TcpStream, room: &Arc<Room>, options: &RoomOptions) {
         SessionHooks {
             on_lines,
             backlog: Some(backlog),
+            peer_is_server: false,
         },
     );
     let name = room.name_of(id).unwrap_or(name);

@@ -159,7 +159,10 @@ pub fn serve(
                             commands,
                             commands_tx,
                             Arc::clone(&events),
-                            SessionHooks::print_lines(&events),
+                            SessionHooks {
+                                peer_is_server: false,
+                                ..SessionHooks::print_lines(&events)
+                            },
                         );
                     }
                     Err(error) => events(ChatEvent::HandshakeFailed {

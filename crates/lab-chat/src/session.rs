@@ -299,10 +299,15 @@ pub struct SessionHooks {
     pub on_lines: Box<dyn FnMut(Vec<String>) + Send>,
     /// In a room: this member's count of queued lines, and whether it was dropped.
     pub backlog: Option<Arc<Backlog>>,
+    /// Whether the peer is a server, whose `* ` lines are notices (busy, errors, room
+    /// news). A client's `* ` lines are ordinary lines, shown as `peer: * …`: otherwise a
+    /// client could print what looks like the server's own messages on the server's screen.
+    pub peer_is_server: bool,
 }
 
 impl SessionHooks {
-    /// Each line of the peer becomes a [`ChatEvent::PeerLine`].
+    /// Each line of the peer becomes a [`ChatEvent::PeerLine`]; `* ` lines are notices
+    /// (the client's view of a server; a server sets `peer_is_server` to false).
     pub fn print_lines(events: &EventSink) -> Self {
         let events = Arc::clone(events);
         SessionHooks {
@@ -312,6 +317,7 @@ impl SessionHooks {
                 }
             }),
             backlog: None,
+            peer_is_server: true,
         }
     }
 }
@@ -380,7 +386,11 @@ pub fn run_session(
     events: EventSink,
     hooks: SessionHooks,
 ) -> SessionReport {
-    let SessionHooks { on_lines, backlog } = hooks;
+    let SessionHooks {
+        on_lines,
+        backlog,
+        peer_is_server,
+    } = hooks;
     let Established {
         reader,
         mut writer,
@@ -396,6 +406,7 @@ pub fn run_session(
             read_lines(
                 reader,
                 limits.max_line,
+                peer_is_server,
                 commands_tx,
                 reader_events,
                 on_lines,
@@ -543,6 +554,7 @@ pub fn run_session(
 fn read_lines(
     mut reader: WireReader,
     max_line: usize,
+    peer_is_server: bool,
     commands_tx: Sender<SessionCommand>,
     events: EventSink,
     mut on_lines: Box<dyn FnMut(Vec<String>) + Send>,
@@ -570,7 +582,7 @@ fn read_lines(
         while let Some(line) = decoder.next_line() {
             match line {
                 Ok(line) if line.trim() == EXIT_WORD => said_exit = true,
-                Ok(line) if line.starts_with(NOTICE_PREFIX) => {
+                Ok(line) if peer_is_server && line.starts_with(NOTICE_PREFIX) => {
                     if !batch.is_empty() {
                         on_lines(std::mem::take(&mut batch));
                     }
@@ -674,6 +686,7 @@ mod tests {
             SessionHooks {
                 on_lines: Box::new(|_| {}),
                 backlog: None,
+                peer_is_server: false,
             },
         );
         session_over.store(true, Ordering::SeqCst);

@@ -252,6 +252,29 @@ fn invalid_utf8_is_reported_not_printed() {
 }
 
 #[test]
+fn a_client_cannot_pass_its_lines_off_as_the_servers_notices() {
+    // `* ` lines are the server's notices to its clients; coming from a client they are
+    // ordinary lines. Otherwise this client could print "* busy…" on the server's screen,
+    // or make the server take it for a room and show its lines without `peer: `.
+    let certs = Certs::new();
+    let (server, addr) = server(certs.path(), &[]);
+    let mut tls = raw_tls_client(&certs, addr);
+    tls.write_all(b"* welcome to the room\nsession truncated: a forged status line\n")
+        .unwrap();
+    tls.flush().unwrap();
+    expect_out(&server, "peer: * welcome to the room");
+    expect_out(&server, "peer: session truncated: a forged status line");
+    assert!(
+        !server
+            .lines(Stream::Stdout)
+            .iter()
+            .any(|line| line.starts_with("session truncated")),
+        "{}",
+        server.text(Stream::Stdout)
+    );
+}
+
+#[test]
 fn a_second_client_is_told_the_server_is_busy() {
     let certs = Certs::new();
     let (server, addr) = server(certs.path(), &[]);
