@@ -260,14 +260,7 @@ pub fn make_keys(dir: &Path) -> Result<(PkiFiles, KeysReport), Error> {
     use std::os::unix::fs::PermissionsExt;
     let files = crate::keys::keygen(dir, false)?;
     let mut listed = Vec::new();
-    for path in [
-        &files.ca_cert,
-        &files.ca_key,
-        &files.server_cert,
-        &files.server_key,
-        &files.client_cert,
-        &files.client_key,
-    ] {
+    for path in crate::keys::every_file(&files) {
         let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
         let subject = std::fs::read_to_string(path)
             .ok()

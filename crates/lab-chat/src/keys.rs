@@ -45,16 +45,7 @@ pub fn ensure_server_files(dir: &Path) -> Result<(PkiFiles, bool), Error> {
     if server_needs.iter().all(|path| path.is_file()) {
         return Ok((files, false));
     }
-    let any_lab_file = [
-        &files.ca_cert,
-        &files.ca_key,
-        &files.server_cert,
-        &files.server_key,
-        &files.client_cert,
-        &files.client_key,
-    ]
-    .iter()
-    .any(|path| path.exists());
+    let any_lab_file = every_file(&files).iter().any(|path| path.exists());
     if any_lab_file {
         let missing = server_needs
             .iter()
@@ -69,6 +60,18 @@ pub fn ensure_server_files(dir: &Path) -> Result<(PkiFiles, bool), Error> {
         });
     }
     Ok((keygen(dir, false)?, true))
+}
+
+/// The six files of the lab's PKI, in the order `keygen` lists them.
+pub fn every_file(files: &PkiFiles) -> [&Path; 6] {
+    [
+        &files.ca_cert,
+        &files.ca_key,
+        &files.server_cert,
+        &files.server_key,
+        &files.client_cert,
+        &files.client_key,
+    ]
 }
 
 /// The server's TLS configuration from the files in `dir`; with `require_client_cert`,

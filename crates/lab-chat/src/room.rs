@@ -18,7 +18,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::Error;
-use crate::server::{establish, local_address_of};
+use crate::server::{after_failed_accept, establish, local_address_of};
 use crate::session::{
     Backlog, ChatEvent, EventSink, Limits, LocalInput, ROOM_WELCOME, SessionCommand, SessionHooks,
     command_channel, run_session,
@@ -189,14 +189,7 @@ pub fn serve_room(
         let tcp = match accepted {
             Ok(tcp) => tcp,
             Err(e) => {
-                events(ChatEvent::Error {
-                    error: format!(
-                        "accept failed: {}",
-                        lab_kit::errors::ErrorFacts::of(&e).summary()
-                    ),
-                });
-                // Out of file descriptors (EMFILE) fails again at once: pause, don't spin.
-                thread::sleep(Duration::from_millis(50));
+                after_failed_accept(&e, &events);
                 continue;
             }
         };

@@ -70,6 +70,19 @@ fn wake_accept(addr: SocketAddr) {
     let _ = TcpStream::connect_timeout(&local_address_of(addr), Duration::from_secs(2));
 }
 
+/// A failed `accept` (EMFILE, ECONNABORTED…) is that connection's failure: report it and
+/// go on. Running out of file descriptors (EMFILE) fails again at once, so pause instead
+/// of spinning, and let connections close meanwhile.
+pub(crate) fn after_failed_accept(error: &std::io::Error, events: &EventSink) {
+    events(ChatEvent::Error {
+        error: format!(
+            "accept failed: {}",
+            lab_kit::errors::ErrorFacts::of(error).summary()
+        ),
+    });
+    thread::sleep(Duration::from_millis(50));
+}
+
 /// TLS handshake (or nothing, in plaintext) on an accepted connection.
 pub fn establish(
     tcp: TcpStream,
@@ -114,16 +127,7 @@ pub fn serve(
         let tcp = match accepted {
             Ok(tcp) => tcp,
             Err(e) => {
-                // EMFILE, ECONNABORTED…: this connection failed, the server goes on.
-                events(ChatEvent::Error {
-                    error: format!(
-                        "accept failed: {}",
-                        lab_kit::errors::ErrorFacts::of(&e).summary()
-                    ),
-                });
-                // Out of file descriptors (EMFILE) fails again at once: pause instead of
-                // spinning, so that connections can close meanwhile.
-                thread::sleep(Duration::from_millis(50));
+                after_failed_accept(&e, &events);
                 continue;
             }
         };
