@@ -147,9 +147,20 @@ pub fn serve(
         if let Some(previous) = session_thread.take() {
             let _ = previous.join();
         }
-        let (shared, options, events) = (Arc::clone(&shared), options.clone(), Arc::clone(&events));
-        session_thread = Some(thread::Builder::new().name("chat-session".into()).spawn(
-            move || {
+        // The slot is freed when the session thread ends, however it ends; or at once, if
+        // the thread cannot even start (the closure that owns it is dropped).
+        let slot = SessionSlot {
+            shared: Arc::clone(&shared),
+            once: options.once,
+            addr,
+            events: Arc::clone(&events),
+        };
+        let (options, session_events) = (options.clone(), Arc::clone(&events));
+        let spawned = thread::Builder::new()
+            .name("chat-session".into())
+            .spawn(move || {
+                let _slot = slot;
+                let events = session_events;
                 events(ChatEvent::Connected { peer });
                 match establish(tcp, &options.tls, &options.limits) {
                     Ok(established) => {
@@ -174,23 +185,43 @@ pub fn serve(
                         error: error.to_string(),
                     }),
                 }
-                let mut state = shared.lock();
-                state.current = None;
-                if options.once || state.stopping {
-                    state.stopping = true;
-                    drop(state);
-                    wake_accept(addr);
-                } else {
-                    drop(state);
-                    events(ChatEvent::Waiting);
-                }
-            },
-        )?);
+            });
+        match spawned {
+            Ok(handle) => session_thread = Some(handle),
+            Err(e) => events(ChatEvent::Error {
+                error: format!("could not start a thread for {peer}: {e}"),
+            }),
+        }
     }
     if let Some(session) = session_thread {
         let _ = session.join();
     }
     Ok(())
+}
+
+/// The server's one session slot, held by the session thread: dropping it (the session
+/// ended, or its thread panicked or never started) frees the slot, so the next client is
+/// served instead of being told "busy" forever, and with `--once` stops the server.
+struct SessionSlot {
+    shared: Arc<Shared>,
+    once: bool,
+    addr: SocketAddr,
+    events: EventSink,
+}
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        state.current = None;
+        if self.once || state.stopping {
+            state.stopping = true;
+            drop(state);
+            wake_accept(self.addr);
+        } else {
+            drop(state);
+            (self.events)(ChatEvent::Waiting);
+        }
+    }
 }
 
 /// Routes the local user's input to the current session.
