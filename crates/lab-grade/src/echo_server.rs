@@ -308,7 +308,13 @@ fn client_vanishes(run: &Run<'_>) -> Verdict {
         },
         Err(_) => false,
     };
-    let health = crate::program::health(&mut child);
+    // Served: the server is fine now. Not served: it may be crashing right now, so give it
+    // the watch window to finish dying and print its traceback.
+    let health = if served {
+        crate::program::health(&mut child)
+    } else {
+        run.settle(&mut child)
+    };
     let mut verdict = if served && health.is_healthy() {
         Verdict::passed(
             id,

