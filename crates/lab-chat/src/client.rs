@@ -10,6 +10,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread;
+use std::time::Duration;
 
 use rustls::pki_types::ServerName;
 
@@ -34,8 +35,11 @@ pub fn split_target(target: &str) -> Result<(String, u16), Error> {
     Ok((host.to_string(), port))
 }
 
-/// Connects to `target` (`HOST:PORT`), trying each address the name resolves to.
-pub fn connect(target: &str) -> Result<TcpStream, Error> {
+/// Connects to `target` (`HOST:PORT`), trying each address the name resolves to, each for
+/// at most `timeout`. (Without a deadline, a host that drops our SYNs, or a server whose
+/// accept queue is full, keeps `connect` waiting for the kernel's SYN retries: about two
+/// minutes on Linux.)
+pub fn connect(target: &str, timeout: Duration) -> Result<TcpStream, Error> {
     let (host, port) = split_target(target)?;
     let addrs: Vec<SocketAddr> = (host.as_str(), port)
         .to_socket_addrs()
@@ -46,7 +50,7 @@ pub fn connect(target: &str) -> Result<TcpStream, Error> {
         .collect();
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect(addr) {
+        match TcpStream::connect_timeout(&addr, timeout) {
             Ok(tcp) => {
                 tcp.set_nodelay(true)?;
                 return Ok(tcp);

@@ -86,7 +86,7 @@ struct LimitArgs {
     /// Longest accepted line, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = framing::DEFAULT_MAX_LINE)]
     max_line: usize,
-    /// Longest time a TLS handshake may take, in seconds.
+    /// Longest time a TLS handshake may take (and, for a client, its connect), in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
     handshake_timeout: f64,
 }
@@ -329,7 +329,7 @@ fn run_client(args: ClientArgs, events: EventSink) -> Result<(), Failure> {
         tls,
         limits,
     };
-    let tcp = client::connect(&args.connect)?;
+    let tcp = client::connect(&args.connect, limits.handshake_timeout)?;
     let typed = stdin_lines(Arc::clone(&events));
     let input = match &args.name {
         // The name goes first, then whatever the user types.

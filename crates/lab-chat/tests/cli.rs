@@ -502,6 +502,42 @@ fn connecting_where_no_server_listens_is_one_clear_error() {
 }
 
 #[test]
+fn a_server_that_never_completes_the_connect_is_one_clear_error_at_the_deadline() {
+    // A listener with backlog 0 that never accepts: once one connection waits in its
+    // queue, the kernel drops every further SYN, and `connect` alone would wait for the
+    // SYN retries (about two minutes) before failing.
+    let listener =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    listener
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    let _fills_the_queue = TcpStream::connect(addr).unwrap();
+    let certs = Certs::new();
+    let target = format!("127.0.0.1:{}", addr.port());
+    let mut client = lab_kit::child::RunningChild::spawn(&mut command(&[
+        "client",
+        "--connect",
+        &target,
+        "--ca",
+        &certs.ca(),
+        "--handshake-timeout",
+        "1",
+    ]))
+    .unwrap();
+    assert_eq!(exit_code(&mut client), 1);
+    let stderr = client.text(Stream::Stderr);
+    assert_eq!(
+        stderr,
+        format!(
+            "lab-chat: could not connect to {target}: connection timed out (TimedOut); \
+             is `lab-chat server` running there?\n"
+        )
+    );
+}
+
+#[test]
 fn help_lists_the_commands_with_examples() {
     // No terminal and no COLUMNS: clap wraps at its default width, the same everywhere.
     let output = command(&["--help"]).env_remove("COLUMNS").output().unwrap();
