@@ -114,6 +114,10 @@ fn main() -> ExitCode {
         .filter(|c| cli.chapter.is_none_or(|wanted| wanted == c.command));
     for chapter in chosen {
         if let Err(e) = (chapter.run)(&mut narrator, &probe) {
+            if closed_stdout(e.as_ref()) {
+                // `socket-lab | head`: the reader left; nothing more to say to anyone.
+                return ExitCode::FAILURE;
+            }
             let _ = narrator.flush();
             eprintln!("socket-lab: chapter \"{}\" failed: {e}", chapter.question);
             return ExitCode::FAILURE;
@@ -141,4 +145,18 @@ fn introduce_the_tour(n: &mut Narrator) -> std::io::Result<()> {
         n.say(&format!("  {}", chapter.question))?;
     }
     Ok(())
+}
+
+/// True if `error` (or what caused it) is a write to a closed pipe.
+fn closed_stdout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }

@@ -88,6 +88,10 @@ fn main() -> ExitCode {
     let mut narrator = Narrator::stdout(Format::from_json_flag(cli.json));
     match lab_refused::run(&experiments, &options, &probe, &mut narrator) {
         Ok(()) => ExitCode::SUCCESS,
+        // `lab-refused | head`: the reader left; nothing more to say to anyone.
+        Err(lab_refused::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("lab-refused: {e}");
             ExitCode::FAILURE
