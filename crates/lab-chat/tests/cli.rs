@@ -478,7 +478,8 @@ fn a_first_server_run_makes_certificates_in_the_default_folder_and_says_where() 
 
 #[test]
 fn connecting_where_no_server_listens_is_one_clear_error() {
-    let (_held, closed) = closed_port();
+    let held = lab_kit::ports::ClosedTcpPort::reserve().unwrap();
+    let closed = held.addr();
     let certs = Certs::new();
     let output = command(&[
         "client",
@@ -503,17 +504,10 @@ fn connecting_where_no_server_listens_is_one_clear_error() {
 
 #[test]
 fn a_server_that_never_completes_the_connect_is_one_clear_error_at_the_deadline() {
-    // A listener with backlog 0 that never accepts: once one connection waits in its
-    // queue, the kernel drops every further SYN, and `connect` alone would wait for the
-    // SYN retries (about two minutes) before failing.
-    let listener =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    listener
-        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    listener.listen(0).unwrap();
-    let addr = listener.local_addr().unwrap().as_socket().unwrap();
-    let _fills_the_queue = TcpStream::connect(addr).unwrap();
+    // Lab 1's listener whose accept queue is full: the kernel drops every further SYN,
+    // and `connect` alone would wait for the SYN retries (about two minutes) before failing.
+    let full = lab_refused::backlog::ListenerWithFullBacklog::new(0).unwrap();
+    let addr = full.addr();
     let certs = Certs::new();
     let target = format!("127.0.0.1:{}", addr.port());
     let mut client = lab_kit::child::RunningChild::spawn(&mut command(&[

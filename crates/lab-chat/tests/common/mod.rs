@@ -122,20 +122,6 @@ pub fn exit_code(child: &mut RunningChild) -> i32 {
     status.code().unwrap_or(-1)
 }
 
-/// A port that nothing listens on, and the socket that keeps it so: bound (so no other
-/// program can take the port) but never listening (so a connect to it is refused). Closing
-/// a listener instead is racy: a child being started by another test of this process holds
-/// a copy of every descriptor until its exec, which can keep the listener alive for a
-/// moment, and a connect then succeeds. (lab-echo's tests use the same helper.)
-pub fn closed_port() -> (socket2::Socket, SocketAddr) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .unwrap();
-    let addr = socket.local_addr().unwrap().as_socket().unwrap();
-    (socket, addr)
-}
-
 pub fn path_str(path: &Path) -> String {
     path.display().to_string()
 }
