@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_OUTPUT_LIMIT: usize = 1 << 20;
 /// A line longer than this is cut (and marked) so that output without newlines is bounded.
 const MAX_LINE: usize = 64 * 1024;
+/// After the child has exited, how long its last output may take to arrive. A process that
+/// escaped the group (`setsid`) can hold the pipes open forever; then we stop waiting.
+const LAST_OUTPUT_GRACE: Duration = Duration::from_secs(2);
 
 /// Which output stream of the child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +73,23 @@ impl Output {
     fn close(&self) {
         self.lock().closed = true;
         self.changed.notify_all();
+    }
+
+    /// Waits until the stream has ended, at most until `deadline`; true if it ended.
+    fn wait_closed(&self, deadline: Instant) -> bool {
+        let mut state = self.lock();
+        while !state.closed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
     }
 }
 
@@ -318,9 +338,19 @@ impl RunningChild {
         Ok(status)
     }
 
+    /// Collects the reader threads once the child's output has ended. A descendant that left
+    /// the process group can keep the pipes open after the child is gone; its readers are
+    /// then detached (they end when the pipe finally closes) instead of waited for forever.
     fn join_readers(&mut self) {
+        if self.readers.is_empty() {
+            return;
+        }
+        let deadline = Instant::now() + LAST_OUTPUT_GRACE;
+        let ended = self.stdout.wait_closed(deadline) && self.stderr.wait_closed(deadline);
         for reader in self.readers.drain(..) {
-            let _ = reader.join();
+            if ended {
+                let _ = reader.join();
+            }
         }
     }
 }
@@ -392,6 +422,36 @@ mod tests {
             thread::sleep(Duration::from_millis(5));
         }
         assert!(!running(), "the forked grandchild survived");
+    }
+
+    #[test]
+    fn a_descendant_that_escaped_the_group_cannot_hang_the_caller() {
+        // The child starts a process in a new session (outside our reach by group), which
+        // inherits the output pipes, then exits.
+        let mut child = RunningChild::spawn(
+            Command::new("sh").args(["-c", "setsid sleep 60 & echo escaped $!"]),
+        )
+        .unwrap();
+        let line = child
+            .wait_for_line(Stream::Stdout, Duration::from_secs(10), |l| {
+                l.starts_with("escaped")
+            })
+            .unwrap();
+        let escaped: i32 = line["escaped ".len()..].parse().unwrap();
+        let started = Instant::now();
+        let status = child.wait_timeout(Duration::from_secs(10)).unwrap();
+        child.kill().unwrap();
+        drop(child);
+        let waited = started.elapsed();
+        // SAFETY: a plain kill of the process this test started.
+        unsafe {
+            libc::kill(escaped, libc::SIGKILL);
+        }
+        assert!(status.is_some_and(|s| s.success()));
+        assert!(
+            waited < Duration::from_secs(30),
+            "waited {waited:?} for a pipe held by an escapee"
+        );
     }
 
     #[test]
