@@ -18,8 +18,7 @@ use lab_kit::child::{RunningChild, Stream};
 use lab_kit::tls::SessionFacts;
 
 use crate::program::{
-    self, GraderPki, GraderTls, Health, NotListening, RunFiles, SetupError, StudentProcess,
-    StudentProgram,
+    self, GraderPki, GraderTls, Health, NotListening, RunFiles, SetupError, StudentProgram,
 };
 use crate::report::{GradeReport, Verdict};
 use crate::rubric::{Assignment, Rubric};
@@ -121,7 +120,7 @@ pub fn grade(
 /// A program and the grader's connection with it.
 #[derive(Debug)]
 pub struct Scene {
-    pub child: StudentProcess,
+    pub child: RunningChild,
     pub conn: GraderConn,
     /// What TLS negotiated, when TLS was used.
     pub facts: Option<SessionFacts>,
@@ -132,7 +131,7 @@ pub struct Scene {
 pub struct SceneFailure {
     pub reason: SceneProblem,
     /// The program, if it was started (for its output and exit status).
-    pub child: Option<Box<StudentProcess>>,
+    pub child: Option<Box<RunningChild>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -14,9 +14,7 @@
 //! The program runs as a [`RunningChild`]: its own process group (anything it forks is
 //! killed with it), bounded output capture, and always killed and reaped at the end.
 
-use std::mem::ManuallyDrop;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -257,7 +255,7 @@ impl StudentProgram {
         files: &RunFiles,
         port: u16,
         as_server: bool,
-    ) -> Result<StudentProcess, SpawnError> {
+    ) -> Result<RunningChild, SpawnError> {
         let (cert, key) = if as_server {
             (&files.server_cert, &files.server_key)
         } else {
@@ -291,55 +289,9 @@ impl StudentProgram {
         if let Some(dir) = &self.workdir {
             command.current_dir(dir);
         }
+        // RunningChild stops the whole process group, and never waits long for a process
+        // that escaped the group (setsid) and still holds the output pipes.
         RunningChild::spawn_with_limit(&mut command, OUTPUT_LIMIT)
-            .map(|child| StudentProcess(ManuallyDrop::new(child)))
-    }
-}
-
-/// The student's running program: a [`RunningChild`] that is stopped without ever waiting
-/// for a process that escaped it.
-///
-/// `RunningChild` kills its process group and then collects the rest of the output, which
-/// ends when the last holder of the output pipes exits. A program that leaves its process
-/// group (`setsid`, a daemon) escapes the group kill and can hold the pipes open forever.
-/// When that happens this wrapper does not wait: it leaves the output readers to finish
-/// whenever that process ends (at most twice [`OUTPUT_LIMIT`] of memory), and grading goes on.
-#[derive(Debug)]
-pub struct StudentProcess(ManuallyDrop<RunningChild>);
-
-impl Deref for StudentProcess {
-    type Target = RunningChild;
-    fn deref(&self) -> &RunningChild {
-        &self.0
-    }
-}
-
-impl DerefMut for StudentProcess {
-    fn deref_mut(&mut self) -> &mut RunningChild {
-        &mut self.0
-    }
-}
-
-impl Drop for StudentProcess {
-    fn drop(&mut self) {
-        let child: &mut RunningChild = &mut self.0;
-        child.signal_group(libc::SIGKILL);
-        let reaped = wait_exit(child, Duration::from_secs(5)).is_some();
-        let started = Instant::now();
-        let drain = Duration::from_millis(200);
-        let mut closed = true;
-        for stream in [Stream::Stdout, Stream::Stderr] {
-            let left = drain.saturating_sub(started.elapsed());
-            // Returns at once when the stream is closed, else when `left` runs out.
-            let _ = child.wait_for_line(stream, left, |_| false);
-            closed &= started.elapsed() < drain;
-        }
-        if reaped && closed {
-            // SAFETY: the inner child is dropped exactly once, here, and never used again.
-            unsafe { ManuallyDrop::drop(&mut self.0) }
-        }
-        // Otherwise the handle is deliberately leaked: dropping it would wait for the
-        // escaped process. Its reader threads end when that process closes the pipes.
     }
 }
 
@@ -422,43 +374,16 @@ pub fn tail(child: &RunningChild, stream: Stream, count: usize) -> Vec<String> {
 }
 
 /// Waits up to `timeout` for the program to exit, and returns its status if it did.
-///
-/// Unlike `RunningChild::wait_timeout`, this does not wait for the output pipes to close:
-/// a program that forked leaves a grandchild holding them, possibly forever. Once the
-/// program has exited, its output gets a short, bounded moment (200 ms) to be read to the
-/// end, so that a traceback printed just before exiting is in the report.
+/// (Its last output, a traceback printed just before exiting, is collected too.)
 pub fn wait_exit(child: &mut RunningChild, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(Some(status)) = child.try_status() {
-            let drained = Instant::now() + Duration::from_millis(200);
-            for stream in [Stream::Stdout, Stream::Stderr] {
-                // Returns as soon as the stream is closed (no line is ever "wanted").
-                let _ = child.wait_for_line(
-                    stream,
-                    drained.saturating_duration_since(Instant::now()),
-                    |_| false,
-                );
-            }
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        // No wait-with-timeout for a child in std: poll its status every few milliseconds.
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    child.wait_timeout(timeout).ok().flatten()
 }
 
 /// Stops the program and everything it started: SIGTERM to its process group, up to
 /// `grace` to exit, then SIGKILL to the group (which also ends a fork that ignored
-/// SIGTERM), and reaps it. (Dropping the [`StudentProcess`] later frees the rest.)
+/// SIGTERM), and reaps it.
 pub fn stop(child: &mut RunningChild, grace: Duration) {
-    child.signal_group(libc::SIGTERM);
-    if wait_exit(child, grace).is_none() {
-        child.signal_group(libc::SIGKILL);
-        let _ = wait_exit(child, Duration::from_secs(5));
-    }
+    let _ = child.terminate(grace);
 }
 
 /// What a program's health looks like after a check: did it crash, and why.
