@@ -1046,3 +1046,54 @@ pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
         room,
     })
 }
+
+/// One part of the benchmark at full size, for whoever is tuning that part (not run by
+/// `cargo test`; the figures are printed, never asserted):
+/// `cargo test --release -p lab-chat --lib bench::parts -- --ignored --nocapture`.
+/// The room part needs the release binary built first (`cargo build --release -p lab-chat`).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod parts {
+    use super::*;
+
+    #[test]
+    #[ignore = "a benchmark part: run by hand, in release"]
+    fn bulk_only() {
+        let pki = LabPki::generate(crate::keys::DEFAULT_CLIENT_NAME).unwrap();
+        for _ in 0..3 {
+            let rate = our_bulk(&pki, &BenchSize::full()).unwrap();
+            println!("bulk: {:.3} GB/s", rate / 1e9);
+        }
+    }
+
+    #[test]
+    #[ignore = "a benchmark part: run by hand, in release"]
+    fn room_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = LabPki::generate(crate::keys::DEFAULT_CLIENT_NAME).unwrap();
+        let files = pki.write_to(&dir.path().join("certs"), false).unwrap();
+        let ca = tls::read_pem_file(&files.ca_cert, "the CA certificate").unwrap();
+        let config = Arc::new(tls::client_config(&ca, None, Versions::Tls12AndNewer).unwrap());
+        let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/lab-chat");
+        let clients: usize = std::env::var("ROOM_CLIENTS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(50);
+        let lines = if clients > 100 { 1 } else { 200 };
+        let mut server = RunningChild::spawn(
+            Command::new(exe)
+                .args(["server", "--room", "--listen", "127.0.0.1:0", "--certs"])
+                .arg(&files.dir)
+                .args(["--max-queue", &(clients * lines + 100).to_string()]),
+        )
+        .unwrap();
+        let addr = server.wait_for_listening(Duration::from_secs(30)).unwrap();
+        let (expected, delivered, seconds) =
+            load(addr, &config, clients, lines, Duration::from_secs(60)).unwrap();
+        println!(
+            "room {clients}: {:.0} deliveries/s ({delivered} of {expected} in {seconds:.2} s)",
+            delivered as f64 / seconds
+        );
+        let _ = server.terminate(Duration::from_secs(2));
+    }
+}

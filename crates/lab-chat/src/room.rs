@@ -65,6 +65,8 @@ impl Room {
     /// too far behind.
     fn broadcast(&self, from: Option<u64>, text: &str) {
         let lines = text.split('\n').count();
+        // One copy of the text, shared by every member's queue.
+        let shared: Arc<str> = Arc::from(text);
         let mut dropped = Vec::new();
         {
             let mut members = self.lock();
@@ -84,7 +86,7 @@ impl Room {
                 }
                 member
                     .commands
-                    .send(SessionCommand::Send(text.to_string()))
+                    .send(SessionCommand::Relay(Arc::clone(&shared)))
                     .is_ok()
             });
         }

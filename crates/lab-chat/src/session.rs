@@ -90,6 +90,9 @@ impl LocalInput {
 pub enum SessionCommand {
     /// Send this line to the peer.
     Send(String),
+    /// Send these lines (one or more, without the final newline): a room relays one text
+    /// to every member, shared instead of copied once per member.
+    Relay(Arc<str>),
     /// The local user leaves: goodbye, `close_notify`, close.
     Leave,
     /// Drop this peer with a notice (the room does this to a client too far behind).
@@ -445,6 +448,8 @@ pub fn run_session(
         writer.abort();
     };
     let mut pending: Option<SessionCommand> = None;
+    // The bytes of one write, kept to reuse the allocation.
+    let mut bytes = Vec::new();
     let end = loop {
         let command = match pending.take() {
             Some(command) => command,
@@ -454,24 +459,37 @@ pub fn run_session(
             },
         };
         match command {
-            SessionCommand::Send(line) => {
+            SessionCommand::Send(_) | SessionCommand::Relay(_) => {
                 if let Some(reason) = backlog.as_ref().and_then(|b| b.dropped()) {
                     pending = Some(SessionCommand::Drop(reason));
                     continue;
                 }
                 // Take every line already waiting (up to 64 KiB): one TLS record and one
                 // write for many lines, which matters when a room fans lines out.
-                let mut bytes = line.into_bytes();
-                bytes.push(b'\n');
+                bytes.clear();
+                let mut next = Some(command);
+                let mut yielded = false;
                 while bytes.len() < 64 * 1024 {
-                    match commands.try_recv() {
-                        Ok(SessionCommand::Send(more)) => {
-                            bytes.extend_from_slice(more.as_bytes());
+                    match next.take().map(Ok).unwrap_or_else(|| commands.try_recv()) {
+                        Ok(SessionCommand::Send(line)) => {
+                            bytes.extend_from_slice(line.as_bytes());
+                            bytes.push(b'\n');
+                        }
+                        Ok(SessionCommand::Relay(text)) => {
+                            bytes.extend_from_slice(text.as_bytes());
                             bytes.push(b'\n');
                         }
                         Ok(other) => {
                             pending = Some(other);
                             break;
+                        }
+                        // In a room, others are often queuing more lines for us right
+                        // now: let them run once (a no-op on an idle machine) and take
+                        // what they queued in the same write. Fewer, fuller writes mean
+                        // fewer wake-ups here and in every client.
+                        Err(_) if backlog.is_some() && !yielded => {
+                            yielded = true;
+                            thread::yield_now();
                         }
                         Err(_) => break,
                     }
