@@ -12,10 +12,9 @@ use std::time::Instant;
 
 use lab_kit::child::Stream;
 
-use crate::chat_server::waited_words;
+use crate::chat_checks;
 use crate::grade::{
-    DUPLEX_ADVICE, DUPLEX_ROUNDS, FRAMING_ADVICE, LINES_PER_ROUND, Run, Scene, SceneProblem,
-    judge_two_lines, line_with, wait_shown, with_program_output,
+    Run, Scene, SceneProblem, line_with, wait_shown, waited_words, with_program_output,
 };
 use crate::program;
 use crate::report::Verdict;
@@ -96,9 +95,15 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
         }
     }
     let open = |run: &Run<'_>| run.open_client(real_server());
-    verdicts.push(run.scene("full_duplex", open, full_duplex));
-    verdicts.push(run.scene("framing_two_lines", open, framing_two_lines));
-    verdicts.push(run.scene("framing_split_line", open, framing_split_line));
+    verdicts.push(run.scene("full_duplex", open, |run, scene| {
+        chat_checks::full_duplex(run, scene, &chat_checks::CLIENT)
+    }));
+    verdicts.push(run.scene("framing_two_lines", open, |run, scene| {
+        chat_checks::framing_two_lines(run, scene, &chat_checks::CLIENT)
+    }));
+    verdicts.push(run.scene("framing_split_line", open, |run, scene| {
+        chat_checks::framing_split_line(run, scene, &chat_checks::CLIENT)
+    }));
     verdicts.push(run.scene("exit_clean", open, exit_clean));
     push_impostors(run, secure, &mut verdicts);
     verdicts.push(no_server_message(run));
@@ -193,157 +198,6 @@ fn exchange(run: &Run<'_>, scene: &mut Scene) -> (Verdict, Verdict) {
     };
     shown.elapsed = started.elapsed();
     (sent, shown)
-}
-
-fn full_duplex(run: &Run<'_>, scene: &mut Scene) -> Verdict {
-    let id = "full_duplex";
-    let fail = |scene: &mut Scene, text: String| {
-        with_program_output(
-            Verdict::failed(id, text).say(DUPLEX_ADVICE),
-            &mut scene.child,
-        )
-    };
-    for line in [
-        "nobody typed at the client yet: orange",
-        "still nobody typed: papaya",
-    ] {
-        let token = line.rsplit(' ').next().unwrap_or(line);
-        if scene.conn.send(format!("{line}\n").as_bytes()).is_err()
-            || wait_shown(&scene.child, token, run.step_deadline()).is_none()
-        {
-            return fail(
-                scene,
-                format!(
-                    "The grader's server sent {line:?} while nobody typed at the client, and it did not appear within {} ms.",
-                    run.options.deadlines.step.as_millis()
-                ),
-            );
-        }
-    }
-    for line in ["typed first: quince", "typed second: raspberry"] {
-        let token = line.rsplit(' ').next().unwrap_or(line);
-        if scene.child.write_stdin(&format!("{line}\n")).is_err() {
-            return fail(scene, "The client's standard input was closed.".into());
-        }
-        let waited = scene.conn.wait_for_text(token, run.step_deadline());
-        if waited != Waited::Arrived {
-            return fail(
-                scene,
-                format!(
-                    "{line:?} was typed at the client while the server said nothing, and it did not reach the server: {}.",
-                    waited_words(&waited, run)
-                ),
-            );
-        }
-    }
-    for round in 1..=DUPLEX_ROUNDS {
-        for k in 1..=LINES_PER_ROUND {
-            let _ = scene
-                .child
-                .write_stdin(&format!("round {round} typed {k}\n"));
-            let _ = scene
-                .conn
-                .send(format!("round {round} sent {k}\n").as_bytes());
-        }
-        let last_typed = format!("round {round} typed {LINES_PER_ROUND}");
-        let waited = scene.conn.wait_for_text(&last_typed, run.step_deadline());
-        let last_sent = format!("round {round} sent {LINES_PER_ROUND}");
-        let shown = wait_shown(&scene.child, &last_sent, run.step_deadline());
-        let received = scene.conn.received_text();
-        let printed = scene.child.text(Stream::Stdout);
-        let all_typed = waited == Waited::Arrived
-            && (1..=LINES_PER_ROUND)
-                .all(|k| received.contains(&format!("round {round} typed {k}")));
-        let all_sent = shown.is_some()
-            && (1..=LINES_PER_ROUND).all(|k| printed.contains(&format!("round {round} sent {k}")));
-        if !all_typed || !all_sent {
-            let mut verdict = fail(
-                scene,
-                format!(
-                    "In round {round} of {DUPLEX_ROUNDS}, with {LINES_PER_ROUND} lines going each way at the same time, {}.",
-                    match (all_typed, all_sent) {
-                        (false, false) => "lines were lost in both directions".to_string(),
-                        (false, true) => format!(
-                            "lines typed at the client did not all reach the server ({})",
-                            waited_words(&waited, run)
-                        ),
-                        _ => "lines from the server did not all appear in the client's output"
-                            .to_string(),
-                    }
-                ),
-            );
-            if round > 1 {
-                verdict = verdict.say("Earlier rounds passed: a failure that comes and goes under simultaneous traffic is the sign of two threads sharing one connection without coordination.");
-            }
-            return verdict;
-        }
-    }
-    Verdict::passed(
-        id,
-        format!(
-            "The client showed the server's lines while its user typed nothing, sent while the server said nothing, and kept {DUPLEX_ROUNDS} rounds of simultaneous traffic ({LINES_PER_ROUND} lines each way) intact."
-        ),
-    )
-}
-
-fn framing_two_lines(run: &Run<'_>, scene: &mut Scene) -> Verdict {
-    let id = "framing_two_lines";
-    let (first, second) = ("first of two: grape", "second of two: honeydew");
-    let _ = scene.conn.send(format!("{first}\n{second}\n").as_bytes());
-    let _ = wait_shown(&scene.child, "honeydew", run.step_deadline());
-    let lines = scene.child.lines(Stream::Stdout);
-    match judge_two_lines(&lines, first, second) {
-        Ok(seen) => Verdict::passed(
-            id,
-            "Two lines that arrived in one TCP segment were shown as two lines.",
-        )
-        .saw(format!("the client printed {seen}")),
-        Err(problem) => with_program_output(
-            Verdict::failed(
-                id,
-                format!("The grader's server sent {first:?} and {second:?} in one TCP segment. {problem}"),
-            )
-            .say(FRAMING_ADVICE),
-            &mut scene.child,
-        ),
-    }
-}
-
-fn framing_split_line(run: &Run<'_>, scene: &mut Scene) -> Verdict {
-    let id = "framing_split_line";
-    let (head, rest) = ("one line in two segments: ice", "berry");
-    let _ = scene.conn.send_split(
-        head.as_bytes(),
-        format!("{rest}\n").as_bytes(),
-        crate::grade::SPLIT_GAP,
-    );
-    let whole = format!("{head}{rest}");
-    match wait_shown(&scene.child, head, run.step_deadline()) {
-        Some(printed) if printed.contains(&whole) => Verdict::passed(
-            id,
-            "A line that arrived in two TCP segments was shown as one line.",
-        )
-        .saw(format!("the client printed {printed:?}")),
-        Some(printed) => with_program_output(
-            Verdict::failed(
-                id,
-                format!(
-                    "The grader's server sent {whole:?} in two pieces, {} ms apart, and the client printed half of it as a message: {printed:?}.",
-                    crate::grade::SPLIT_GAP.as_millis()
-                ),
-            )
-            .say(FRAMING_ADVICE),
-            &mut scene.child,
-        ),
-        None => with_program_output(
-            Verdict::failed(
-                id,
-                format!("The grader's server sent {whole:?} in two pieces, and it never appeared in the client's output. (A client that waits for its own user before it reads the socket shows nothing here: see the full-duplex check.)"),
-            )
-            .say(FRAMING_ADVICE),
-            &mut scene.child,
-        ),
-    }
 }
 
 fn exit_clean(run: &Run<'_>, scene: &mut Scene) -> Verdict {

@@ -6,9 +6,9 @@
 
 use lab_kit::child::Stream;
 
+use crate::chat_checks;
 use crate::grade::{
-    DUPLEX_ADVICE, DUPLEX_ROUNDS, FRAMING_ADVICE, LINES_PER_ROUND, Run, Scene, SceneProblem,
-    judge_two_lines, line_with, wait_shown, with_program_output,
+    Run, Scene, SceneProblem, line_with, wait_shown, waited_words, with_program_output,
 };
 use crate::report::Verdict;
 use crate::wire::{Ending, HandshakeFailure, Waited};
@@ -110,9 +110,15 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
     verdicts.push(sent);
 
     let open = |run: &Run<'_>| run.open_server(secure);
-    verdicts.push(run.scene("full_duplex", open, full_duplex));
-    verdicts.push(run.scene("framing_two_lines", open, framing_two_lines));
-    verdicts.push(run.scene("framing_split_line", open, framing_split_line));
+    verdicts.push(run.scene("full_duplex", open, |run, scene| {
+        chat_checks::full_duplex(run, scene, &chat_checks::SERVER)
+    }));
+    verdicts.push(run.scene("framing_two_lines", open, |run, scene| {
+        chat_checks::framing_two_lines(run, scene, &chat_checks::SERVER)
+    }));
+    verdicts.push(run.scene("framing_split_line", open, |run, scene| {
+        chat_checks::framing_split_line(run, scene, &chat_checks::SERVER)
+    }));
     verdicts.push(run.scene("exit_handled", open, exit_handled));
     verdicts.push(abrupt_disconnect(run, secure));
     if secure {
@@ -222,194 +228,6 @@ fn exchange(run: &Run<'_>, scene: &mut Scene) -> (Verdict, Verdict) {
     };
     sent.elapsed = started.elapsed();
     (shown, sent)
-}
-
-/// `nothing arrived within 3000 ms` or how the connection ended.
-pub fn waited_words(waited: &Waited, run: &Run<'_>) -> String {
-    match waited {
-        Waited::Arrived => "it arrived".into(),
-        Waited::TimedOut => format!(
-            "nothing arrived within {} ms",
-            run.options.deadlines.step.as_millis()
-        ),
-        Waited::Ended(ending) => ending.describe(),
-    }
-}
-
-/// Both directions without turns, then several rounds of both at once.
-fn full_duplex(run: &Run<'_>, scene: &mut Scene) -> Verdict {
-    let id = "full_duplex";
-    let fail = |scene: &mut Scene, text: String| {
-        with_program_output(
-            Verdict::failed(id, text).say(DUPLEX_ADVICE),
-            &mut scene.child,
-        )
-    };
-    // The client speaks twice while nobody types at the server.
-    for line in [
-        "first, nobody typed yet: cherry",
-        "second, still nobody typed: damson",
-    ] {
-        let token = line.rsplit(' ').next().unwrap_or(line);
-        if scene.conn.send(format!("{line}\n").as_bytes()).is_err()
-            || wait_shown(&scene.child, token, run.step_deadline()).is_none()
-        {
-            return fail(
-                scene,
-                format!(
-                    "The grader sent {line:?} while nobody typed at the server, and it did not appear within {} ms.",
-                    run.options.deadlines.step.as_millis()
-                ),
-            );
-        }
-    }
-    // The server's user types twice while the client says nothing.
-    for line in ["typed first: elderberry", "typed second: fig"] {
-        let token = line.rsplit(' ').next().unwrap_or(line);
-        if scene.child.write_stdin(&format!("{line}\n")).is_err() {
-            return fail(scene, "The server's standard input was closed.".into());
-        }
-        let waited = scene.conn.wait_for_text(token, run.step_deadline());
-        if waited != Waited::Arrived {
-            return fail(
-                scene,
-                format!(
-                    "{line:?} was typed at the server while the client said nothing, and it did not reach the client: {}.",
-                    waited_words(&waited, run)
-                ),
-            );
-        }
-    }
-    // Both at once, several rounds.
-    for round in 1..=DUPLEX_ROUNDS {
-        for k in 1..=LINES_PER_ROUND {
-            let _ = scene
-                .child
-                .write_stdin(&format!("round {round} typed {k}\n"));
-            let _ = scene
-                .conn
-                .send(format!("round {round} sent {k}\n").as_bytes());
-        }
-        let last_typed = format!("round {round} typed {LINES_PER_ROUND}");
-        let waited = scene.conn.wait_for_text(&last_typed, run.step_deadline());
-        let last_sent = format!("round {round} sent {LINES_PER_ROUND}");
-        let shown = wait_shown(&scene.child, &last_sent, run.step_deadline());
-        let received = scene.conn.received_text();
-        let printed = scene.child.text(Stream::Stdout);
-        let all_typed =
-            (1..=LINES_PER_ROUND).all(|k| received.contains(&format!("round {round} typed {k}")));
-        let all_sent =
-            (1..=LINES_PER_ROUND).all(|k| printed.contains(&format!("round {round} sent {k}")));
-        if waited != Waited::Arrived || shown.is_none() || !all_typed || !all_sent {
-            let mut verdict = fail(
-                scene,
-                format!(
-                    "In round {round} of {DUPLEX_ROUNDS}, with {LINES_PER_ROUND} lines going each way at the same time, {}.",
-                    match (
-                        all_typed && waited == Waited::Arrived,
-                        all_sent && shown.is_some()
-                    ) {
-                        (false, false) => "lines were lost in both directions".to_string(),
-                        (false, true) => format!(
-                            "lines typed at the server did not all reach the client ({})",
-                            waited_words(&waited, run)
-                        ),
-                        _ => "lines from the client did not all appear in the server's output"
-                            .to_string(),
-                    }
-                ),
-            );
-            if round > 1 {
-                verdict = verdict.say(
-                    "Earlier rounds passed: a failure that comes and goes under simultaneous traffic is the sign of two threads sharing one connection without coordination.",
-                );
-            }
-            return verdict;
-        }
-    }
-    Verdict::passed(
-        id,
-        format!(
-            "The server received while its user typed nothing, sent while the client said nothing, and kept {DUPLEX_ROUNDS} rounds of simultaneous traffic ({LINES_PER_ROUND} lines each way) intact."
-        ),
-    )
-}
-
-fn framing_two_lines(run: &Run<'_>, scene: &mut Scene) -> Verdict {
-    let id = "framing_two_lines";
-    let (first, second) = ("first of two: grape", "second of two: honeydew");
-    // One write, TCP_NODELAY on: both lines leave in one TCP segment (and one TLS record).
-    if let Err(e) = scene.conn.send(format!("{first}\n{second}\n").as_bytes()) {
-        return Verdict::failed(
-            id,
-            format!(
-                "The grader could not send: {}.",
-                lab_kit::errors::ErrorFacts::of(&e).summary()
-            ),
-        );
-    }
-    let _ = wait_shown(&scene.child, "honeydew", run.step_deadline());
-    let lines = scene.child.lines(Stream::Stdout);
-    match judge_two_lines(&lines, first, second) {
-        Ok(seen) => Verdict::passed(
-            id,
-            "Two lines that arrived in one TCP segment were shown as two lines.",
-        )
-        .saw(format!("the server printed {seen}")),
-        Err(problem) => with_program_output(
-            Verdict::failed(
-                id,
-                format!("The grader sent {first:?} and {second:?} in one TCP segment. {problem}"),
-            )
-            .say(FRAMING_ADVICE),
-            &mut scene.child,
-        ),
-    }
-}
-
-fn framing_split_line(run: &Run<'_>, scene: &mut Scene) -> Verdict {
-    let id = "framing_split_line";
-    let (head, rest) = ("one line in two segments: ice", "berry");
-    if let Err(e) = scene.conn.send_split(
-        head.as_bytes(),
-        format!("{rest}\n").as_bytes(),
-        crate::grade::SPLIT_GAP,
-    ) {
-        return Verdict::failed(
-            id,
-            format!(
-                "The grader could not send: {}.",
-                lab_kit::errors::ErrorFacts::of(&e).summary()
-            ),
-        );
-    }
-    let whole = format!("{head}{rest}");
-    match wait_shown(&scene.child, head, run.step_deadline()) {
-        Some(printed) if printed.contains(&whole) => Verdict::passed(
-            id,
-            "A line that arrived in two TCP segments was shown as one line.",
-        )
-        .saw(format!("the server printed {printed:?}")),
-        Some(printed) => with_program_output(
-            Verdict::failed(
-                id,
-                format!(
-                    "The grader sent {whole:?} in two pieces, {} ms apart, and the server printed half of it as a message: {printed:?}.",
-                    crate::grade::SPLIT_GAP.as_millis()
-                ),
-            )
-            .say(FRAMING_ADVICE),
-            &mut scene.child,
-        ),
-        None => with_program_output(
-            Verdict::failed(
-                id,
-                format!("The grader sent {whole:?} in two pieces, and it never appeared in the server's output. (A server that waits for its own user before it reads the socket shows nothing here: see the full-duplex check.)"),
-            )
-            .say(FRAMING_ADVICE),
-            &mut scene.child,
-        ),
-    }
 }
 
 fn exit_handled(run: &Run<'_>, scene: &mut Scene) -> Verdict {

@@ -10,8 +10,7 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::chat_server::waited_words;
-use crate::grade::{FRAMING_ADVICE, Run, Scene, with_program_output};
+use crate::grade::{FRAMING_ADVICE, Run, Scene, waited_words, with_program_output};
 use crate::report::Verdict;
 use crate::wire::{GraderConn, Waited};
 

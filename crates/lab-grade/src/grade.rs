@@ -22,7 +22,7 @@ use crate::program::{
 };
 use crate::report::{GradeReport, Verdict};
 use crate::rubric::{Assignment, Rubric};
-use crate::wire::{GraderConn, HandshakeFailure};
+use crate::wire::{GraderConn, HandshakeFailure, Waited};
 
 /// How long each step may take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,6 +419,18 @@ pub fn accept_from(
                 last_error: "the program never connected".into(),
             });
         }
+    }
+}
+
+/// `nothing arrived within 3000 ms` or how the connection ended.
+pub fn waited_words(waited: &Waited, run: &Run<'_>) -> String {
+    match waited {
+        Waited::Arrived => "it arrived".into(),
+        Waited::TimedOut => format!(
+            "nothing arrived within {} ms",
+            run.options.deadlines.step.as_millis()
+        ),
+        Waited::Ended(ending) => ending.describe(),
     }
 }
 

@@ -12,13 +12,15 @@
 //! - [`program`]: the student's command, the run's certificates, starting the program.
 //! - [`wire`]: the grader's end of a connection, with a deadline on every wait.
 //! - [`grade`]: a grading run and the machinery every check shares.
-//! - [`chat_server`], [`chat_client`], [`echo_server`]: the checks themselves.
+//! - [`chat_server`], [`chat_client`], [`echo_server`]: the checks themselves;
+//!   [`chat_checks`]: the chat checks both roles share, written once.
 //! - [`advice`]: what a traceback or an errno means, in plain advice.
 //! - [`report`]: the scored report, for people, as JSON, or for Gradescope.
 //! - [`batch`]: a folder of submissions, graded in parallel, summarised as CSV and JSON.
 
 pub mod advice;
 pub mod batch;
+pub mod chat_checks;
 pub mod chat_client;
 pub mod chat_server;
 pub mod echo_server;

@@ -1,0 +1,264 @@
+//! The checks a chat server and a chat client share, written once for both roles.
+//!
+//! Full duplex and framing are the same experiment whichever side the student wrote: the
+//! grader sends lines over the connection and watches the program's output, and types lines
+//! at the program and watches the connection. Only the words change ("the server" or "the
+//! client", who the grader is playing) and the sample lines. A [`ChatRole`] holds those
+//! words, so that each check has one implementation and a fix to it reaches both
+//! assignments.
+//!
+//! The checks that really differ by role (a server's `Exit` handling versus a client's clean
+//! exit, the impostor servers, a plaintext client) stay in [`crate::chat_server`] and
+//! [`crate::chat_client`].
+
+use lab_kit::child::Stream;
+
+use crate::grade::{
+    DUPLEX_ADVICE, DUPLEX_ROUNDS, FRAMING_ADVICE, LINES_PER_ROUND, Run, SPLIT_GAP, Scene,
+    judge_two_lines, wait_shown, waited_words, with_program_output,
+};
+use crate::report::Verdict;
+use crate::wire::Waited;
+
+/// The words and sample lines that make a shared check speak about one role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatRole {
+    /// What the student's program is: `"server"` or `"client"`.
+    pub program: &'static str,
+    /// The other end, which the grader plays: `"client"` or `"server"`.
+    pub grader_plays: &'static str,
+    /// How the reports name the grader when it sends over the connection.
+    pub grader_sender: &'static str,
+    /// How the full-duplex verdict praises a program that took in the grader's lines.
+    pub duplex_received: &'static str,
+    /// Two lines the grader sends while nobody types at the program. Each line's last word
+    /// is the token looked for in the program's output: a program may decorate a line
+    /// (`peer: …`), but it keeps the words.
+    pub lines_sent_untyped: [&'static str; 2],
+    /// Two lines typed at the program while the grader says nothing (last word: the token).
+    pub lines_typed_alone: [&'static str; 2],
+}
+
+/// The student wrote the server; the grader is its client.
+pub const SERVER: ChatRole = ChatRole {
+    program: "server",
+    grader_plays: "client",
+    grader_sender: "The grader",
+    duplex_received: "received",
+    lines_sent_untyped: [
+        "first, nobody typed yet: cherry",
+        "second, still nobody typed: damson",
+    ],
+    lines_typed_alone: ["typed first: elderberry", "typed second: fig"],
+};
+
+/// The student wrote the client; the grader is its server.
+pub const CLIENT: ChatRole = ChatRole {
+    program: "client",
+    grader_plays: "server",
+    grader_sender: "The grader's server",
+    duplex_received: "showed the server's lines",
+    lines_sent_untyped: [
+        "nobody typed at the client yet: orange",
+        "still nobody typed: papaya",
+    ],
+    lines_typed_alone: ["typed first: quince", "typed second: raspberry"],
+};
+
+/// The word a sample line is recognised by: its last.
+fn token_of(line: &str) -> &str {
+    line.rsplit(' ').next().unwrap_or(line)
+}
+
+/// Full duplex: both directions without turns, then several rounds of both at once.
+///
+/// A strict-alternation program (read the socket, then `input()`, then the socket again)
+/// fails the first part: it cannot show a second line from the network until its user has
+/// typed. A program with two threads sharing one TLS connection passes the first part and
+/// may fail a later round, when both threads use the connection at the same moment.
+pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict {
+    let id = "full_duplex";
+    let ChatRole {
+        program,
+        grader_plays,
+        ..
+    } = *role;
+    let fail = |scene: &mut Scene, text: String| {
+        with_program_output(
+            Verdict::failed(id, text).say(DUPLEX_ADVICE),
+            &mut scene.child,
+        )
+    };
+    // The grader speaks twice while nobody types at the program.
+    for line in role.lines_sent_untyped {
+        if scene.conn.send(format!("{line}\n").as_bytes()).is_err()
+            || wait_shown(&scene.child, token_of(line), run.step_deadline()).is_none()
+        {
+            return fail(
+                scene,
+                format!(
+                    "{} sent {line:?} while nobody typed at the {program}, and it did not appear within {} ms.",
+                    role.grader_sender,
+                    run.options.deadlines.step.as_millis()
+                ),
+            );
+        }
+    }
+    // The program's user types twice while the grader says nothing.
+    for line in role.lines_typed_alone {
+        if scene.child.write_stdin(&format!("{line}\n")).is_err() {
+            return fail(scene, format!("The {program}'s standard input was closed."));
+        }
+        let waited = scene
+            .conn
+            .wait_for_text(token_of(line), run.step_deadline());
+        if waited != Waited::Arrived {
+            return fail(
+                scene,
+                format!(
+                    "{line:?} was typed at the {program} while the {grader_plays} said nothing, and it did not reach the {grader_plays}: {}.",
+                    waited_words(&waited, run)
+                ),
+            );
+        }
+    }
+    // Both at once, several rounds: typed and sent lines interleaved, then every line of
+    // the round looked for on its way out.
+    for round in 1..=DUPLEX_ROUNDS {
+        for k in 1..=LINES_PER_ROUND {
+            let _ = scene
+                .child
+                .write_stdin(&format!("round {round} typed {k}\n"));
+            let _ = scene
+                .conn
+                .send(format!("round {round} sent {k}\n").as_bytes());
+        }
+        let last_typed = format!("round {round} typed {LINES_PER_ROUND}");
+        let waited = scene.conn.wait_for_text(&last_typed, run.step_deadline());
+        let last_sent = format!("round {round} sent {LINES_PER_ROUND}");
+        let shown = wait_shown(&scene.child, &last_sent, run.step_deadline());
+        let received = scene.conn.received_text();
+        let printed = scene.child.text(Stream::Stdout);
+        let all_typed = waited == Waited::Arrived
+            && (1..=LINES_PER_ROUND)
+                .all(|k| received.contains(&format!("round {round} typed {k}")));
+        let all_sent = shown.is_some()
+            && (1..=LINES_PER_ROUND).all(|k| printed.contains(&format!("round {round} sent {k}")));
+        if !all_typed || !all_sent {
+            let mut verdict = fail(
+                scene,
+                format!(
+                    "In round {round} of {DUPLEX_ROUNDS}, with {LINES_PER_ROUND} lines going each way at the same time, {}.",
+                    match (all_typed, all_sent) {
+                        (false, false) => "lines were lost in both directions".to_string(),
+                        (false, true) => format!(
+                            "lines typed at the {program} did not all reach the {grader_plays} ({})",
+                            waited_words(&waited, run)
+                        ),
+                        _ => format!(
+                            "lines from the {grader_plays} did not all appear in the {program}'s output"
+                        ),
+                    }
+                ),
+            );
+            if round > 1 {
+                verdict = verdict.say("Earlier rounds passed: a failure that comes and goes under simultaneous traffic is the sign of two threads sharing one connection without coordination.");
+            }
+            return verdict;
+        }
+    }
+    Verdict::passed(
+        id,
+        format!(
+            "The {program} {} while its user typed nothing, sent while the {grader_plays} said nothing, and kept {DUPLEX_ROUNDS} rounds of simultaneous traffic ({LINES_PER_ROUND} lines each way) intact.",
+            role.duplex_received
+        ),
+    )
+}
+
+/// Framing, part one: two lines in one TCP segment must be shown as two lines.
+pub fn framing_two_lines(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict {
+    let id = "framing_two_lines";
+    let (first, second) = ("first of two: grape", "second of two: honeydew");
+    // One write, TCP_NODELAY on: both lines leave in one TCP segment (and one TLS record).
+    if let Err(e) = scene.conn.send(format!("{first}\n{second}\n").as_bytes()) {
+        return could_not_send(id, &e);
+    }
+    let _ = wait_shown(&scene.child, token_of(second), run.step_deadline());
+    let lines = scene.child.lines(Stream::Stdout);
+    match judge_two_lines(&lines, first, second) {
+        Ok(seen) => Verdict::passed(
+            id,
+            "Two lines that arrived in one TCP segment were shown as two lines.",
+        )
+        .saw(format!("the {} printed {seen}", role.program)),
+        Err(problem) => with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "{} sent {first:?} and {second:?} in one TCP segment. {problem}",
+                    role.grader_sender
+                ),
+            )
+            .say(FRAMING_ADVICE),
+            &mut scene.child,
+        ),
+    }
+}
+
+/// Framing, part two: one line split over two TCP segments must be shown as one line.
+pub fn framing_split_line(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict {
+    let id = "framing_split_line";
+    let ChatRole {
+        program,
+        grader_sender,
+        ..
+    } = *role;
+    let (head, rest) = ("one line in two segments: ice", "berry");
+    if let Err(e) =
+        scene
+            .conn
+            .send_split(head.as_bytes(), format!("{rest}\n").as_bytes(), SPLIT_GAP)
+    {
+        return could_not_send(id, &e);
+    }
+    let whole = format!("{head}{rest}");
+    match wait_shown(&scene.child, head, run.step_deadline()) {
+        Some(printed) if printed.contains(&whole) => Verdict::passed(
+            id,
+            "A line that arrived in two TCP segments was shown as one line.",
+        )
+        .saw(format!("the {program} printed {printed:?}")),
+        Some(printed) => with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "{grader_sender} sent {whole:?} in two pieces, {} ms apart, and the {program} printed half of it as a message: {printed:?}.",
+                    SPLIT_GAP.as_millis()
+                ),
+            )
+            .say(FRAMING_ADVICE),
+            &mut scene.child,
+        ),
+        None => with_program_output(
+            Verdict::failed(
+                id,
+                format!("{grader_sender} sent {whole:?} in two pieces, and it never appeared in the {program}'s output. (A {program} that waits for its own user before it reads the socket shows nothing here: see the full-duplex check.)"),
+            )
+            .say(FRAMING_ADVICE),
+            &mut scene.child,
+        ),
+    }
+}
+
+/// The verdict when the grader's own send fails: the test input never left, so there is
+/// nothing to judge the program's framing on.
+fn could_not_send(id: &'static str, error: &std::io::Error) -> Verdict {
+    Verdict::failed(
+        id,
+        format!(
+            "The grader could not send: {}.",
+            lab_kit::errors::ErrorFacts::of(error).summary()
+        ),
+    )
+}
