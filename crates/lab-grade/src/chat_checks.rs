@@ -15,7 +15,7 @@ use lab_kit::child::Stream;
 
 use crate::grade::{
     DUPLEX_ADVICE, DUPLEX_ROUNDS, FRAMING_ADVICE, LINES_PER_ROUND, Run, SPLIT_GAP, Scene,
-    judge_two_lines, wait_shown, waited_words, with_program_output,
+    SceneFailure, judge_two_lines, wait_shown, waited_words, with_program_output,
 };
 use crate::report::Verdict;
 use crate::wire::Waited;
@@ -64,6 +64,26 @@ pub const CLIENT: ChatRole = ChatRole {
     ],
     lines_typed_alone: ["typed first: quince", "typed second: raspberry"],
 };
+
+/// Runs the shared checks in the rubric's order (full duplex, then framing), each in a
+/// fresh scene made by `open`, so that a program stuck after one cannot fail the next.
+pub fn in_fresh_scenes(
+    run: &Run<'_>,
+    open: impl Fn(&Run<'_>) -> Result<Scene, SceneFailure>,
+    role: &ChatRole,
+) -> [Verdict; 3] {
+    [
+        run.scene("full_duplex", &open, |run, scene| {
+            full_duplex(run, scene, role)
+        }),
+        run.scene("framing_two_lines", &open, |run, scene| {
+            framing_two_lines(run, scene, role)
+        }),
+        run.scene("framing_split_line", &open, |run, scene| {
+            framing_split_line(run, scene, role)
+        }),
+    ]
+}
 
 /// The word a sample line is recognised by: its last.
 fn token_of(line: &str) -> &str {

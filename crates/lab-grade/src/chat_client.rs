@@ -29,12 +29,7 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
     // Scene 1: it connects, completes the handshake, and lines go both ways.
     match run.open_client(real_server()) {
         Ok(mut scene) => {
-            let mut connects = Verdict::passed(
-                "connects",
-                "The client connected to the grader's server on the port it was given.",
-            );
-            connects.elapsed = started.elapsed();
-            verdicts.push(connects);
+            verdicts.push(connects_passed(started));
             verdicts.push(match &scene.facts {
                 Some(facts) => Verdict::passed(
                     "tls_handshake",
@@ -54,12 +49,7 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
         Err(failure) => {
             let blocked = "Not run: the client never completed its connection to the real server (see above).";
             if let SceneProblem::Handshake(handshake) = &failure.reason {
-                let mut connects = Verdict::passed(
-                    "connects",
-                    "The client connected to the grader's server on the port it was given.",
-                );
-                connects.elapsed = started.elapsed();
-                verdicts.push(connects);
+                verdicts.push(connects_passed(started));
                 let mut failed = Verdict::failed(
                     "tls_handshake",
                     format!(
@@ -95,19 +85,26 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
         }
     }
     let open = |run: &Run<'_>| run.open_client(real_server());
-    verdicts.push(run.scene("full_duplex", open, |run, scene| {
-        chat_checks::full_duplex(run, scene, &chat_checks::CLIENT)
-    }));
-    verdicts.push(run.scene("framing_two_lines", open, |run, scene| {
-        chat_checks::framing_two_lines(run, scene, &chat_checks::CLIENT)
-    }));
-    verdicts.push(run.scene("framing_split_line", open, |run, scene| {
-        chat_checks::framing_split_line(run, scene, &chat_checks::CLIENT)
-    }));
+    verdicts.extend(chat_checks::in_fresh_scenes(
+        run,
+        open,
+        &chat_checks::CLIENT,
+    ));
     verdicts.push(run.scene("exit_clean", open, exit_clean));
     push_impostors(run, secure, &mut verdicts);
     verdicts.push(no_server_message(run));
     verdicts
+}
+
+/// The first check, passed: the program connected to the grader's server on its port
+/// within the deadline (timed from `started`).
+fn connects_passed(started: Instant) -> Verdict {
+    let mut connects = Verdict::passed(
+        "connects",
+        "The client connected to the grader's server on the port it was given.",
+    );
+    connects.elapsed = started.elapsed();
+    connects
 }
 
 fn push_impostors(run: &Run<'_>, secure: bool, verdicts: &mut Vec<Verdict>) {

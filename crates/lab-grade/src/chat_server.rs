@@ -23,12 +23,7 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
         Ok(scene) => Some(scene),
         Err(failure) => {
             if let SceneProblem::Handshake(handshake) = &failure.reason {
-                let mut listening = Verdict::passed(
-                    "listening",
-                    "The server accepted the grader's connection on the port it was given.",
-                );
-                listening.elapsed = started.elapsed();
-                verdicts.push(listening);
+                verdicts.push(run.listening_passed(started));
                 let mut failed = Verdict::failed(
                     "tls_handshake",
                     format!("The TLS handshake failed: {}.", handshake.describe()),
@@ -57,15 +52,7 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
                 }
                 verdicts.push(plaintext_refused(run));
             } else {
-                let mut failed = run.scene_failed("listening", failure);
-                failed.elapsed = started.elapsed();
-                verdicts.push(failed);
-                for spec in crate::rubric::CHAT_SERVER.iter().skip(1) {
-                    verdicts.push(Verdict::failed(
-                        spec.id,
-                        "Not run: the server never accepted a connection (see the first check).",
-                    ));
-                }
+                return run.never_listening(failure, started, crate::rubric::CHAT_SERVER);
             }
             None
         }
@@ -73,12 +60,7 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
     let Some(mut scene) = first else {
         return verdicts;
     };
-    let mut listening = Verdict::passed(
-        "listening",
-        "The server accepted the grader's connection on the port it was given.",
-    );
-    listening.elapsed = started.elapsed();
-    verdicts.push(listening);
+    verdicts.push(run.listening_passed(started));
     match &scene.facts {
         Some(facts) => {
             verdicts.push(
@@ -110,15 +92,11 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
     verdicts.push(sent);
 
     let open = |run: &Run<'_>| run.open_server(secure);
-    verdicts.push(run.scene("full_duplex", open, |run, scene| {
-        chat_checks::full_duplex(run, scene, &chat_checks::SERVER)
-    }));
-    verdicts.push(run.scene("framing_two_lines", open, |run, scene| {
-        chat_checks::framing_two_lines(run, scene, &chat_checks::SERVER)
-    }));
-    verdicts.push(run.scene("framing_split_line", open, |run, scene| {
-        chat_checks::framing_split_line(run, scene, &chat_checks::SERVER)
-    }));
+    verdicts.extend(chat_checks::in_fresh_scenes(
+        run,
+        open,
+        &chat_checks::SERVER,
+    ));
     verdicts.push(run.scene("exit_handled", open, exit_handled));
     verdicts.push(abrupt_disconnect(run, secure));
     if secure {

@@ -25,24 +25,10 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
     let first = match run.open_server(false) {
         Ok(scene) => scene,
         Err(failure) => {
-            let mut failed = run.scene_failed("listening", failure);
-            failed.elapsed = started.elapsed();
-            verdicts.push(failed);
-            for spec in crate::rubric::ECHO_SERVER.iter().skip(1) {
-                verdicts.push(Verdict::failed(
-                    spec.id,
-                    "Not run: the server never accepted a connection (see the first check).",
-                ));
-            }
-            return verdicts;
+            return run.never_listening(failure, started, crate::rubric::ECHO_SERVER);
         }
     };
-    let mut listening = Verdict::passed(
-        "listening",
-        "The server accepted the grader's connection on the port it was given.",
-    );
-    listening.elapsed = started.elapsed();
-    verdicts.push(listening);
+    verdicts.push(run.listening_passed(started));
     let mut first = first;
     let mut echo = echo_exactly(
         run,

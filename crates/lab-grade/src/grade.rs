@@ -21,7 +21,7 @@ use crate::program::{
     self, GraderPki, GraderTls, Health, NotListening, RunFiles, SetupError, StudentProgram,
 };
 use crate::report::{GradeReport, Verdict};
-use crate::rubric::{Assignment, Rubric};
+use crate::rubric::{Assignment, CheckSpec, Rubric};
 use crate::wire::{GraderConn, HandshakeFailure, Waited};
 
 /// How long each step may take.
@@ -126,6 +126,27 @@ pub struct Scene {
     pub facts: Option<SessionFacts>,
 }
 
+impl Scene {
+    /// The scene a TLS handshake with the started program leads to, whichever side the
+    /// grader played in it: a session, or a failure that keeps the program for its output.
+    fn after_handshake(
+        child: RunningChild,
+        handshake: Result<(GraderConn, SessionFacts), HandshakeFailure>,
+    ) -> Result<Scene, SceneFailure> {
+        match handshake {
+            Ok((conn, facts)) => Ok(Scene {
+                child,
+                conn,
+                facts: Some(facts),
+            }),
+            Err(failure) => Err(SceneFailure {
+                reason: SceneProblem::Handshake(failure),
+                child: Some(Box::new(child)),
+            }),
+        }
+    }
+}
+
 /// Why a scene could not be set up.
 #[derive(Debug)]
 pub struct SceneFailure {
@@ -205,22 +226,13 @@ impl Run<'_> {
                 facts: None,
             });
         }
-        match GraderConn::tls_client(
+        let handshake = GraderConn::tls_client(
             tcp,
             self.tls.client.clone(),
             program::SERVER_NAME,
             self.step_deadline(),
-        ) {
-            Ok((conn, facts)) => Ok(Scene {
-                child,
-                conn,
-                facts: Some(facts),
-            }),
-            Err(failure) => Err(SceneFailure {
-                reason: SceneProblem::Handshake(failure),
-                child: Some(Box::new(child)),
-            }),
-        }
+        );
+        Scene::after_handshake(child, handshake)
     }
 
     /// Listens on a fresh port, starts the program as a client of it, and accepts its
@@ -258,17 +270,8 @@ impl Run<'_> {
                 facts: None,
             });
         };
-        match GraderConn::tls_server(tcp, config, self.step_deadline()) {
-            Ok((conn, facts)) => Ok(Scene {
-                child,
-                conn,
-                facts: Some(facts),
-            }),
-            Err(failure) => Err(SceneFailure {
-                reason: SceneProblem::Handshake(failure),
-                child: Some(Box::new(child)),
-            }),
-        }
+        let handshake = GraderConn::tls_server(tcp, config, self.step_deadline());
+        Scene::after_handshake(child, handshake)
     }
 
     /// Stops the program (SIGTERM to its group, SIGKILL after the grace) and reaps it.
@@ -280,6 +283,37 @@ impl Run<'_> {
     pub fn settle(&self, child: &mut RunningChild) -> Health {
         let _ = program::wait_exit(child, self.options.deadlines.watch);
         program::health(child)
+    }
+
+    /// The first check of a server assignment, passed: the program accepted the grader's
+    /// connection on its port within the deadline (timed from `started`).
+    pub fn listening_passed(&self, started: Instant) -> Verdict {
+        let mut listening = Verdict::passed(
+            "listening",
+            "The server accepted the grader's connection on the port it was given.",
+        );
+        listening.elapsed = started.elapsed();
+        listening
+    }
+
+    /// Every verdict of a server assignment whose program never accepted a connection: the
+    /// first check failed with what the program showed, and each later check of `checks`
+    /// failed unrun, since all of them need a connection.
+    pub fn never_listening(
+        &self,
+        failure: SceneFailure,
+        started: Instant,
+        checks: &[CheckSpec],
+    ) -> Vec<Verdict> {
+        let mut listening = self.scene_failed("listening", failure);
+        listening.elapsed = started.elapsed();
+        let unrun = checks.iter().skip(1).map(|spec| {
+            Verdict::failed(
+                spec.id,
+                "Not run: the server never accepted a connection (see the first check).",
+            )
+        });
+        std::iter::once(listening).chain(unrun).collect()
     }
 
     /// The verdict for a TLS-only check when the grader spoke plaintext.
