@@ -79,14 +79,41 @@ const fn check(id: &'static str, title: &'static str, points: f64, tls: bool) ->
     }
 }
 
+// The checks that more than one assignment runs: one spec each, so that their titles and
+// points cannot drift apart. The chat checks are run by crate::chat_checks for both roles.
+
+/// Every server's first check.
+const LISTENING: CheckSpec = check(
+    "listening",
+    "Starts listening on the given port",
+    1.0,
+    false,
+);
+/// The chat server's and the chat client's full-duplex check.
+const CHAT_FULL_DUPLEX: CheckSpec = check(
+    "full_duplex",
+    "Receives while its own user types nothing (full duplex)",
+    3.0,
+    false,
+);
+/// The chat server's and the chat client's first framing check.
+const CHAT_FRAMING_TWO_LINES: CheckSpec = check(
+    "framing_two_lines",
+    "Two lines in one TCP segment are two lines",
+    1.0,
+    false,
+);
+/// The chat server's and the chat client's second framing check.
+const CHAT_FRAMING_SPLIT_LINE: CheckSpec = check(
+    "framing_split_line",
+    "One line split over two segments is one line",
+    1.0,
+    false,
+);
+
 /// The chat server's checks.
 pub const CHAT_SERVER: &[CheckSpec] = &[
-    check(
-        "listening",
-        "Starts listening on the given port",
-        1.0,
-        false,
-    ),
+    LISTENING,
     check(
         "tls_handshake",
         "TLS handshake with the lab CA for localhost",
@@ -106,24 +133,9 @@ pub const CHAT_SERVER: &[CheckSpec] = &[
         2.0,
         false,
     ),
-    check(
-        "full_duplex",
-        "Receives while its own user types nothing (full duplex)",
-        3.0,
-        false,
-    ),
-    check(
-        "framing_two_lines",
-        "Two lines in one TCP segment are two lines",
-        1.0,
-        false,
-    ),
-    check(
-        "framing_split_line",
-        "One line split over two segments is one line",
-        1.0,
-        false,
-    ),
+    CHAT_FULL_DUPLEX,
+    CHAT_FRAMING_TWO_LINES,
+    CHAT_FRAMING_SPLIT_LINE,
     check(
         "exit_handled",
         "Exit from the client ends the session cleanly",
@@ -170,24 +182,9 @@ pub const CHAT_CLIENT: &[CheckSpec] = &[
         2.0,
         false,
     ),
-    check(
-        "full_duplex",
-        "Receives while its own user types nothing (full duplex)",
-        3.0,
-        false,
-    ),
-    check(
-        "framing_two_lines",
-        "Two lines in one TCP segment are two lines",
-        1.0,
-        false,
-    ),
-    check(
-        "framing_split_line",
-        "One line split over two segments is one line",
-        1.0,
-        false,
-    ),
+    CHAT_FULL_DUPLEX,
+    CHAT_FRAMING_TWO_LINES,
+    CHAT_FRAMING_SPLIT_LINE,
     check(
         "exit_clean",
         "Typing Exit ends the client cleanly",
@@ -216,12 +213,7 @@ pub const CHAT_CLIENT: &[CheckSpec] = &[
 
 /// The echo server's checks (lab 4).
 pub const ECHO_SERVER: &[CheckSpec] = &[
-    check(
-        "listening",
-        "Starts listening on the given port",
-        1.0,
-        false,
-    ),
+    LISTENING,
     check("echo_line", "Echoes a line back, byte for byte", 2.0, false),
     check(
         "framing_two_lines",
