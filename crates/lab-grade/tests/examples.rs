@@ -7,8 +7,34 @@
 mod common;
 
 use common::{filters, grade, narrated, options, status_of};
-use lab_grade::Assignment;
-use lab_grade::report::Status::{Failed, Passed};
+use lab_grade::report::Status::{self, Failed, Passed};
+use lab_grade::{Assignment, GradeReport};
+
+/// Asserts that the report scores every point of the built-in rubric, `max_score`.
+fn assert_full_marks(report: &GradeReport, max_score: f64) {
+    assert_eq!(report.score, report.max_score, "{}", narrated(report));
+    assert_eq!(report.max_score, max_score);
+}
+
+/// Asserts that each check of `ids` has `status`, showing the whole report if not.
+fn assert_status(report: &GradeReport, status: Status, ids: &[&str]) {
+    for id in ids {
+        assert_eq!(status_of(report, id), status, "{id}\n{}", narrated(report));
+    }
+}
+
+/// Asserts that exactly the checks for which `should_fail` is true failed, and every
+/// other check passed: for a program that is right but for one mistake.
+fn assert_only_failed(report: &GradeReport, should_fail: impl Fn(&str) -> bool) {
+    for check in &report.checks {
+        let expected = if should_fail(check.id) {
+            Failed
+        } else {
+            Passed
+        };
+        assert_eq!(check.status, expected, "{}\n{}", check.id, narrated(report));
+    }
+}
 
 fn snapshot(name: &str, text: &str) {
     insta::with_settings!({ filters => filters() }, {
@@ -29,8 +55,7 @@ fn the_secure_chat_server_gets_full_marks() {
         ],
         options(false),
     );
-    assert_eq!(report.score, report.max_score, "{}", narrated(&report));
-    assert_eq!(report.max_score, 18.0);
+    assert_full_marks(&report, 18.0);
     snapshot("secure_chat_server", &narrated(&report));
 }
 
@@ -47,8 +72,7 @@ fn the_secure_chat_client_gets_full_marks() {
         ],
         options(false),
     );
-    assert_eq!(report.score, report.max_score, "{}", narrated(&report));
-    assert_eq!(report.max_score, 19.0);
+    assert_full_marks(&report, 19.0);
     snapshot("secure_chat_client", &narrated(&report));
 }
 
@@ -59,35 +83,29 @@ fn the_insecure_alternating_server_fails_tls_duplex_framing_and_the_vanishing_cl
         &["python3", "examples/chat/insecure/server.py", "{port}"],
         options(true),
     );
-    for id in [
-        "listening",
-        "client_line_shown",
-        "stdin_line_sent",
-        "exit_handled",
-    ] {
-        assert_eq!(
-            status_of(&report, id),
-            Passed,
-            "{id}\n{}",
-            narrated(&report)
-        );
-    }
-    for id in [
-        "tls_handshake",
-        "tls_version",
-        "full_duplex",
-        "framing_two_lines",
-        "framing_split_line",
-        "abrupt_disconnect",
-        "plaintext_refused",
-    ] {
-        assert_eq!(
-            status_of(&report, id),
-            Failed,
-            "{id}\n{}",
-            narrated(&report)
-        );
-    }
+    assert_status(
+        &report,
+        Passed,
+        &[
+            "listening",
+            "client_line_shown",
+            "stdin_line_sent",
+            "exit_handled",
+        ],
+    );
+    assert_status(
+        &report,
+        Failed,
+        &[
+            "tls_handshake",
+            "tls_version",
+            "full_duplex",
+            "framing_two_lines",
+            "framing_split_line",
+            "abrupt_disconnect",
+            "plaintext_refused",
+        ],
+    );
     let text = narrated(&report);
     assert!(text.contains("strict-alternation"));
     assert!(text.contains("[Errno"), "the crash is shown: {text}");
@@ -121,35 +139,29 @@ fn the_insecure_alternating_client_fails_duplex_and_shows_a_traceback_when_refus
         &["python3", "examples/chat/insecure/client.py", "{port}"],
         options(true),
     );
-    for id in [
-        "connects",
-        "stdin_line_sent",
-        "server_line_shown",
-        "exit_clean",
-    ] {
-        assert_eq!(
-            status_of(&report, id),
-            Passed,
-            "{id}\n{}",
-            narrated(&report)
-        );
-    }
-    for id in [
-        "tls_handshake",
-        "full_duplex",
-        "framing_two_lines",
-        "framing_split_line",
-        "refuses_untrusted",
-        "refuses_wrong_name",
-        "no_server_message",
-    ] {
-        assert_eq!(
-            status_of(&report, id),
-            Failed,
-            "{id}\n{}",
-            narrated(&report)
-        );
-    }
+    assert_status(
+        &report,
+        Passed,
+        &[
+            "connects",
+            "stdin_line_sent",
+            "server_line_shown",
+            "exit_clean",
+        ],
+    );
+    assert_status(
+        &report,
+        Failed,
+        &[
+            "tls_handshake",
+            "full_duplex",
+            "framing_two_lines",
+            "framing_split_line",
+            "refuses_untrusted",
+            "refuses_wrong_name",
+            "no_server_message",
+        ],
+    );
     let text = narrated(&report);
     assert!(text.contains("ConnectionRefusedError: [Errno 111]"));
     assert!(text.contains("nothing was listening"));
@@ -169,20 +181,7 @@ fn the_client_that_turns_off_verification_fails_both_impostor_checks_only() {
         ],
         options(false),
     );
-    for check in &report.checks {
-        let expected = if check.id.starts_with("refuses_") {
-            Failed
-        } else {
-            Passed
-        };
-        assert_eq!(
-            check.status,
-            expected,
-            "{}\n{}",
-            check.id,
-            narrated(&report)
-        );
-    }
+    assert_only_failed(&report, |id| id.starts_with("refuses_"));
     let text = narrated(&report);
     assert!(text.contains("the impostor received what the user typed"));
     snapshot("unverified_chat_client", &text);
@@ -195,7 +194,7 @@ fn the_correct_echo_server_gets_full_marks() {
         &["python3", "examples/echo/correct/server.py", "{port}"],
         options(false),
     );
-    assert_eq!(report.score, report.max_score, "{}", narrated(&report));
+    assert_full_marks(&report, 9.0);
     snapshot("correct_echo_server", &narrated(&report));
 }
 
@@ -206,27 +205,21 @@ fn the_broken_echo_server_fails_split_lines_second_clients_bursts_and_resets() {
         &["python3", "examples/echo/broken/server.py", "{port}"],
         options(false),
     );
-    for id in ["listening", "echo_line", "framing_two_lines"] {
-        assert_eq!(
-            status_of(&report, id),
-            Passed,
-            "{id}\n{}",
-            narrated(&report)
-        );
-    }
-    for id in [
-        "framing_split_line",
-        "several_clients",
-        "large_burst",
-        "client_vanishes",
-    ] {
-        assert_eq!(
-            status_of(&report, id),
-            Failed,
-            "{id}\n{}",
-            narrated(&report)
-        );
-    }
+    assert_status(
+        &report,
+        Passed,
+        &["listening", "echo_line", "framing_two_lines"],
+    );
+    assert_status(
+        &report,
+        Failed,
+        &[
+            "framing_split_line",
+            "several_clients",
+            "large_burst",
+            "client_vanishes",
+        ],
+    );
     // How much of the burst came back before the first difference depends on how the
     // kernel cut the stream: pin the sentence's shape, not its numbers.
     let text = narrated(&report);
@@ -254,35 +247,16 @@ fn a_client_that_checks_the_chain_but_not_the_name_fails_only_the_wrong_name_che
     assert_ne!(variant, secure);
     let path = dir.path().join("client.py");
     std::fs::write(&path, variant).unwrap();
-    let report = lab_grade::grade(
+    let report = grade(
         Assignment::ChatClient,
-        &common::program(
-            &[
-                "python3",
-                path.to_str().unwrap(),
-                "{host}",
-                "{port}",
-                "{ca}",
-            ],
-            None,
-        ),
-        common::pki(),
+        &[
+            "python3",
+            path.to_str().unwrap(),
+            "{host}",
+            "{port}",
+            "{ca}",
+        ],
         options(false),
-        &lab_grade::Rubric::built_in(),
-    )
-    .unwrap();
-    for check in &report.checks {
-        let expected = if check.id == "refuses_wrong_name" {
-            Failed
-        } else {
-            Passed
-        };
-        assert_eq!(
-            check.status,
-            expected,
-            "{}\n{}",
-            check.id,
-            narrated(&report)
-        );
-    }
+    );
+    assert_only_failed(&report, |id| id == "refuses_wrong_name");
 }
