@@ -1,21 +1,23 @@
 //! The checks a chat server and a chat client share, written once for both roles.
 //!
-//! Full duplex and framing are the same experiment whichever side the student wrote: the
-//! grader sends lines over the connection and watches the program's output, and types lines
-//! at the program and watches the connection. Only the words change ("the server" or "the
+//! One line each way, full duplex and framing are the same experiment whichever side the
+//! student wrote: the grader sends lines over the connection and watches the program's
+//! output, and types lines at the program and watches the connection. Only the words change ("the server" or "the
 //! client", who the grader is playing) and the sample lines. A [`ChatRole`] holds those
 //! words, so that each check has one implementation and a fix to it reaches both
 //! assignments.
 //!
 //! The checks that really differ by role (a server's `Exit` handling versus a client's clean
-//! exit, the impostor servers, a plaintext client) stay in [`crate::chat_server`] and
+//! exit, the TLS handshake, the impostor servers, a plaintext client) stay in [`crate::chat_server`] and
 //! [`crate::chat_client`].
+
+use std::time::{Duration, Instant};
 
 use lab_kit::child::Stream;
 
 use crate::grade::{
     DUPLEX_ADVICE, DUPLEX_ROUNDS, FRAMING_ADVICE, LINES_PER_ROUND, Run, SPLIT_GAP, Scene,
-    SceneFailure, judge_two_lines, wait_shown, waited_words, with_program_output,
+    SceneFailure, judge_two_lines, line_with, wait_shown, waited_words, with_program_output,
 };
 use crate::report::Verdict;
 use crate::wire::Waited;
@@ -29,6 +31,12 @@ pub struct ChatRole {
     pub grader_plays: &'static str,
     /// How the reports name the grader when it sends over the connection.
     pub grader_sender: &'static str,
+    /// The id of the check that a line from the grader appears in the program's output.
+    pub line_shown_check: &'static str,
+    /// The line the grader sends in that check (last word: the token looked for).
+    pub line_sent: &'static str,
+    /// The line typed at the program in the `stdin_line_sent` check (last word: the token).
+    pub line_typed: &'static str,
     /// How the full-duplex verdict praises a program that took in the grader's lines.
     pub duplex_received: &'static str,
     /// Two lines the grader sends while nobody types at the program. Each line's last word
@@ -44,6 +52,9 @@ pub const SERVER: ChatRole = ChatRole {
     program: "server",
     grader_plays: "client",
     grader_sender: "The grader",
+    line_shown_check: "client_line_shown",
+    line_sent: "hello from the grader: apple",
+    line_typed: "typed at the server: banana",
     duplex_received: "received",
     lines_sent_untyped: [
         "first, nobody typed yet: cherry",
@@ -57,6 +68,9 @@ pub const CLIENT: ChatRole = ChatRole {
     program: "client",
     grader_plays: "server",
     grader_sender: "The grader's server",
+    line_shown_check: "server_line_shown",
+    line_sent: "from the server: nectarine",
+    line_typed: "typed at the client: mango",
     duplex_received: "showed the server's lines",
     lines_sent_untyped: [
         "nobody typed at the client yet: orange",
@@ -83,6 +97,107 @@ pub fn in_fresh_scenes(
             framing_split_line(run, scene, role)
         }),
     ]
+}
+
+/// One line from the grader, sent over the connection, must appear in the program's output.
+pub fn line_shown(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict {
+    let started = Instant::now();
+    let ChatRole {
+        program,
+        grader_plays,
+        line_shown_check: id,
+        line_sent: line,
+        ..
+    } = *role;
+    let mut verdict = match scene.conn.send(format!("{line}\n").as_bytes()) {
+        Err(e) => Verdict::failed(
+            id,
+            format!(
+                "The grader could not send a line: {}.",
+                lab_kit::errors::ErrorFacts::of(&e).summary()
+            ),
+        ),
+        Ok(()) => match wait_shown(&scene.child, token_of(line), run.step_deadline()) {
+            Some(printed) => Verdict::passed(
+                id,
+                format!("The {grader_plays}'s line appeared in the {program}'s output."),
+            )
+            .saw(format!(
+                "the grader sent {line:?}; the {program} printed {printed:?}"
+            )),
+            None => with_program_output(
+                Verdict::failed(
+                    id,
+                    format!(
+                        "The grader sent {line:?}, and it did not appear in the {program}'s output within {} ms.",
+                        run.options.deadlines.step.as_millis()
+                    ),
+                ),
+                &mut scene.child,
+            ),
+        },
+    };
+    verdict.elapsed = started.elapsed();
+    verdict
+}
+
+/// One line typed at the program (its standard input) must reach the grader, newline and
+/// all.
+pub fn typed_line_sent(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict {
+    let id = "stdin_line_sent";
+    let started = Instant::now();
+    let ChatRole {
+        program,
+        grader_plays,
+        line_typed: typed,
+        ..
+    } = *role;
+    let token = token_of(typed);
+    let mut verdict = match scene.child.write_stdin(&format!("{typed}\n")) {
+        Err(_) => with_program_output(
+            Verdict::failed(
+                id,
+                format!(
+                    "The grader could not type at the {program}: its standard input was closed (it had exited?)."
+                ),
+            ),
+            &mut scene.child,
+        ),
+        Ok(()) => match scene.conn.wait_for_text(token, run.step_deadline()) {
+            Waited::Arrived => {
+                // Give a line without its newline a moment to be completed, then judge it.
+                let with_newline = format!("{token}\n");
+                let _ = scene
+                    .conn
+                    .wait_for_text(&with_newline, Instant::now() + Duration::from_millis(200));
+                let received = scene.conn.received_text();
+                let mut verdict = Verdict::passed(
+                    id,
+                    format!("The line typed at the {program} reached the {grader_plays}."),
+                )
+                .saw(format!(
+                    "typed {typed:?}; the grader received {:?}",
+                    line_with(&received, token).unwrap_or_default()
+                ));
+                if !received.contains(&with_newline) {
+                    verdict = verdict.say("It arrived without a newline at its end. The protocol is lines: end every message with \\n, or the receiver cannot tell where one message ends and the next begins.");
+                }
+                verdict
+            }
+            other => with_program_output(
+                Verdict::failed(
+                    id,
+                    format!(
+                        "The grader typed {typed:?} at the {program}, and it did not reach the {grader_plays}: {}.",
+                        waited_words(&other, run)
+                    ),
+                ),
+                &mut scene.child,
+            ),
+        },
+    };
+    verdict.elapsed = started.elapsed();
+    verdict
 }
 
 /// The word a sample line is recognised by: its last.

@@ -13,9 +13,7 @@ use std::time::Instant;
 use lab_kit::child::Stream;
 
 use crate::chat_checks;
-use crate::grade::{
-    Run, Scene, SceneProblem, line_with, wait_shown, waited_words, with_program_output,
-};
+use crate::grade::{Run, Scene, SceneProblem, wait_shown, with_program_output};
 use crate::program;
 use crate::report::Verdict;
 use crate::wire::{Ending, GraderConn, HandshakeFailure, Waited};
@@ -41,10 +39,17 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
                 .saw(format!("negotiated {} with {}", facts.protocol, facts.cipher_suite)),
                 None => run.tls_not_used("tls_handshake"),
             });
-            let (sent, shown) = exchange(run, &mut scene);
+            verdicts.push(chat_checks::typed_line_sent(
+                run,
+                &mut scene,
+                &chat_checks::CLIENT,
+            ));
+            verdicts.push(chat_checks::line_shown(
+                run,
+                &mut scene,
+                &chat_checks::CLIENT,
+            ));
             run.stop(&mut scene.child);
-            verdicts.push(sent);
-            verdicts.push(shown);
         }
         Err(failure) => {
             let blocked = "Not run: the client never completed its connection to the real server (see above).";
@@ -123,78 +128,6 @@ fn client_handshake_advice(failure: &HandshakeFailure) -> String {
         HandshakeFailure::Tls(error) if error.contains("alert") || error.contains("Alert") => "The client aborted the handshake with the real server: it did not trust the lab's certificate. Load the CA file it is given ({ca}, or LAB_CA) and connect with server_hostname='localhost'.".into(),
         _ => "The client closed the connection during the handshake. Load the CA file it is given ({ca}, or LAB_CA) and connect with server_hostname='localhost'.".into(),
     }
-}
-
-/// A line typed at the client reaches the server; a line from the server is shown.
-fn exchange(run: &Run<'_>, scene: &mut Scene) -> (Verdict, Verdict) {
-    let started = Instant::now();
-    let typed = "typed at the client: mango";
-    let mut sent = match scene.child.write_stdin(&format!("{typed}\n")) {
-        Err(_) => with_program_output(
-            Verdict::failed(
-                "stdin_line_sent",
-                "The grader could not type at the client: its standard input was closed (it had exited?).",
-            ),
-            &mut scene.child,
-        ),
-        Ok(()) => match scene.conn.wait_for_text("mango", run.step_deadline()) {
-            Waited::Arrived => {
-                // Give a line without its newline a moment to be completed, then judge it.
-                let _ = scene.conn.wait_for_text(
-                    "mango\n",
-                    Instant::now() + std::time::Duration::from_millis(200),
-                );
-                let received = scene.conn.received_text();
-                let mut verdict = Verdict::passed(
-                    "stdin_line_sent",
-                    "The line typed at the client reached the server.",
-                )
-                .saw(format!(
-                    "typed {typed:?}; the grader received {:?}",
-                    line_with(&received, "mango").unwrap_or_default()
-                ));
-                if !received.contains("mango\n") {
-                    verdict = verdict.say("It arrived without a newline at its end. The protocol is lines: end every message with \\n, or the receiver cannot tell where one message ends and the next begins.");
-                }
-                verdict
-            }
-            other => with_program_output(
-                Verdict::failed(
-                    "stdin_line_sent",
-                    format!(
-                        "The grader typed {typed:?} at the client, and it did not reach the server: {}.",
-                        waited_words(&other, run)
-                    ),
-                ),
-                &mut scene.child,
-            ),
-        },
-    };
-    sent.elapsed = started.elapsed();
-    let started = Instant::now();
-    let line = "from the server: nectarine";
-    let _ = scene.conn.send(format!("{line}\n").as_bytes());
-    let mut shown = match wait_shown(&scene.child, "nectarine", run.step_deadline()) {
-        Some(printed) => Verdict::passed(
-            "server_line_shown",
-            "The server's line appeared in the client's output.",
-        )
-        .saw(format!(
-            "the grader sent {line:?}; the client printed {printed:?}"
-        )),
-        None => with_program_output(
-            Verdict::failed(
-                "server_line_shown",
-                format!(
-                    "The grader sent {line:?}, and it did not appear in the client's output within {} ms.",
-                    run.options.deadlines.step.as_millis()
-                ),
-            ),
-            &mut scene.child,
-        ),
-    };
-    shown.elapsed = started.elapsed();
-    (sent, shown)
 }
 
 fn exit_clean(run: &Run<'_>, scene: &mut Scene) -> Verdict {

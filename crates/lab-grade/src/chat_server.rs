@@ -7,11 +7,9 @@
 use lab_kit::child::Stream;
 
 use crate::chat_checks;
-use crate::grade::{
-    Run, Scene, SceneProblem, line_with, wait_shown, waited_words, with_program_output,
-};
+use crate::grade::{Run, Scene, SceneProblem, line_with, wait_shown, with_program_output};
 use crate::report::Verdict;
-use crate::wire::{Ending, HandshakeFailure, Waited};
+use crate::wire::{Ending, HandshakeFailure};
 
 /// Runs every chat-server check.
 pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
@@ -86,10 +84,17 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
             verdicts.push(run.tls_not_used("tls_version"));
         }
     }
-    let (shown, sent) = exchange(run, &mut scene);
+    verdicts.push(chat_checks::line_shown(
+        run,
+        &mut scene,
+        &chat_checks::SERVER,
+    ));
+    verdicts.push(chat_checks::typed_line_sent(
+        run,
+        &mut scene,
+        &chat_checks::SERVER,
+    ));
     run.stop(&mut scene.child);
-    verdicts.push(shown);
-    verdicts.push(sent);
 
     let open = |run: &Run<'_>| run.open_server(secure);
     verdicts.extend(chat_checks::in_fresh_scenes(
@@ -134,78 +139,6 @@ fn version_after_failure(failure: &HandshakeFailure) -> Verdict {
             "Not known: no TLS session was established (see the handshake check).",
         ),
     }
-}
-
-/// One line from the client to the server's output, one typed at the server to the client.
-fn exchange(run: &Run<'_>, scene: &mut Scene) -> (Verdict, Verdict) {
-    let started = std::time::Instant::now();
-    let line = "hello from the grader: apple";
-    let shown = match scene.conn.send(format!("{line}\n").as_bytes()) {
-        Err(e) => Verdict::failed(
-            "client_line_shown",
-            format!(
-                "The grader could not send a line: {}.",
-                lab_kit::errors::ErrorFacts::of(&e).summary()
-            ),
-        ),
-        Ok(()) => match wait_shown(&scene.child, "apple", run.step_deadline()) {
-            Some(printed) => Verdict::passed(
-                "client_line_shown",
-                "The client's line appeared in the server's output.",
-            )
-            .saw(format!(
-                "the grader sent {line:?}; the server printed {printed:?}"
-            )),
-            None => with_program_output(
-                Verdict::failed(
-                    "client_line_shown",
-                    format!(
-                        "The grader sent {line:?}, and it did not appear in the server's output within {} ms.",
-                        run.options.deadlines.step.as_millis()
-                    ),
-                ),
-                &mut scene.child,
-            ),
-        },
-    };
-    let mut shown = shown;
-    shown.elapsed = started.elapsed();
-    let started = std::time::Instant::now();
-    let typed = "typed at the server: banana";
-    let mut sent = match scene.child.write_stdin(&format!("{typed}\n")) {
-        Err(_) => with_program_output(
-            Verdict::failed(
-                "stdin_line_sent",
-                "The grader could not type at the server: its standard input was closed (it had exited?).",
-            ),
-            &mut scene.child,
-        ),
-        Ok(()) => match scene.conn.wait_for_text("banana", run.step_deadline()) {
-            Waited::Arrived => {
-                let received = scene.conn.received_text();
-                Verdict::passed(
-                    "stdin_line_sent",
-                    "The line typed at the server reached the client.",
-                )
-                .saw(format!(
-                    "typed {typed:?}; the grader received {:?}",
-                    line_with(&received, "banana").unwrap_or_default()
-                ))
-            }
-            other => with_program_output(
-                Verdict::failed(
-                    "stdin_line_sent",
-                    format!(
-                        "The grader typed {typed:?} at the server, and it did not reach the client: {}.",
-                        waited_words(&other, run)
-                    ),
-                ),
-                &mut scene.child,
-            ),
-        },
-    };
-    sent.elapsed = started.elapsed();
-    (shown, sent)
 }
 
 fn exit_handled(run: &Run<'_>, scene: &mut Scene) -> Verdict {
