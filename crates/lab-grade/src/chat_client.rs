@@ -21,6 +21,8 @@ use crate::wire::{Ending, GraderConn, HandshakeFailure, Waited};
 /// Runs every chat-client check.
 pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
     let secure = !run.options.plaintext;
+    // The checks shared with the chat server (crate::chat_checks), worded for a client.
+    let role = &chat_checks::CLIENT;
     let real_server = || secure.then(|| run.tls.server.clone());
     let mut verdicts = Vec::new();
     let started = Instant::now();
@@ -39,16 +41,8 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
                 .saw(format!("negotiated {} with {}", facts.protocol, facts.cipher_suite)),
                 None => run.tls_not_used("tls_handshake"),
             });
-            verdicts.push(chat_checks::typed_line_sent(
-                run,
-                &mut scene,
-                &chat_checks::CLIENT,
-            ));
-            verdicts.push(chat_checks::line_shown(
-                run,
-                &mut scene,
-                &chat_checks::CLIENT,
-            ));
+            verdicts.push(chat_checks::typed_line_sent(run, &mut scene, role));
+            verdicts.push(chat_checks::line_shown(run, &mut scene, role));
             run.stop(&mut scene.child);
         }
         Err(failure) => {
@@ -90,11 +84,7 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
         }
     }
     let open = |run: &Run<'_>| run.open_client(real_server());
-    verdicts.extend(chat_checks::in_fresh_scenes(
-        run,
-        open,
-        &chat_checks::CLIENT,
-    ));
+    verdicts.extend(chat_checks::in_fresh_scenes(run, open, role));
     verdicts.push(run.scene("exit_clean", open, exit_clean));
     push_impostors(run, secure, &mut verdicts);
     verdicts.push(no_server_message(run));

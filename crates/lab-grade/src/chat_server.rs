@@ -14,6 +14,8 @@ use crate::wire::{Ending, HandshakeFailure};
 /// Runs every chat-server check.
 pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
     let secure = !run.options.plaintext;
+    // The checks shared with the chat client (crate::chat_checks), worded for a server.
+    let role = &chat_checks::SERVER;
     let mut verdicts = Vec::new();
     let started = std::time::Instant::now();
     // Scene 1: listening, handshake, TLS version, one line each way.
@@ -84,24 +86,12 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
             verdicts.push(run.tls_not_used("tls_version"));
         }
     }
-    verdicts.push(chat_checks::line_shown(
-        run,
-        &mut scene,
-        &chat_checks::SERVER,
-    ));
-    verdicts.push(chat_checks::typed_line_sent(
-        run,
-        &mut scene,
-        &chat_checks::SERVER,
-    ));
+    verdicts.push(chat_checks::line_shown(run, &mut scene, role));
+    verdicts.push(chat_checks::typed_line_sent(run, &mut scene, role));
     run.stop(&mut scene.child);
 
     let open = |run: &Run<'_>| run.open_server(secure);
-    verdicts.extend(chat_checks::in_fresh_scenes(
-        run,
-        open,
-        &chat_checks::SERVER,
-    ));
+    verdicts.extend(chat_checks::in_fresh_scenes(run, open, role));
     verdicts.push(run.scene("exit_handled", open, exit_handled));
     verdicts.push(abrupt_disconnect(run, secure));
     if secure {
