@@ -1074,7 +1074,11 @@ mod parts {
         let files = pki.write_to(&dir.path().join("certs"), false).unwrap();
         let ca = tls::read_pem_file(&files.ca_cert, "the CA certificate").unwrap();
         let config = Arc::new(tls::client_config(&ca, None, Versions::Tls12AndNewer).unwrap());
-        let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/lab-chat");
+        let exe = std::env::var_os("ROOM_EXE")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/lab-chat")
+            });
         let clients: usize = std::env::var("ROOM_CLIENTS")
             .ok()
             .and_then(|n| n.parse().ok())
@@ -1091,9 +1095,18 @@ mod parts {
         let (expected, delivered, seconds) =
             load(addr, &config, clients, lines, Duration::from_secs(60)).unwrap();
         println!(
-            "room {clients}: {:.0} deliveries/s ({delivered} of {expected} in {seconds:.2} s)",
-            delivered as f64 / seconds
+            "room {clients}: {:.0} deliveries/s ({delivered} of {expected} in {seconds:.2} s), \
+             peak server memory {:?} KiB",
+            delivered as f64 / seconds,
+            peak_memory_kib(server.pid())
         );
         let _ = server.terminate(Duration::from_secs(2));
+        if tool_on_path("ncat").is_some() && std::env::var_os("ROOM_NO_NCAT").is_none() {
+            let ncat = ncat_room(&files, &config, clients, lines).unwrap();
+            println!(
+                "ncat {clients}: {:.0} deliveries/s ({} of {} in {:.2} s)",
+                ncat.deliveries_per_second, ncat.delivered, ncat.expected, ncat.seconds
+            );
+        }
     }
 }
