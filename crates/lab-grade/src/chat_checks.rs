@@ -2,14 +2,14 @@
 //!
 //! One line each way, full duplex and framing are the same experiment whichever side the
 //! student wrote: the grader sends lines over the connection and watches the program's
-//! output, and types lines at the program and watches the connection. Only the words change ("the server" or "the
-//! client", who the grader is playing) and the sample lines. A [`ChatRole`] holds those
-//! words, so that each check has one implementation and a fix to it reaches both
-//! assignments.
+//! output, and types lines at the program and watches the connection. Only the words
+//! change ("the server" or "the client", who the grader is playing) and the sample lines.
+//! A [`ChatRole`] holds those, so that each check has one implementation and a fix to it
+//! reaches both assignments.
 //!
-//! The checks that really differ by role (a server's `Exit` handling versus a client's clean
-//! exit, the TLS handshake, the impostor servers, a plaintext client) stay in [`crate::chat_server`] and
-//! [`crate::chat_client`].
+//! The checks that really differ by role (a server's `Exit` handling versus a client's
+//! clean exit, the TLS handshake, the impostor servers, a plaintext client) stay in
+//! [`crate::chat_server`] and [`crate::chat_client`].
 
 use std::time::{Duration, Instant};
 
@@ -29,7 +29,8 @@ pub struct ChatRole {
     pub program: &'static str,
     /// The other end, which the grader plays: `"client"` or `"server"`.
     pub grader_plays: &'static str,
-    /// How the reports name the grader when it sends over the connection.
+    /// How the full-duplex and framing reports name the grader when it sends over the
+    /// connection: "The grader" facing a server, "The grader's server" facing a client.
     pub grader_sender: &'static str,
     /// The id of the check that a line from the grader appears in the program's output.
     pub line_shown_check: &'static str,
@@ -42,9 +43,9 @@ pub struct ChatRole {
     /// Two lines the grader sends while nobody types at the program. Each line's last word
     /// is the token looked for in the program's output: a program may decorate a line
     /// (`peer: …`), but it keeps the words.
-    pub lines_sent_untyped: [&'static str; 2],
+    pub duplex_sent: [&'static str; 2],
     /// Two lines typed at the program while the grader says nothing (last word: the token).
-    pub lines_typed_alone: [&'static str; 2],
+    pub duplex_typed: [&'static str; 2],
 }
 
 /// The student wrote the server; the grader is its client.
@@ -56,11 +57,11 @@ pub const SERVER: ChatRole = ChatRole {
     line_sent: "hello from the grader: apple",
     line_typed: "typed at the server: banana",
     duplex_received: "received",
-    lines_sent_untyped: [
+    duplex_sent: [
         "first, nobody typed yet: cherry",
         "second, still nobody typed: damson",
     ],
-    lines_typed_alone: ["typed first: elderberry", "typed second: fig"],
+    duplex_typed: ["typed first: elderberry", "typed second: fig"],
 };
 
 /// The student wrote the client; the grader is its server.
@@ -72,11 +73,11 @@ pub const CLIENT: ChatRole = ChatRole {
     line_sent: "from the server: nectarine",
     line_typed: "typed at the client: mango",
     duplex_received: "showed the server's lines",
-    lines_sent_untyped: [
+    duplex_sent: [
         "nobody typed at the client yet: orange",
         "still nobody typed: papaya",
     ],
-    lines_typed_alone: ["typed first: quince", "typed second: raspberry"],
+    duplex_typed: ["typed first: quince", "typed second: raspberry"],
 };
 
 /// Runs the shared checks in the rubric's order (full duplex, then framing), each in a
@@ -225,7 +226,7 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
         )
     };
     // The grader speaks twice while nobody types at the program.
-    for line in role.lines_sent_untyped {
+    for line in role.duplex_sent {
         if scene.conn.send(format!("{line}\n").as_bytes()).is_err()
             || wait_shown(&scene.child, token_of(line), run.step_deadline()).is_none()
         {
@@ -240,7 +241,7 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
         }
     }
     // The program's user types twice while the grader says nothing.
-    for line in role.lines_typed_alone {
+    for line in role.duplex_typed {
         if scene.child.write_stdin(&format!("{line}\n")).is_err() {
             return fail(scene, format!("The {program}'s standard input was closed."));
         }
