@@ -1050,7 +1050,10 @@ pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
 /// One part of the benchmark at full size, for whoever is tuning that part (not run by
 /// `cargo test`; the figures are printed, never asserted):
 /// `cargo test --release -p lab-chat --lib bench::parts -- --ignored --nocapture`.
-/// The room part needs the release binary built first (`cargo build --release -p lab-chat`).
+/// The room part needs the release binary built first (`cargo build --release -p lab-chat`);
+/// `ROOM_CLIENTS=N` changes the crowd (above 100, one line each), `ROOM_EXE=PATH` runs
+/// another build of the server (to compare two versions in the same minutes), and
+/// `ROOM_NO_NCAT=1` skips ncat.
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod parts {
