@@ -230,46 +230,51 @@ mod tests {
     use std::io::{Read, Write};
     use std::net::{TcpListener, TcpStream};
 
-    #[test]
-    fn a_client_trusting_the_lab_ca_talks_to_the_lab_server_with_mutual_tls() {
-        let pki = LabPki::generate("alice").unwrap();
-        let server = Arc::new(
-            server_config(
-                &pki.server.cert_pem,
-                &pki.server.key_pem,
-                Some(pki.ca.cert_pem()),
-                Versions::Tls13Only,
-            )
-            .unwrap(),
-        );
-        let client = Arc::new(
-            client_config(
-                pki.ca.cert_pem(),
-                Some((&pki.client.cert_pem, &pki.client.key_pem)),
-                Versions::Tls13Only,
-            )
-            .unwrap(),
-        );
+    /// Sends `message` from `client` to `server` over a real loopback connection; returns
+    /// what each side knows of the session, and what the server received.
+    fn talk_over_loopback(
+        server: ServerConfig,
+        client: ClientConfig,
+        message: &'static [u8],
+    ) -> (SessionFacts, SessionFacts, Vec<u8>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let server_thread = std::thread::spawn(move || {
             let (mut tcp, _) = listener.accept().unwrap();
-            let mut conn = rustls::ServerConnection::new(server).unwrap();
+            let mut conn = rustls::ServerConnection::new(Arc::new(server)).unwrap();
             let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-            let mut buf = [0u8; 5];
-            tls.read_exact(&mut buf).unwrap();
-            let facts = SessionFacts::of(&conn);
-            (buf, facts)
+            let mut received = vec![0u8; message.len()];
+            tls.read_exact(&mut received).unwrap();
+            (SessionFacts::of(&conn), received)
         });
         let mut tcp = TcpStream::connect(addr).unwrap();
         let name = "localhost".try_into().unwrap();
-        let mut conn = rustls::ClientConnection::new(client, name).unwrap();
+        let mut conn = rustls::ClientConnection::new(Arc::new(client), name).unwrap();
         let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-        tls.write_all(b"hello").unwrap();
+        tls.write_all(message).unwrap();
         tls.flush().unwrap();
-        let client_facts = SessionFacts::of(&conn);
-        let (got, server_facts) = server_thread.join().unwrap();
-        assert_eq!(&got, b"hello");
+        let (server_facts, received) = server_thread.join().unwrap();
+        (SessionFacts::of(&conn), server_facts, received)
+    }
+
+    #[test]
+    fn a_client_trusting_the_lab_ca_talks_to_the_lab_server_with_mutual_tls() {
+        let pki = LabPki::generate("alice").unwrap();
+        let server = server_config(
+            &pki.server.cert_pem,
+            &pki.server.key_pem,
+            Some(pki.ca.cert_pem()),
+            Versions::Tls13Only,
+        )
+        .unwrap();
+        let client = client_config(
+            pki.ca.cert_pem(),
+            Some((&pki.client.cert_pem, &pki.client.key_pem)),
+            Versions::Tls13Only,
+        )
+        .unwrap();
+        let (client_facts, server_facts, received) = talk_over_loopback(server, client, b"hello");
+        assert_eq!(received, b"hello");
         assert_eq!(client_facts.protocol, "TLSv1_3");
         assert_eq!(
             client_facts.peer_subject.as_deref(),
@@ -284,35 +289,16 @@ mod tests {
     #[test]
     fn a_server_restricted_to_one_suite_negotiates_it() {
         let pki = LabPki::generate("alice").unwrap();
-        let server = Arc::new(
-            server_config_with_suites(
-                &pki.server.cert_pem,
-                &pki.server.key_pem,
-                Versions::Tls13Only,
-                &[rustls::CipherSuite::TLS13_AES_128_GCM_SHA256],
-            )
-            .unwrap(),
-        );
-        let client = Arc::new(client_config(pki.ca.cert_pem(), None, Versions::Tls13Only).unwrap());
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server_thread = std::thread::spawn(move || {
-            let (mut tcp, _) = listener.accept().unwrap();
-            let mut conn = rustls::ServerConnection::new(server).unwrap();
-            let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-            let mut buf = [0u8; 2];
-            tls.read_exact(&mut buf).unwrap();
-        });
-        let mut tcp = TcpStream::connect(addr).unwrap();
-        let mut conn =
-            rustls::ClientConnection::new(client, "localhost".try_into().unwrap()).unwrap();
-        let mut tls = rustls::Stream::new(&mut conn, &mut tcp);
-        tls.write_all(b"hi").unwrap();
-        tls.flush().unwrap();
-        server_thread.join().unwrap();
-        assert_eq!(
-            SessionFacts::of(&conn).cipher_suite,
-            "TLS13_AES_128_GCM_SHA256"
-        );
+        let server = server_config_with_suites(
+            &pki.server.cert_pem,
+            &pki.server.key_pem,
+            Versions::Tls13Only,
+            &[rustls::CipherSuite::TLS13_AES_128_GCM_SHA256],
+        )
+        .unwrap();
+        let client = client_config(pki.ca.cert_pem(), None, Versions::Tls13Only).unwrap();
+        let (client_facts, server_facts, _) = talk_over_loopback(server, client, b"hi");
+        assert_eq!(client_facts.cipher_suite, "TLS13_AES_128_GCM_SHA256");
+        assert_eq!(server_facts.cipher_suite, "TLS13_AES_128_GCM_SHA256");
     }
 }
