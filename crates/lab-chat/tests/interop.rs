@@ -18,7 +18,7 @@ use lab_kit::child::{RunningChild, Stream};
 
 fn skip(tool_name: &str) -> bool {
     if tool(tool_name).is_none() {
-        eprintln!("skipped: {tool_name} is not installed (.ci/run installs it)");
+        lab_kit::skip::skip_unless_ci(tool_name, "it is not installed");
         return true;
     }
     false

@@ -171,7 +171,7 @@ fn port_0_gives_a_port_in_the_ephemeral_range() {
 #[test]
 fn across_a_link_the_wildcard_server_answers_and_the_loopback_one_is_refused() {
     if let Some(why) = namespaces::unavailable_reason() {
-        eprintln!("skipped: the namespace experiment: {why}");
+        lab_kit::skip::skip_unless_ci("the namespace experiment", why);
         return;
     }
     let report = namespaces::across_a_link().unwrap();
@@ -202,7 +202,7 @@ fn across_a_link_the_wildcard_server_answers_and_the_loopback_one_is_refused() {
 #[test]
 fn namespaces_are_deleted_when_the_pair_is_dropped_even_after_a_panic() {
     if let Some(why) = namespaces::unavailable_reason() {
-        eprintln!("skipped: the namespace cleanup test: {why}");
+        lab_kit::skip::skip_unless_ci("the namespace cleanup test", why);
         return;
     }
     let mut names = Vec::new();
@@ -226,7 +226,7 @@ fn namespaces_are_deleted_when_the_pair_is_dropped_even_after_a_panic() {
 #[test]
 fn namespaces_left_by_a_killed_run_are_removed_by_the_next_one() {
     if let Some(why) = namespaces::unavailable_reason() {
-        eprintln!("skipped: the namespace leftovers test: {why}");
+        lab_kit::skip::skip_unless_ci("the namespace leftovers test", why);
         return;
     }
     // A name as a run with a process id that cannot exist would have left it (pid_max is

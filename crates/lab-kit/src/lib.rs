@@ -9,6 +9,7 @@
 //! - [`ready`]: waiting for a server to be ready without guessing with `sleep`.
 //! - [`child`]: running another program as a child that is always killed and reaped.
 //! - [`strace`] and [`probe`]: watching the real system calls a program makes.
+//! - [`skip`]: skipping a test for a missing tool, except in CI, where that fails.
 //! - [`redact`]: the snapshot filters that hide what varies from run to run.
 //! - [`pki`] and [`tls`]: a throw-away certificate authority and rustls configurations.
 
@@ -22,5 +23,6 @@ pub mod ports;
 pub mod probe;
 pub mod ready;
 pub mod redact;
+pub mod skip;
 pub mod strace;
 pub mod tls;

@@ -186,8 +186,9 @@ fn python_threads_keep_running_while_one_sleeps() {
     let mut command = std::process::Command::new("python3");
     command.args(["-c", script]);
     let Ok(mut child) = lab_kit::child::RunningChild::spawn(&mut command) else {
-        eprintln!(
-            "skipped: python_threads_keep_running_while_one_sleeps: python3 is not installed"
+        lab_kit::skip::skip_unless_ci(
+            "python_threads_keep_running_while_one_sleeps",
+            "python3 is not installed",
         );
         return;
     };
@@ -244,9 +245,9 @@ fn rust_and_python_sleep_are_the_same_system_call() {
 
     let python = report.run(Language::Python, 10_000).unwrap();
     if python.outcome == "skipped" {
-        eprintln!(
-            "skipped: Python's side of rust_and_python_sleep_are_the_same_system_call: {}",
-            python.skipped_reason.as_deref().unwrap_or("")
+        lab_kit::skip::skip_unless_ci(
+            "Python's side of rust_and_python_sleep_are_the_same_system_call",
+            python.skipped_reason.as_deref().unwrap_or(""),
         );
         return;
     }

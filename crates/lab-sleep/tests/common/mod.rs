@@ -27,7 +27,7 @@ pub fn strace_available(test: &str) -> bool {
     match lab_kit::strace::locate() {
         Ok(_) => true,
         Err(why) => {
-            eprintln!("skipped: {test}: {why}");
+            lab_kit::skip::skip_unless_ci(test, why);
             false
         }
     }
