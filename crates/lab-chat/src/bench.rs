@@ -623,6 +623,26 @@ pub struct LoadResult {
     pub peak_server_memory_kib: Option<u64>,
 }
 
+impl LoadResult {
+    /// The figures of one load run: `measured` is (lines expected, lines delivered, seconds).
+    fn of_run(
+        clients: usize,
+        lines_each: usize,
+        (expected, delivered, seconds): (usize, usize, f64),
+        peak_server_memory_kib: Option<u64>,
+    ) -> Self {
+        LoadResult {
+            clients,
+            lines_each,
+            expected,
+            delivered,
+            seconds,
+            deliveries_per_second: delivered as f64 / seconds,
+            peak_server_memory_kib,
+        }
+    }
+}
+
 const MARK: &str = "bench-line";
 
 /// `clients` TLS clients on `addr`; each sends `lines` lines; each must receive every
@@ -780,15 +800,12 @@ fn our_room(
         load(addr, config, clients, lines, Duration::from_secs(60))?;
     let peak = peak_memory_kib(server.pid());
     let _ = server.terminate(Duration::from_secs(2));
-    Ok(LoadResult {
+    Ok(LoadResult::of_run(
         clients,
-        lines_each: lines,
-        expected,
-        delivered,
-        seconds,
-        deliveries_per_second: delivered as f64 / seconds,
-        peak_server_memory_kib: peak,
-    })
+        lines,
+        (expected, delivered, seconds),
+        peak,
+    ))
 }
 
 fn ncat_room(
@@ -815,17 +832,14 @@ fn ncat_room(
     let port =
         listening_port_of(server.pid(), Duration::from_secs(10)).ok_or("ncat never listened")?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let (expected, delivered, seconds) =
+    let measured =
         load(addr, config, clients, lines, Duration::from_secs(60)).map_err(|e| e.to_string())?;
-    Ok(LoadResult {
+    Ok(LoadResult::of_run(
         clients,
-        lines_each: lines,
-        expected,
-        delivered,
-        seconds,
-        deliveries_per_second: delivered as f64 / seconds,
-        peak_server_memory_kib: peak_memory_kib(server.pid()),
-    })
+        lines,
+        measured,
+        peak_memory_kib(server.pid()),
+    ))
 }
 
 /// The room figures.

@@ -203,9 +203,8 @@ fn start_our_server() -> Result<SocketAddr, Error> {
     Ok(addr)
 }
 
-/// The minimal blocking ping-pong server: accept one client, read exactly one message,
-/// write it back, repeat. Nothing can be simpler on a blocking socket.
-fn start_std_ping_pong() -> Result<SocketAddr, Error> {
+/// A listener on a loopback port the kernel chooses, and its address.
+fn loopback_listener() -> Result<(TcpListener, SocketAddr), Error> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|source| Error::Listen {
         addr: "127.0.0.1:0".into(),
         source,
@@ -213,6 +212,13 @@ fn start_std_ping_pong() -> Result<SocketAddr, Error> {
     let addr = listener
         .local_addr()
         .map_err(Error::socket("getsockname"))?;
+    Ok((listener, addr))
+}
+
+/// The minimal blocking ping-pong server: accept one client, read exactly one message,
+/// write it back, repeat. Nothing can be simpler on a blocking socket.
+fn start_std_ping_pong() -> Result<SocketAddr, Error> {
+    let (listener, addr) = loopback_listener()?;
     thread::spawn(move || -> io::Result<()> {
         let (mut stream, _) = listener.accept()?;
         stream.set_nodelay(true)?;
@@ -481,13 +487,7 @@ fn iperf3(seconds: u32) -> Result<Throughput, String> {
 /// A request/response server: reads one whole line, then answers it. Unlike a byte echo,
 /// it sends nothing (so no ACK rides along) until the request is complete.
 fn start_line_server() -> Result<SocketAddr, Error> {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|source| Error::Listen {
-        addr: "127.0.0.1:0".into(),
-        source,
-    })?;
-    let addr = listener
-        .local_addr()
-        .map_err(Error::socket("getsockname"))?;
+    let (listener, addr) = loopback_listener()?;
     thread::spawn(move || -> io::Result<()> {
         let (stream, _) = listener.accept()?;
         stream.set_nodelay(true)?;
