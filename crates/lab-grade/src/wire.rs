@@ -91,6 +91,11 @@ fn is_timeout(error: &io::Error) -> bool {
 }
 
 /// Time left before `deadline`, or `None` once it has passed.
+/// The time left before `deadline`, if any.
+///
+/// Linux counts a socket timeout (`SO_RCVTIMEO`) in timer ticks, so a read can time out up
+/// to a tick *before* the deadline it was given. Every wait below therefore asks again
+/// whether time is really left before it reports a timeout.
 fn left(deadline: Instant) -> Option<Duration> {
     let left = deadline.saturating_duration_since(Instant::now());
     (!left.is_zero()).then_some(left)
@@ -169,6 +174,8 @@ impl GraderConn {
             match conn.read_tls(&mut tcp) {
                 Ok(0) => return Err(HandshakeFailure::PeerClosed),
                 Ok(_) => {}
+                // Timed out a tick early: the loop checks the deadline again.
+                Err(e) if is_timeout(&e) && left(deadline).is_some() => continue,
                 Err(e) => return Err(io_failure(e)),
             }
             if let Err(error) = conn.process_new_packets() {
@@ -247,18 +254,19 @@ impl GraderConn {
         }
         let mut buf = [0u8; 16 * 1024];
         let outcome = match self.tls.as_mut() {
-            None => {
+            None => loop {
                 let Some(time) = left(deadline) else {
                     return Waited::TimedOut;
                 };
                 let _ = self.tcp.set_read_timeout(Some(time));
                 match self.tcp.read(&mut buf) {
-                    Ok(0) => Err(Ending::Closed),
-                    Ok(n) => Ok(buf[..n].to_vec()),
-                    Err(e) if is_timeout(&e) => return Waited::TimedOut,
-                    Err(e) => Err(Ending::Failed(ErrorFacts::of(&e))),
+                    Ok(0) => break Err(Ending::Closed),
+                    Ok(n) => break Ok(buf[..n].to_vec()),
+                    // Maybe a tick early: the top of the loop checks the deadline again.
+                    Err(e) if is_timeout(&e) => {}
+                    Err(e) => break Err(Ending::Failed(ErrorFacts::of(&e))),
                 }
-            }
+            },
             Some(conn) => loop {
                 match conn.reader().read(&mut buf) {
                     Ok(0) => {
@@ -285,7 +293,8 @@ impl GraderConn {
                 let _ = self.tcp.set_read_timeout(Some(time));
                 match conn.read_tls(&mut self.tcp) {
                     Ok(_) => {}
-                    Err(e) if is_timeout(&e) => return Waited::TimedOut,
+                    // Maybe a tick early: the top of the loop checks the deadline again.
+                    Err(e) if is_timeout(&e) => continue,
                     Err(e) => break Err(Ending::Failed(ErrorFacts::of(&e))),
                 }
                 if let Err(error) = conn.process_new_packets() {
