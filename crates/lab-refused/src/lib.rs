@@ -4,13 +4,15 @@
 //! retrying until it appears". This lab shows what really happens, on real sockets, with
 //! the kernel's own evidence:
 //!
-//! 1. [`refused`]: the connect fails *at once* with `ConnectionRefused` (errno 111): the
-//!    server's kernel answered the SYN with a reset, and the counters say so.
+//! 1. [`refused`]: on Linux the connect fails *at once* with `ConnectionRefused` (errno
+//!    111): the server's kernel answered the SYN with a reset, and the counters say so.
+//!    (Windows resends the SYN and fails after about 2 s: see the docs' per-OS table.)
 //! 2. [`retry`]: retrying exists only as a loop someone writes.
-//! 3. [`backlog`]: a different failure, silence: a full accept queue drops the SYN and the
-//!    client times out at its deadline, as behind a firewall.
+//! 3. [`backlog`]: a different failure, silence: a full accept queue drops the SYN, the
+//!    client's kernel sends it again after 1 s, and the client times out at its deadline.
 //! 4. [`udp`]: UDP has no connection to refuse; the refusal shows up on the next `recv`.
-//! 5. [`kernel_view`]: `strace` shows the one `connect()` system call and its answer.
+//! 5. [`kernel_view`]: `strace` shows the one `connect()` system call and its answer (and
+//!    why it cannot show retransmissions: [`retransmissions`]).
 //!
 //! Each experiment returns a plain report (with `lab_kit::attempt::Attempt`s); [`narrate`]
 //! prints it.
@@ -19,6 +21,7 @@ pub mod backlog;
 pub mod kernel_view;
 pub mod narrate;
 pub mod refused;
+pub mod retransmissions;
 pub mod retry;
 pub mod udp;
 
@@ -86,7 +89,7 @@ pub struct LabOptions {
 impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {
-            backlog_deadline: Duration::from_secs(1),
+            backlog_deadline: Duration::from_millis(2500),
             server_delay: Duration::from_millis(60),
             retry: retry::RetryPolicy::default(),
             udp_deadline: Duration::from_secs(2),
@@ -141,6 +144,7 @@ pub fn run(
         run_experiment(experiment, options, probe, n)?;
     }
     n.answer(narrate::ANSWER)?;
+    n.elsewhere(narrate::ELSEWHERE)?;
     n.flush()?;
     Ok(())
 }

@@ -30,6 +30,27 @@ fn connecting_to_a_closed_port_is_refused_with_errno_111_and_a_reset() {
         assert!(counters.active_opens >= 1, "{counters:?}");
         assert!(counters.attempt_fails >= 1, "{counters:?}");
         assert!(counters.out_rsts >= 1, "{counters:?}");
+        // The socket's own count: a reset came back, so its SYN was never sent again.
+        assert_eq!(report.resent_segments, Some(0), "{report:?}");
+    }
+}
+
+#[test]
+fn a_full_backlog_makes_the_kernel_resend_the_syn_after_one_second_inside_one_connect() {
+    // Long enough for Linux's first resend (1 s after the first SYN), short of the second (3 s).
+    let deadline = Duration::from_millis(2500);
+    let silent = connect_to_full_backlog(deadline).unwrap();
+    assert_eq!(silent.attempt.outcome, Outcome::TimedOut, "{silent:?}");
+    if cfg!(target_os = "linux") {
+        let resent = silent.resent_segments.expect("Linux has TCP_INFO");
+        assert!(resent >= 1, "the SYN was sent again: {silent:?}");
+        // System-wide, so "at least" as many as this one socket resent.
+        let retrans = silent.retrans_segs.expect("Linux has /proc/net/snmp");
+        assert!(retrans >= i64::from(resent), "{silent:?}");
+        // Each resend was seen as it happened; the first one 1 s after the first SYN, not
+        // before (the lower bound is the kernel's rule; no upper bound: the machine is busy).
+        assert_eq!(silent.resent_at_us.len(), resent as usize, "{silent:?}");
+        assert!(silent.resent_at_us[0] >= 1_000_000, "{silent:?}");
     }
 }
 
