@@ -410,13 +410,15 @@ pub fn eavesdrop(files: &PkiFiles, plaintext: bool) -> Result<EavesdropReport, E
     } else {
         // The client's records, as an eavesdropper sees them: headers in the clear,
         // then ciphertext. Show the first few after the handshake's first flight.
-        tls_records(&upstream)
+        let records = tls_records(&upstream);
+        records
             .iter()
             .filter(|r| r.content_type == "application_data")
+            .zip(crate::eavesdrop::client_application_data_roles(&records))
             .take(3)
-            .map(|r| {
+            .map(|(r, role)| {
                 format!(
-                    "client → server TLS {} record, {} bytes: header {}, ciphertext {} …",
+                    "client → server TLS {} record, {} bytes ({role}): header {}, ciphertext {} …",
                     r.content_type, r.length, r.header, r.body_preview
                 )
             })
