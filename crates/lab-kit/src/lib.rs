@@ -26,3 +26,4 @@ pub mod redact;
 pub mod skip;
 pub mod strace;
 pub mod tls;
+pub mod twin;
