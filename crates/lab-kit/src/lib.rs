@@ -18,6 +18,7 @@ pub mod child;
 pub mod errors;
 pub mod kernel;
 pub mod narrate;
+pub mod netns;
 pub mod pki;
 pub mod ports;
 pub mod probe;
