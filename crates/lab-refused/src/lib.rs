@@ -13,11 +13,14 @@
 //! 4. [`udp`]: UDP has no connection to refuse; the refusal shows up on the next `recv`.
 //! 5. [`kernel_view`]: `strace` shows the one `connect()` system call and its answer (and
 //!    why it cannot show retransmissions: [`retransmissions`]).
+//! 6. [`host_down`]: a host that is down on the client's own link is neither refused nor a
+//!    timeout of ours: nobody answers ARP, and `connect()` fails with `EHOSTUNREACH`.
 //!
 //! Each experiment returns a plain report (with `lab_kit::attempt::Attempt`s); [`narrate`]
 //! prints it.
 
 pub mod backlog;
+pub mod host_down;
 pub mod kernel_view;
 pub mod narrate;
 pub mod refused;
@@ -60,16 +63,18 @@ pub enum Experiment {
     Backlog,
     Udp,
     Strace,
+    HostDown,
 }
 
 impl Experiment {
     /// All of them, in order.
-    pub const ALL: [Experiment; 5] = [
+    pub const ALL: [Experiment; 6] = [
         Experiment::Refused,
         Experiment::Retry,
         Experiment::Backlog,
         Experiment::Udp,
         Experiment::Strace,
+        Experiment::HostDown,
     ];
 }
 
@@ -84,6 +89,9 @@ pub struct LabOptions {
     pub retry: retry::RetryPolicy,
     /// How long the UDP socket waits for the refusal (experiment 4).
     pub udp_deadline: Duration,
+    /// The client's own deadline for the host that is down (experiment 6): far longer than
+    /// ARP's 3 s, so that the kernel's answer, not ours, ends the wait.
+    pub host_down_deadline: Duration,
 }
 
 impl Default for LabOptions {
@@ -93,6 +101,7 @@ impl Default for LabOptions {
             server_delay: Duration::from_millis(60),
             retry: retry::RetryPolicy::default(),
             udp_deadline: Duration::from_secs(2),
+            host_down_deadline: Duration::from_secs(20),
         }
     }
 }
@@ -127,6 +136,10 @@ pub fn run_experiment(
         Experiment::Strace => {
             let result = kernel_view::trace_refused_connect(probe);
             narrate::narrate_strace(&result, n)?;
+        }
+        Experiment::HostDown => {
+            let result = host_down::connect_to_a_host_that_is_down(options.host_down_deadline);
+            narrate::narrate_host_down(&result, n)?;
         }
     }
     Ok(())

@@ -48,6 +48,8 @@ enum ExperimentArg {
     Udp,
     /// 5. the refused connect() as strace records it.
     Strace,
+    /// 6. a host that is down on the client's own link: no ARP answer, EHOSTUNREACH (root).
+    HostDown,
 }
 
 impl From<ExperimentArg> for Experiment {
@@ -58,6 +60,7 @@ impl From<ExperimentArg> for Experiment {
             ExperimentArg::Backlog => Experiment::Backlog,
             ExperimentArg::Udp => Experiment::Udp,
             ExperimentArg::Strace => Experiment::Strace,
+            ExperimentArg::HostDown => Experiment::HostDown,
         }
     }
 }

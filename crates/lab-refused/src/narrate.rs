@@ -9,6 +9,7 @@ use lab_kit::narrate::Narrator;
 use lab_kit::strace::StraceError;
 
 use crate::backlog::BacklogReport;
+use crate::host_down::{HostDownError, HostDownReport};
 use crate::kernel_view::StraceReport;
 use crate::refused::RefusedReport;
 use crate::retry::{RetryPolicy, RetryReport};
@@ -27,7 +28,10 @@ pub const ANSWER: &str = "measured here (Linux): the client's SYN reached the se
     ConnectionRefused in Rust, ConnectionRefusedError in Python), and the SYN was sent once. \
     The error goes back to the program, once: only a loop the programmer wrote tries again. \
     When nothing answers at all (a full accept queue on Linux, a firewall that drops packets) \
-    the kernel sends the SYN again (first after 1 second, inside the same connect()) and the failure is a timeout, after as long as the client was willing to wait.";
+    the kernel sends the SYN again (first after 1 second, inside the same connect()) and the \
+    failure is a timeout, after as long as the client was willing to wait. A host that is \
+    down on the client's own network is a third case: nobody answers ARP, and connect() fails \
+    with EHOSTUNREACH (errno 113) after about 3 seconds.";
 
 /// What differs on the students' other systems, from sources (docs/01, "On your machine").
 pub const ELSEWHERE: &str = "macOS also refuses at once (errno 61, ECONNREFUSED). Windows \
@@ -234,9 +238,9 @@ pub fn narrate_backlog(report: &BacklogReport, n: &mut Narrator) -> io::Result<(
          then double the wait; older kernels doubled from the start: 1, 3, 7, 15 … seconds. TimedOut has no errno here: it is \
          our own deadline, not an answer (without one, Linux gives up with ETIMEDOUT, errno \
          110). A firewall that drops packets looks like this. Not all silence does: a host \
-         that is down on the client's own subnet never answers ARP, and connect() fails after \
-         about 3 seconds with EHOSTUNREACH (errno 113); and Windows answers a full accept queue with \
-         a reset, so there it is refused (from sources: docs/01, \"On your machine\").",
+         that is down on the client's own network fails differently (experiment 6); and \
+         Windows answers a full accept queue with a reset, so there it is refused (from \
+         sources: docs/01, \"On your machine\").",
     )
 }
 
@@ -311,5 +315,54 @@ pub fn narrate_strace(
         )
     } else {
         n.warn("strace did not show exactly one refused connect(); see the lines above")
+    }
+}
+
+/// Prints experiment 6, or says why it could not run.
+pub fn narrate_host_down(
+    result: &Result<HostDownReport, HostDownError>,
+    n: &mut Narrator,
+) -> io::Result<()> {
+    n.section("6. A host that is down, on the client's own network: nobody answers ARP")?;
+    let report = match result {
+        Ok(report) => report,
+        Err(HostDownError::Unavailable(why)) => {
+            n.record(&serde_json::json!({"experiment": "host_down", "skipped": why}))?;
+            return n.skipped("the host-down experiment", why);
+        }
+        Err(other) => {
+            n.record(&serde_json::json!({"experiment": "host_down", "error": other.to_string()}))?;
+            return n.warn(&other.to_string());
+        }
+    };
+    n.record(report)?;
+    n.say(&format!(
+        "In a network namespace of its own, a client at {} connects to {}: an address on \
+         its own link that nobody has. It is willing to wait {}.",
+        crate::host_down::CLIENT,
+        report.target,
+        human(std::time::Duration::from_micros(report.deadline_us))
+    ))?;
+    n.fact("connect() returned", report.attempt.result_text())?;
+    n.fact("elapsed", human(report.attempt.elapsed()))?;
+    if let (Some(questions), Some(wait)) = (report.arp_questions, report.arp_wait_ms) {
+        n.fact(
+            "ARP asked",
+            format!(
+                "{questions} times, {wait} ms apart, then gave up  (mcast_solicit, retrans_time_ms)"
+            ),
+        )?;
+    }
+    if report.attempt.errno == Some(libc::EHOSTUNREACH) {
+        n.say(
+            "Neither a refusal nor our deadline: before sending a SYN to a machine on its own \
+             link, the client's kernel asks the link who has that address (ARP). Nobody \
+             answered, so the kernel gave up and reported the host unreachable: \
+             EHOSTUNREACH, \"No route to host\" (in Python a plain OSError, errno 113). Behind \
+             a router the ARP question is the router's, the client hears nothing, and it is \
+             a timeout, as in experiment 3.",
+        )
+    } else {
+        n.warn("this attempt did not end with EHOSTUNREACH; see the result above")
     }
 }

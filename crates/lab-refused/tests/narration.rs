@@ -71,6 +71,16 @@ fn backlog_narration() {
 }
 
 #[test]
+fn host_down_narration() {
+    if let Some(why) = lab_kit::netns::unavailable_reason() {
+        lab_kit::skip::skip_unless_ci("host_down_narration", why);
+        return;
+    }
+    let text = narrate(Experiment::HostDown);
+    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+}
+
+#[test]
 fn udp_narration() {
     let text = narrate(Experiment::Udp);
     insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
