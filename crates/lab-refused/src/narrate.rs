@@ -148,8 +148,9 @@ pub fn narrate_retry(
         Outcome::Connected => n.say(&format!(
             "Connected after {} refused attempts. Each retry above was made by our loop \
              (retry.rs, connect_with_retries); without it, the first refusal would have been \
-             the end. This is the behaviour many students expect from the kernel: it exists \
-             only when someone writes it.",
+             the end. This is the behaviour many students expect from the system: here it \
+             exists only when someone writes it. (Windows resends the SYN for about 2 seconds \
+             after a refusal, then gives up too: it does not wait for a server either.)",
             report.refused_attempts()
         )),
         _ => n.warn("the loop gave up before the server appeared: the machine may be very busy; run it again"),

@@ -26,22 +26,7 @@ pub const FIRST_SYN_TIMEOUT: Duration = Duration::from_secs(1);
 /// from `TCP_INFO`. `None` where `TCP_INFO` does not exist (other systems than Linux).
 #[cfg(target_os = "linux")]
 pub fn resent_segments(socket: &Socket) -> Option<u32> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: `tcp_info` is plain data (integers only), so all-zero bytes are a valid value.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>()).ok()?;
-    // SAFETY: the fd is open for the borrow of `socket`; `info` and `len` are valid for
-    // writes of `len` bytes, and the kernel writes at most `len` bytes.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some(info.tcpi_total_retrans)
+    lab_kit::kernel::tcp_info(socket).map(|info| info.tcpi_total_retrans)
 }
 
 /// How many times this socket's kernel resent a segment: unknown on this system.

@@ -15,7 +15,8 @@
 //! - [`pacing`]: what sleep is for (pacing, backoff) and what it is not for (waiting for data:
 //!   a blocking `recv` wakes when the data arrives, not when a guess runs out).
 //! - [`syscall`]: Rust's `thread::sleep` and Python's `time.sleep` are the same kernel service,
-//!   `clock_nanosleep`, as `strace` shows.
+//!   `clock_nanosleep` on Linux with Python 3.11+, as `strace` shows (other systems and
+//!   Python versions ask for the same service with another call: `docs/03-sleep.md`).
 //!
 //! Each experiment is a function returning a plain, serializable report; [`narrate`] turns
 //! the reports into the classroom narration, and [`chapter`] runs them all for the tour.
