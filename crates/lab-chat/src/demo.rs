@@ -924,6 +924,13 @@ pub fn run_demo(n: &mut Narrator) -> Result<DemoReport, Error> {
          with whoever answered. And a chat also needs full duplex, framing and a clear \
          ending, or it is not much of a chat.",
     )?;
+    n.elsewhere(
+        "TLS is the same on every system; what differs is around it. On a Windows console \
+         asyncio cannot read stdin (read it in a thread, as examples/chat/secure/ does), and \
+         Python from python.org on macOS trusts no CA until \"Install Certificates.command\" \
+         is run; given cafile=ca.pem, every system trusts exactly the lab CA. Sources: \
+         docs/05-secure-chat.md, \"On your machine\".",
+    )?;
     Ok(DemoReport {
         keys,
         conversation,
