@@ -124,6 +124,12 @@ pub fn connect_to_full_backlog(deadline: Duration) -> std::io::Result<BacklogRep
     let result = connect_until(&client, full.addr(), deadline, |at| resent_at.push(at));
     let elapsed = started.elapsed();
     let resent_segments = crate::retransmissions::resent_segments(&client);
+    // A resend the kernel made after the last look (a busy machine can fire the timer late)
+    // is seen only now: record it at this time, so that every counted resend has a time.
+    let counted = resent_segments.map_or(0, |n| n as usize);
+    while resent_at.len() < counted {
+        resent_at.push(started.elapsed());
+    }
     let listen_queue = match (before, ListenQueueCounters::read().ok()) {
         (Some(before), Some(after)) => Some(after.since(&before)),
         _ => None,
