@@ -149,10 +149,16 @@ fn introduce_the_tour(n: &mut Narrator) -> std::io::Result<()> {
         "Every number below is measured now, on this machine, with real sockets. Each \
          chapter runs its experiments, shows the evidence, and ends with the answer.",
     )?;
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|release| format!("{} {}", std::env::consts::OS, release.trim()))
-        .unwrap_or_else(|_| std::env::consts::OS.to_string());
-    n.fact("operating system", kernel)?;
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let kernel = format!("{} {}", std::env::consts::OS, release.trim());
+    n.fact("operating system", kernel.trim())?;
+    if is_wsl(&release) {
+        n.say(
+            "This is WSL (Windows Subsystem for Linux): a Linux kernel running on Windows. \
+             What follows is Linux's behaviour, not Windows'. To see Windows' own, run the \
+             Python twins with Windows' Python, e.g. `py python\\q1_refused.py`.",
+        )?;
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     n.fact("CPUs", cpus)?;
     n.fact(
@@ -216,6 +222,12 @@ fn run_twin(twin: Twin) -> Result<TwinRun, TwinError> {
     result
 }
 
+/// True if this Linux kernel is WSL's (its release names Microsoft, e.g.
+/// `5.15.153.1-microsoft-standard-WSL2`).
+fn is_wsl(kernel_release: &str) -> bool {
+    kernel_release.to_ascii_lowercase().contains("microsoft")
+}
+
 /// True if `error` (or what caused it) is a write to a closed pipe.
 fn closed_stdout(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut cause = Some(error);
@@ -228,4 +240,17 @@ fn closed_stdout(error: &(dyn std::error::Error + 'static)) -> bool {
         cause = error.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_wsl;
+
+    #[test]
+    fn wsl_is_recognised_by_its_kernel_release() {
+        assert!(is_wsl("5.15.153.1-microsoft-standard-WSL2\n"));
+        assert!(is_wsl("4.4.0-19041-Microsoft"));
+        assert!(!is_wsl("6.18.44-fc-v1098"));
+        assert!(!is_wsl(""));
+    }
 }
