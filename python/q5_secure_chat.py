@@ -7,8 +7,11 @@ CERTS is a folder with ca.pem, server.pem and server-key.pem, as `lab-chat keyge
 CERTS` writes them (the Python standard library cannot make certificates).
 
 The chat itself, a full reference pair that runs on all three systems, is
-examples/chat/secure/server.py and client.py. This script measures, on 127.0.0.1, what they
-rely on:
+examples/chat/secure/server.py and client.py. This script runs that pair for one short
+conversation (when it finds it next to this folder), then measures, on 127.0.0.1, what
+they rely on:
+  0. the reference pair: the server's line reaches the client and the client's the
+     server, and Exit ends the client cleanly;
   1. the handshake: the TLS version and cipher that were negotiated, and that the client
      checked the server's certificate against the lab CA and the name "localhost";
   2. a line each way, encrypted;
@@ -22,8 +25,10 @@ Each result is a line starting with "result:". Compare with docs/05-secure-chat.
 
 import os
 import platform
+import queue
 import socket
 import ssl
+import subprocess
 import sys
 import threading
 
@@ -158,6 +163,78 @@ def endings(server_context, client_context):
             print(f"result: client {how}; server with suppress_ragged_eofs={suppress}: recv() {outcome}")
 
 
+class Program:
+    """A Python program run with pipes; its output lines arrive in a queue, read by a thread."""
+
+    def __init__(self, *args):
+        self.process = subprocess.Popen(
+            [sys.executable, "-u", *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\r\n"))
+        self.lines.put(None)
+
+    def wait_for(self, start):
+        """The first line starting with `start`, or None after TIMEOUT or at end of output."""
+        while True:
+            try:
+                line = self.lines.get(timeout=TIMEOUT)
+            except queue.Empty:
+                return None
+            if line is None or line.startswith(start):
+                return line
+
+    def type(self, line):
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+
+
+def reference_pair(certs):
+    here = os.path.dirname(os.path.abspath(__file__))
+    secure = os.path.join(here, "..", "examples", "chat", "secure")
+    if not os.path.isfile(os.path.join(secure, "server.py")):
+        print("result: reference pair: examples/chat/secure/ is not next to this folder; skipped")
+        return
+    paths = [os.path.join(certs, name) for name in ("server.pem", "server-key.pem", "ca.pem")]
+    server = Program(os.path.join(secure, "server.py"), "0", paths[0], paths[1])
+    client = None
+    try:
+        listening = server.wait_for("listening on ")
+        if listening is None:
+            print("result: reference pair: the server did not start")
+            return
+        port = listening.rsplit(":", 1)[1]
+        client = Program(os.path.join(secure, "client.py"), "127.0.0.1", port, paths[2])
+        connected = client.wait_for("connected to ")
+        client.type("hello from the client")
+        got_client = server.wait_for("client: ")
+        server.type("hello from the server")
+        got_server = client.wait_for("server: ")
+        client.type("Exit")
+        said_exit = server.wait_for("client said Exit")
+        try:
+            code = client.process.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            code = "still running"
+        print(f"result: reference pair: client printed {connected!r}")
+        print(f"result: reference pair: server printed {got_client!r}, client printed {got_server!r}")
+        print(f"result: reference pair: after Exit the server printed {said_exit!r}; the client exited with {code}")
+    finally:
+        for program in (client, server):
+            if program is not None:
+                program.stop()
+
+
 def main():
     print("socket-lab, question 5 in Python (python/q5_secure_chat.py)")
     print(f"measured on: {platform.system()} {platform.release()}, Python {platform.python_version()}, {ssl.OPENSSL_VERSION}")
@@ -167,6 +244,7 @@ def main():
     contexts = load(sys.argv[1])
     if contexts is None:
         return 1
+    reference_pair(sys.argv[1])
     handshake_and_lines(*contexts)
     impostors(*contexts)
     endings(*contexts)

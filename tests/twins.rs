@@ -224,6 +224,21 @@ fn q5_python_verifies_the_server_and_sees_truncation_only_when_asked() {
     let result = run(TWINS[4], &[OsString::from(&files.dir)]);
     let _ = std::fs::remove_dir_all(&dir);
     let Some(run) = result else { return };
+    // The reference pair (examples/chat/secure/), run by the twin as a student would.
+    assert!(
+        finding(&run, "reference pair: client printed").contains("(TLSv1.3); type Exit to leave"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        finding(&run, "reference pair: server printed"),
+        "reference pair: server printed 'client: hello from the client', client printed \
+         'server: hello from the server'"
+    );
+    assert_eq!(
+        finding(&run, "reference pair: after Exit"),
+        "reference pair: after Exit the server printed 'client said Exit'; the client exited with 0"
+    );
     let handshake = finding(&run, "handshake:");
     assert!(
         handshake.starts_with("handshake: TLSv1.3, cipher TLS_AES_"),

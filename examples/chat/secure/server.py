@@ -152,6 +152,7 @@ async def main():
     except OSError as error:
         print(f"server: could not listen on 127.0.0.1:{port}: {error.strerror}", file=sys.stderr)
         return 1
+    port = server.sockets[0].getsockname()[1]  # the port the OS chose, if PORT was 0
     print(f"listening on 127.0.0.1:{port}", flush=True)
     async with server:
         await asyncio.gather(server.serve_forever(), read_keyboard())
