@@ -113,7 +113,7 @@ def partial_send():
         try:
             client.sendall(payload)
             outcome = "sent everything"
-        except TimeoutError as error:
+        except socket.timeout as error:  # TimeoutError since Python 3.10
             outcome = f"{describe(error)}: some bytes may have been sent, nobody can say how many"
         print(f"result: sendall() with a 0.5 s timeout to a peer that does not read: {outcome}")
 
