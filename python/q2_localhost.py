@@ -17,6 +17,7 @@ in docs/02-localhost.md.
 """
 
 import errno
+import os
 import platform
 import socket
 import sys
@@ -146,4 +147,10 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # The output went to a program that stopped reading (`| head`): stop quietly, as
+        # the Python docs advise (signal module, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

@@ -177,7 +177,8 @@ class Program:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.process.stdout:
@@ -202,6 +203,12 @@ class Program:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        self.reader.join(TIMEOUT)  # it has read to the end: the program is gone
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:  # stdin: a line still buffered cannot reach a program that is gone
+                pass
 
 
 def reference_pair(certs):
@@ -257,4 +264,10 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # The output went to a program that stopped reading (`| head`): stop quietly, as
+        # the Python docs advise (signal module, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

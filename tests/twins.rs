@@ -291,3 +291,37 @@ fn the_q5_twin_says_how_to_make_certificates_when_they_are_missing() {
         other => panic!("{other:?}"),
     }
 }
+
+/// `python3 python/q1_refused.py | head -3`: once the reader has gone, a twin stops quietly
+/// (no `BrokenPipeError` traceback for the student to puzzle over), with a non-zero exit.
+#[test]
+fn every_twin_stops_quietly_when_its_reader_leaves() {
+    if lab_kit::twin::python_version().is_none() {
+        lab_kit::skip::skip_unless_ci(
+            "every_twin_stops_quietly_when_its_reader_leaves",
+            "no python3 here",
+        );
+        return;
+    }
+    for twin in TWINS {
+        let mut child = std::process::Command::new("python3")
+            .arg(twin.path())
+            // q5 stops early without certificates: its first lines are enough here.
+            .arg("no-such-certs-folder")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader leaves before the first line: every write now fails with EPIPE.
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            !stderr.contains("Traceback") && !stderr.contains("BrokenPipeError"),
+            "{}: {stderr}",
+            twin.script
+        );
+        assert!(!output.status.success(), "{}", twin.script);
+    }
+}
