@@ -119,7 +119,13 @@ pub fn run(twin: Twin, args: &[OsString], deadline: Duration) -> Result<TwinRun,
     }
     let mut command = Command::new("python3");
     command.arg(&path).args(args);
-    let mut child = RunningChild::spawn(&mut command).map_err(|_| TwinError::NoPython)?;
+    let mut child = RunningChild::spawn(&mut command).map_err(|e| match e.source.kind() {
+        std::io::ErrorKind::NotFound => TwinError::NoPython,
+        _ => TwinError::Io {
+            script: script.clone(),
+            source: e.source,
+        },
+    })?;
     child.close_stdin();
     let status = match child.wait_timeout(deadline) {
         Ok(Some(status)) => status,
