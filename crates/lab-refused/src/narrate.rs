@@ -37,7 +37,7 @@ pub const ANSWER: &str = "measured here (Linux): the client's SYN reached the se
 pub const ELSEWHERE: &str = "macOS also refuses at once (errno 61, ECONNREFUSED). Windows \
     sends the SYN again after the reset and raises ConnectionRefusedError [WinError 10061] \
     only after about 2 seconds (Microsoft KB 175523; about 2,000 ms in public CI runs): on Windows \
-    the client does wait, but it still gives up, it does not wait for a server. Windows also \
+    the client does wait, but it still gives up after those 2 seconds: it does not wait until a server appears. Windows also \
     refuses a connection to a full accept queue instead of ignoring it, and a Windows \
     machine whose firewall drops the SYN gives a timeout (WinError 10060). Sources: \
     docs/01-connection-refused.md, \"On your machine\".";
@@ -150,7 +150,7 @@ pub fn narrate_retry(
              (retry.rs, connect_with_retries); without it, the first refusal would have been \
              the end. This is the behaviour many students expect from the system: here it \
              exists only when someone writes it. (Windows resends the SYN for about 2 seconds \
-             after a refusal, then gives up too: it does not wait for a server either.)",
+             after a refusal, then gives up too: it does not wait until a server appears either.)",
             report.refused_attempts()
         )),
         _ => n.warn("the loop gave up before the server appeared: the machine may be very busy; run it again"),
