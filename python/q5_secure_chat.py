@@ -40,6 +40,8 @@ def load(certs):
     missing = [p for p in paths.values() if not os.path.isfile(p)]
     if missing:
         print(f"q5_secure_chat.py: missing {', '.join(missing)}; make them with: lab-chat keygen --out {certs}", file=sys.stderr)
+        print("  (lab-chat is the Rust lab: on Windows run it in WSL2, or on any Linux machine, and copy the folder here;", file=sys.stderr)
+        print("  the files are plain PEM, the same on every system)", file=sys.stderr)
         return None
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.minimum_version = ssl.TLSVersion.TLSv1_2
