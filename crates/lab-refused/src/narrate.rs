@@ -231,18 +231,25 @@ pub fn narrate_backlog(report: &BacklogReport, n: &mut Narrator) -> io::Result<(
              the first SYN: run `lab-refused backlog --deadline-ms 2500` to see it.",
         )?;
     }
-    n.say(
+    // With no resend counted (a deadline under 1 s), say what the kernel would have done.
+    let the_clients_kernel = if report.resent_segments == Some(0) {
+        "and our client's kernel would have sent it again 1 second after the first SYN, \
+         inside the same connect() call, had our deadline not ended the wait first."
+    } else {
+        "and our client's kernel sent it again, first 1 second after the first SYN, all \
+         inside one connect() call, until our deadline ended the wait."
+    };
+    n.say(&format!(
         "No reset came back: the server's kernel dropped each SYN, hoping room would soon be \
-         made, and our client's kernel sent it again, first 1 second after the first SYN, all \
-         inside one connect() call, until our deadline ended the wait. Linux 6.5 and later \
+         made, {the_clients_kernel} Linux 6.5 and later \
          keep resending every second for the first few resends (tcp_syn_linear_timeouts), \
          then double the wait; older kernels doubled from the start: 1, 3, 7, 15 … seconds. TimedOut has no errno here: it is \
          our own deadline, not an answer (without one, Linux gives up with ETIMEDOUT, errno \
          110). A firewall that drops packets looks like this. Not all silence does: a host \
          that is down on the client's own network fails differently (experiment 6); and \
          Windows answers a full accept queue with a reset, so there it is refused (from \
-         sources: docs/01, \"On your machine\").",
-    )
+         sources: docs/01, \"On your machine\")."
+    ))
 }
 
 /// Prints experiment 4.
