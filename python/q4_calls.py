@@ -108,7 +108,7 @@ def partial_send():
                 more += client.send(payload)
         except BlockingIOError as error:
             outcome = describe(error)
-        print(f"result: non-blocking send() of {len(payload)} bytes took {taken}; sending on took {more} more, then {outcome}")
+        print(f"result: non-blocking send() of {len(payload)} bytes took {taken}; the next send() calls took {more} more in all, then {outcome}")
         client.setblocking(True)
         client.settimeout(0.5)
         try:
