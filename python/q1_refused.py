@@ -97,6 +97,10 @@ def retry_loop():
         print(f"result: retry loop: connected at attempt {attempt}, after {refusals} refusals, {ms(took)}")
     else:
         print(f"result: retry loop: gave up after {refusals} refusals, {ms(took)}")
+    if platform.system() == "Windows":
+        # Not checked by this lab: what Windows does when the server appears during those 2 s.
+        print("  On Windows one refused connect() itself lasts about 2 s of SYN resends, far longer")
+        print("  than the server's delay: compare the attempts and the time with Linux's.")
 
 
 def full_queue():
