@@ -298,11 +298,7 @@ fn the_q5_twin_says_how_to_make_certificates_when_they_are_missing() {
 /// (no `BrokenPipeError` traceback for the student to puzzle over), with a non-zero exit.
 #[test]
 fn every_twin_stops_quietly_when_its_reader_leaves() {
-    if lab_kit::twin::python_version().is_none() {
-        lab_kit::skip::skip_unless_ci(
-            "every_twin_stops_quietly_when_its_reader_leaves",
-            "no python3 here",
-        );
+    if !lab_kit::twin::python_here_or_skip("every_twin_stops_quietly_when_its_reader_leaves") {
         return;
     }
     for twin in TWINS {

@@ -110,6 +110,16 @@ pub fn python_version() -> Option<String> {
     (output.status.success() && text.starts_with("Python")).then_some(text)
 }
 
+/// For tests: true when a `python3` runs here; otherwise says that `test` is skipped (which
+/// fails under `CI=true`: CI installs python3).
+pub fn python_here_or_skip(test: &str) -> bool {
+    if python_version().is_some() {
+        return true;
+    }
+    crate::skip::skip_unless_ci(test, "no python3 here");
+    false
+}
+
 /// Runs `twin` with `python3`, passing `args`, for at most `deadline`.
 pub fn run(twin: Twin, args: &[OsString], deadline: Duration) -> Result<TwinRun, TwinError> {
     let script = twin.shown_as();
