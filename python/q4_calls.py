@@ -177,7 +177,7 @@ def reuse_address():
         second.bind(("127.0.0.1", port))
         outcome = "bound: this socket can take the port from the listening server"
     except OSError as error:
-        outcome = f"refused: {describe(error)}"
+        outcome = f"bind failed: {describe(error)}"
     finally:
         second.close()
         first.close()

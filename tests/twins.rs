@@ -211,7 +211,7 @@ fn q4_python_walks_the_calls_and_meets_each_surprise() {
         "listen(0), no accept(): 1 connection(s) completed, the next one: TimeoutError"
     );
     assert!(
-        finding(&run, "SO_REUSEADDR").ends_with("refused: OSError, errno 98 (EADDRINUSE)"),
+        finding(&run, "SO_REUSEADDR").ends_with("bind failed: OSError, errno 98 (EADDRINUSE)"),
         "{}",
         run.stdout
     );
