@@ -155,7 +155,7 @@ fn q3_python_sleeps_at_least_as_asked_costs_no_cpu_and_blocks_an_event_loop() {
     assert!(!ticks.ends_with("asyncio.sleep -> 0 ticks"), "{ticks}");
     let kernel = finding(&run, "while the server slept");
     assert!(
-        kernel.ends_with("sent 28 bytes; the server found 28 bytes waiting when it woke"),
+        kernel.ends_with("sent 28 bytes; at wake-up one non-blocking recv() returned 28 bytes"),
         "{kernel}"
     );
 }
