@@ -67,6 +67,8 @@ def trap(addresses):
             finally:
                 attempt.close()
             print(f"  try {address[0]}: {outcome} in {ms(time.perf_counter() - started)}")
+            if outcome == "connected":
+                break  # as create_connection does: the first address that connects wins
         if addresses[0] != "::1":
             # Windows and macOS list ::1 first: try the two loopbacks in their order.
             print("  as on Windows and macOS, which list ::1 first:")
