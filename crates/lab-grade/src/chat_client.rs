@@ -260,7 +260,7 @@ fn no_server_message(run: &Run<'_>) -> Verdict {
         Ok(port) => port,
         Err(e) => return Verdict::failed(id, format!("The grader could not set up: {e}.")),
     };
-    let mut child = match run.program.start(&run.files, port, false) {
+    let mut child = match run.program.start(&run.sandbox, port, false) {
         Ok(child) => child,
         Err(e) => return Verdict::failed(id, format!("The program could not be started: {e}.")),
     };

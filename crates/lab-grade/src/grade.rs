@@ -18,10 +18,11 @@ use lab_kit::child::{RunningChild, Stream};
 use lab_kit::tls::SessionFacts;
 
 use crate::program::{
-    self, GraderPki, GraderTls, Health, NotListening, RunFiles, SetupError, StudentProgram,
+    self, GraderPki, GraderTls, Health, NotListening, SetupError, StudentProgram,
 };
 use crate::report::{GradeReport, Verdict};
 use crate::rubric::{Assignment, CheckSpec, Rubric};
+use crate::sandbox::Sandbox;
 use crate::wire::{GraderConn, HandshakeFailure, Waited};
 
 /// How long each step may take.
@@ -79,7 +80,8 @@ pub const LINES_PER_ROUND: usize = 3;
 #[derive(Debug)]
 pub struct Run<'a> {
     pub program: &'a StudentProgram,
-    pub files: RunFiles,
+    /// Where and as whom the program runs.
+    pub sandbox: Sandbox,
     pub tls: GraderTls,
     pub options: GradeOptions,
 }
@@ -94,7 +96,7 @@ pub fn grade(
 ) -> Result<GradeReport, SetupError> {
     let run = Run {
         program,
-        files: RunFiles::write(pki)?,
+        sandbox: Sandbox::new(pki, program.dir.as_deref())?,
         tls: GraderTls::new(pki)?,
         options,
     };
@@ -195,7 +197,7 @@ impl Run<'_> {
             })?;
             let mut child =
                 self.program
-                    .start(&self.files, port, true)
+                    .start(&self.sandbox, port, true)
                     .map_err(|e| SceneFailure {
                         reason: SceneProblem::NotListening(NotListening::Spawn(e.to_string())),
                         child: None,
@@ -249,7 +251,7 @@ impl Run<'_> {
         let port = listener.local_addr().map_err(setup)?.port();
         let mut child = self
             .program
-            .start(&self.files, port, false)
+            .start(&self.sandbox, port, false)
             .map_err(|e| SceneFailure {
                 reason: SceneProblem::NotListening(NotListening::Spawn(e.to_string())),
                 child: None,
@@ -274,9 +276,11 @@ impl Run<'_> {
         Scene::after_handshake(child, handshake)
     }
 
-    /// Stops the program (SIGTERM to its group, SIGKILL after the grace) and reaps it.
+    /// Stops the program (SIGTERM to its group, SIGKILL after the grace), reaps it, and
+    /// ends every other process of its throwaway user (escapees from its group included).
     pub fn stop(&self, child: &mut RunningChild) {
         program::stop(child, self.options.deadlines.grace);
+        self.sandbox.end_all();
     }
 
     /// Watches the program for up to `watch` (less if it exits), then reads its health.

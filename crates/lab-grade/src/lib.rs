@@ -10,6 +10,7 @@
 //!
 //! - [`rubric`]: the checks of each assignment and their points (overridable with TOML).
 //! - [`program`]: the student's command, the run's certificates, starting the program.
+//! - [`sandbox`]: where and as whom it runs (throwaway user, limits, clean environment).
 //! - [`wire`]: the grader's end of a connection, with a deadline on every wait.
 //! - [`grade`]: a grading run and the machinery every check shares.
 //! - [`chat_server`], [`chat_client`], [`echo_server`]: the checks themselves;
@@ -28,6 +29,7 @@ pub mod grade;
 pub mod program;
 pub mod report;
 pub mod rubric;
+pub mod sandbox;
 pub mod wire;
 
 pub use grade::{Deadlines, GradeOptions, grade};
