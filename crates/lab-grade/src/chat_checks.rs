@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use lab_kit::child::Stream;
 
+use crate::advice::Remedy;
 use crate::grade::{
-    DUPLEX_ADVICE, DUPLEX_ROUNDS, FRAMING_ADVICE, LINES_PER_ROUND, Run, SPLIT_GAP, Scene,
-    SceneFailure, judge_two_lines, line_with, wait_shown, waited_words, with_program_output,
+    DUPLEX_ROUNDS, LINES_PER_ROUND, Run, SPLIT_GAP, Scene, SceneFailure, judge_two_lines,
+    line_with, wait_shown, waited_words,
 };
 use crate::report::Verdict;
 use crate::wire::Waited;
@@ -126,7 +127,7 @@ pub fn line_shown(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict 
             .saw(format!(
                 "the grader sent {line:?}; the {program} printed {printed:?}"
             )),
-            None => with_program_output(
+            None => run.with_output(
                 Verdict::failed(
                     id,
                     format!(
@@ -155,7 +156,7 @@ pub fn typed_line_sent(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Ver
     } = *role;
     let token = token_of(typed);
     let mut verdict = match scene.child.write_stdin(&format!("{typed}\n")) {
-        Err(_) => with_program_output(
+        Err(_) => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -185,7 +186,7 @@ pub fn typed_line_sent(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Ver
                 }
                 verdict
             }
-            other => with_program_output(
+            other => run.with_output(
                 Verdict::failed(
                     id,
                     format!(
@@ -220,8 +221,8 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
         ..
     } = *role;
     let fail = |scene: &mut Scene, text: String| {
-        with_program_output(
-            Verdict::failed(id, text).say(DUPLEX_ADVICE),
+        run.with_output(
+            Verdict::failed(id, text).say(run.remedy(Remedy::Duplex)),
             &mut scene.child,
         )
     };
@@ -312,23 +313,34 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
     )
 }
 
+/// How long the framing check waits for a prompt before it sends (a program without one
+/// costs this once; one with a prompt draws it in microseconds).
+pub const PROMPT_WAIT: Duration = Duration::from_millis(300);
+
 /// Framing, part one: two lines in one TCP segment must be shown as two lines.
 pub fn framing_two_lines(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict {
     let id = "framing_two_lines";
     let (first, second) = ("first of two: grape", "second of two: honeydew");
+    // A prompt is text the program printed, without a newline, before the grader sent
+    // anything: it cannot be a decoration of lines it had not received yet. A program that
+    // draws one does so as it starts waiting, so give it a moment to appear.
+    let _ = scene
+        .child
+        .wait_for_partial(Stream::Stdout, PROMPT_WAIT, |p| !p.is_empty());
+    let prompts = scene.child.partials_seen(Stream::Stdout);
     // One write, TCP_NODELAY on: both lines leave in one TCP segment (and one TLS record).
     if let Err(e) = scene.conn.send(format!("{first}\n{second}\n").as_bytes()) {
         return could_not_send(id, &e);
     }
     let _ = wait_shown(&scene.child, token_of(second), run.step_deadline());
     let lines = scene.child.lines(Stream::Stdout);
-    match judge_two_lines(&lines, first, second) {
+    match judge_two_lines(&lines, first, second, &prompts) {
         Ok(seen) => Verdict::passed(
             id,
             "Two lines that arrived in one TCP segment were shown as two lines.",
         )
         .saw(format!("the {} printed {seen}", role.program)),
-        Err(problem) => with_program_output(
+        Err(problem) => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -336,7 +348,7 @@ pub fn framing_two_lines(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> V
                     role.grader_sender
                 ),
             )
-            .say(FRAMING_ADVICE),
+            .say(run.remedy(Remedy::Framing)),
             &mut scene.child,
         ),
     }
@@ -365,7 +377,7 @@ pub fn framing_split_line(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> 
             "A line that arrived in two TCP segments was shown as one line.",
         )
         .saw(format!("the {program} printed {printed:?}")),
-        Some(printed) => with_program_output(
+        Some(printed) => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -373,15 +385,15 @@ pub fn framing_split_line(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> 
                     SPLIT_GAP.as_millis()
                 ),
             )
-            .say(FRAMING_ADVICE),
+            .say(run.remedy(Remedy::Framing)),
             &mut scene.child,
         ),
-        None => with_program_output(
+        None => run.with_output(
             Verdict::failed(
                 id,
                 format!("{grader_sender} sent {whole:?} in two pieces, and it never appeared in the {program}'s output. (A {program} that waits for its own user before it reads the socket shows nothing here: see the full-duplex check.)"),
             )
-            .say(FRAMING_ADVICE),
+            .say(run.remedy(Remedy::Framing)),
             &mut scene.child,
         ),
     }

@@ -6,8 +6,9 @@
 
 use lab_kit::child::Stream;
 
+use crate::advice::Remedy;
 use crate::chat_checks;
-use crate::grade::{Run, Scene, SceneProblem, line_with, wait_shown, with_program_output};
+use crate::grade::{Run, Scene, SceneProblem, line_with, wait_shown};
 use crate::report::Verdict;
 use crate::wire::{Ending, HandshakeFailure};
 
@@ -28,11 +29,11 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
                     "tls_handshake",
                     format!("The TLS handshake failed: {}.", handshake.describe()),
                 )
-                .say(handshake_advice(handshake));
+                .say(handshake_advice(run, handshake));
                 let version = version_after_failure(handshake);
                 if let Some(mut child) = failure.child {
                     run.settle_then_stop(&mut child);
-                    failed = with_program_output(failed, &mut child);
+                    failed = run.with_output(failed, &mut child);
                 }
                 verdicts.push(failed);
                 verdicts.push(version);
@@ -103,9 +104,9 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
 }
 
 /// What to tell a student whose server failed the handshake.
-fn handshake_advice(failure: &HandshakeFailure) -> String {
+fn handshake_advice(run: &Run<'_>, failure: &HandshakeFailure) -> String {
     match failure {
-        HandshakeFailure::TimedOut => "The server never answered the grader's TLS ClientHello. If it speaks plaintext, it is waiting for a line that never comes: wrap the accepted socket with an ssl.SSLContext (PROTOCOL_TLS_SERVER, load_cert_chain({cert}, {key})), or grade it with --plaintext.".into(),
+        HandshakeFailure::TimedOut => format!("The server never answered the grader's TLS ClientHello. If it speaks plaintext, it is waiting for a line that never comes: {}, or grade it with --plaintext.", run.remedy(Remedy::TlsServer)),
         HandshakeFailure::PeerClosed => "The server closed the connection instead of answering the TLS ClientHello. A plaintext server does that when it takes the ClientHello's binary bytes for a message (and a UnicodeDecodeError in its output is that ClientHello): wrap the accepted socket with TLS, or grade it with --plaintext. A TLS server does it when it cannot load the certificate and key it is given ({cert} and {key}, or LAB_CERT and LAB_KEY).".into(),
         HandshakeFailure::Tls(error) if error.contains("certificate") || error.contains("Certificate") => "The grader did not accept the server's certificate: present the certificate the grader gives ({cert}, signed by the lab CA, for localhost), not one of your own.".into(),
         HandshakeFailure::Tls(error) if error.contains("ProtocolVersion") || error.contains("PeerIncompatible") => "The server only offered TLS versions older than 1.2, which are no longer considered safe: use ssl.PROTOCOL_TLS_SERVER and do not lower minimum_version.".into(),
@@ -148,22 +149,22 @@ fn exit_handled(run: &Run<'_>, scene: &mut Scene) -> Verdict {
                 verdict = verdict.saw(format!("the server then ended: {status}"));
             }
             if scene.facts.is_some() && ending_is_truncated(&scene.conn) {
-                verdict = verdict.say("It closed without a TLS close_notify: call unwrap() (or close the SSLSocket) so the client can tell a goodbye from a cut connection.");
+                verdict = verdict.say(run.remedy(Remedy::CloseNotify));
             }
             verdict
         }
-        Some(_) | None if !health.is_healthy() => with_program_output(
+        Some(_) | None if !health.is_healthy() => run.with_output(
             Verdict::failed(id, "After the client sent Exit, the server crashed."),
             &mut scene.child,
         ),
-        Some(other) => with_program_output(
+        Some(other) => run.with_output(
             Verdict::failed(
                 id,
                 format!("After the client sent Exit, {}.", other.describe()),
             ),
             &mut scene.child,
         ),
-        None => with_program_output(
+        None => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -194,9 +195,16 @@ fn abrupt_disconnect(run: &Run<'_>, secure: bool) -> Verdict {
     let _ = conn.send(b"about to vanish: jackfruit\n");
     let _ = wait_shown(&child, "jackfruit", run.step_deadline());
     conn.vanish();
-    // The server's user keeps typing: the next send meets the vanished client.
-    let _ = child.write_stdin("are you still there? kiwi\n");
-    let health = run.settle(&mut child);
+    // First the reset alone: a chat server is always reading its socket, so the reset
+    // reaches its read, and a server that dies of it dies now. (Typing at once, as before,
+    // raced the reset: the server could meet it on its write instead and then read a
+    // clean end-of-file, and a reset-crashing server sometimes passed.)
+    let mut health = run.settle(&mut child);
+    if health.is_healthy() && health.exited.is_none() {
+        // Then the server's user keeps typing: the next send meets the vanished client.
+        let _ = child.write_stdin("are you still there? kiwi\n");
+        health = run.settle(&mut child);
+    }
     let mut verdict = if health.is_healthy() {
         let state = match &health.exited {
             Some(status) => format!("it then ended normally ({status})"),
@@ -211,7 +219,7 @@ fn abrupt_disconnect(run: &Run<'_>, secure: bool) -> Verdict {
         )
         .saw(state)
     } else {
-        with_program_output(
+        run.with_output(
             Verdict::failed(
                 id,
                 "The client vanished mid-session (a TCP reset, no goodbye, no close_notify), the server's user typed a line, and the server crashed. A peer can vanish at any time (a closed laptop, a killed program): one client must never bring the server down.",
@@ -238,7 +246,7 @@ fn plaintext_refused(run: &Run<'_>) -> Verdict {
             let printed = line_with(&scene.child.text(Stream::Stdout), "lemon");
             let answer = scene.conn.received_bytes();
             let mut verdict = match (&printed, health.is_healthy()) {
-                (Some(printed), _) => with_program_output(
+                (Some(printed), _) => run.with_output(
                     Verdict::failed(
                         id,
                         format!(
@@ -247,10 +255,10 @@ fn plaintext_refused(run: &Run<'_>) -> Verdict {
                     ),
                     &mut scene.child,
                 ),
-                (None, false) => with_program_output(
+                (None, false) => run.with_output(
                     Verdict::failed(
                         id,
-                        "The server did not show the plaintext message, but it crashed on it: one bad client must not stop the server. Catch ssl.SSLError around the handshake and go on to the next client.",
+                        format!("The server did not show the plaintext message, but it crashed on it: one bad client must not stop the server. {}", run.remedy(Remedy::SurviveBadHandshake)),
                     ),
                     &mut scene.child,
                 ),

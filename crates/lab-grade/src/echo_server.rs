@@ -10,7 +10,9 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::grade::{FRAMING_ADVICE, Run, Scene, waited_words, with_program_output};
+use crate::advice::Remedy;
+use crate::grade::{Run, Scene, waited_words};
+use crate::program;
 use crate::report::Verdict;
 use crate::wire::{GraderConn, Waited};
 
@@ -121,11 +123,10 @@ fn echo_exactly(
             ),
         );
         if split.is_some() || message.iter().filter(|&&b| b == b'\n').count() > 1 {
-            verdict = verdict.say(FRAMING_ADVICE).say(
-                "An echo server needs no framing at all: send back exactly the bytes each recv() returned (sendall(data)), without stripping or adding anything.",
-            );
+            // An echo server must not look for lines at all: only the echo advice applies.
+            verdict = verdict.say(run.remedy(Remedy::EchoExact));
         }
-        with_program_output(verdict, &mut scene.child)
+        run.with_output(verdict, &mut scene.child)
     }
 }
 
@@ -140,7 +141,7 @@ fn several_clients(run: &Run<'_>, scene: &mut Scene) -> Verdict {
     let mut second = match TcpStream::connect_timeout(&addr, run.options.deadlines.step) {
         Ok(tcp) => GraderConn::plain(tcp),
         Err(e) => {
-            return with_program_output(
+            return run.with_output(
                 Verdict::failed(
                     id,
                     format!(
@@ -155,7 +156,7 @@ fn several_clients(run: &Run<'_>, scene: &mut Scene) -> Verdict {
     let _ = second.send(b"second client: yam\n");
     let waited = second.wait_for_text("yam\n", run.step_deadline());
     if waited != Waited::Arrived {
-        return with_program_output(
+        return run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -170,7 +171,7 @@ fn several_clients(run: &Run<'_>, scene: &mut Scene) -> Verdict {
     let _ = scene.conn.send(b"first client: zucchini\n");
     let waited = scene.conn.wait_for_text("zucchini\n", run.step_deadline());
     if waited != Waited::Arrived {
-        return with_program_output(
+        return run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -244,7 +245,7 @@ fn judge_burst(
         let end = (same + 24).min(bytes.len());
         String::from_utf8_lossy(&bytes[same.saturating_sub(8).min(end)..end]).into_owned()
     };
-    with_program_output(
+    run.with_output(
         Verdict::failed(
             id,
             format!(
@@ -259,8 +260,8 @@ fn judge_burst(
                 context(got)
             ),
         )
-        .say(FRAMING_ADVICE)
-        .say("Use sendall(data) rather than send(data): send may write only part of a large buffer and return how much it wrote."),
+        .say(run.remedy(Remedy::EchoExact))
+        .say(run.remedy(Remedy::SendAll)),
         &mut scene.child,
     )
 }
@@ -282,6 +283,9 @@ fn client_vanishes(run: &Run<'_>) -> Verdict {
     let _ = conn.wait_for_text("jackfruit\n", run.step_deadline());
     let _ = conn.send(b"unread when the client vanished\n");
     conn.vanish();
+    // The reset reaches the server's read before anything else happens: a server that
+    // dies of it dies in this window, every time, not only when it loses a race.
+    let _ = program::wait_exit(&mut child, run.options.deadlines.watch);
     let served = match addr {
         Ok(addr) => match TcpStream::connect_timeout(&addr, run.options.deadlines.step) {
             Ok(tcp) => {
@@ -296,7 +300,7 @@ fn client_vanishes(run: &Run<'_>) -> Verdict {
     // Served: the server is fine now. Not served: it may be crashing right now, so give it
     // the watch window to finish dying and print its traceback.
     let health = if served {
-        crate::program::health(&mut child)
+        run.health(&mut child)
     } else {
         run.settle(&mut child)
     };
@@ -306,13 +310,16 @@ fn client_vanishes(run: &Run<'_>) -> Verdict {
             "A client vanished (a TCP reset, no goodbye), and the server went on to serve the next client.",
         )
     } else {
-        with_program_output(
+        run.with_output(
             Verdict::failed(
                 id,
                 if health.is_healthy() {
-                    "A client vanished (a TCP reset), and the next client got no echo."
+                    "A client vanished (a TCP reset), and the next client got no echo.".to_string()
                 } else {
-                    "A client vanished (a TCP reset), and the server crashed: one client must never bring the server down. Catch ConnectionResetError and BrokenPipeError per client."
+                    format!(
+                        "A client vanished (a TCP reset), and the server crashed: one client must never bring the server down. {}",
+                        run.remedy(Remedy::PeerGone)
+                    )
                 },
             ),
             &mut child,

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use lab_kit::child::{RunningChild, Stream};
 use lab_kit::tls::SessionFacts;
 
+use crate::advice::{Language, Remedy};
 use crate::program::{
     self, GraderPki, GraderTls, Health, NotListening, SetupError, StudentProgram,
 };
@@ -82,6 +83,8 @@ pub struct Run<'a> {
     pub program: &'a StudentProgram,
     /// Where and as whom the program runs.
     pub sandbox: Sandbox,
+    /// The submission's language, for advice in its own terms.
+    pub language: Language,
     pub tls: GraderTls,
     pub options: GradeOptions,
 }
@@ -97,6 +100,10 @@ pub fn grade(
     let run = Run {
         program,
         sandbox: Sandbox::new(pki, program.dir.as_deref())?,
+        language: crate::advice::detect_language(
+            &program.argv,
+            program.dir.as_deref().or(program.workdir.as_deref()),
+        ),
         tls: GraderTls::new(pki)?,
         options,
     };
@@ -286,7 +293,7 @@ impl Run<'_> {
     /// Watches the program for up to `watch` (less if it exits), then reads its health.
     pub fn settle(&self, child: &mut RunningChild) -> Health {
         let _ = program::wait_exit(child, self.options.deadlines.watch);
-        program::health(child)
+        program::health(child, self.language)
     }
 
     /// The first check of a server assignment, passed: the program accepted the grader's
@@ -366,7 +373,7 @@ impl Run<'_> {
         );
         if let Some(mut child) = failure.child {
             self.settle_then_stop(&mut child);
-            verdict = with_program_output(verdict, &mut child);
+            verdict = self.with_output(verdict, &mut child);
         }
         verdict
     }
@@ -382,9 +389,30 @@ impl Run<'_> {
     }
 }
 
+impl Run<'_> {
+    /// The advice for `remedy`, in the submission's language.
+    pub fn remedy(&self, remedy: Remedy) -> String {
+        crate::advice::remedy(remedy, self.language)
+    }
+
+    /// The program's health now, with advice in its language.
+    pub fn health(&self, child: &mut RunningChild) -> Health {
+        program::health(child, self.language)
+    }
+
+    /// Adds the program's crash line, advice and last output lines to a failed verdict.
+    pub fn with_output(&self, verdict: Verdict, child: &mut RunningChild) -> Verdict {
+        with_program_output(verdict, child, self.language)
+    }
+}
+
 /// Adds the program's crash line, advice and last output lines to a failed verdict.
-pub fn with_program_output(mut verdict: Verdict, child: &mut RunningChild) -> Verdict {
-    let health = program::health(child);
+fn with_program_output(
+    mut verdict: Verdict,
+    child: &mut RunningChild,
+    language: Language,
+) -> Verdict {
+    let health = program::health(child, language);
     if let Some(status) = &health.exited {
         verdict = verdict.saw(format!("the program ended: {status}"));
     }
@@ -490,19 +518,45 @@ pub fn wait_shown(child: &RunningChild, token: &str, deadline: Instant) -> Optio
 
 /// Judges the two-lines-in-one-segment test from the lines a program printed: both lines
 /// must appear on lines of their own, decorated alike (`peer: first`, `peer: second`).
-pub fn judge_two_lines(lines: &[String], first: &str, second: &str) -> Result<String, String> {
-    let line_a = lines.iter().find(|l| l.contains(first));
-    let line_b = lines.iter().find(|l| l.contains(second));
+///
+/// A prompt is not a decoration: a program that printed `> ` and waited for its user
+/// shows the first line after the prompt (`> peer: first`) and the second without it.
+/// `prompts` are the texts the program printed without a newline and paused on (see
+/// `RunningChild::partials_seen`); one of them at the start of a line is set aside.
+pub fn judge_two_lines(
+    lines: &[String],
+    first: &str,
+    second: &str,
+    prompts: &[String],
+) -> Result<String, String> {
+    let found = |token: &str| lines.iter().find(|l| l.contains(token)).cloned();
+    let (line_a, line_b) = (found(first), found(second));
+    if let (Some(a), Some(b)) = (&line_a, &line_b)
+        && a != b
+    {
+        let unprompted = |line: &str, token: &str| -> String {
+            prompts
+                .iter()
+                .filter(|p| !p.is_empty())
+                .find_map(|p| {
+                    line.strip_prefix(p.as_str())
+                        .filter(|rest| rest.contains(token))
+                })
+                .unwrap_or(line)
+                .to_string()
+        };
+        let (bare_a, bare_b) = (unprompted(a, first), unprompted(b, second));
+        if (bare_a != *a || bare_b != *b) && alike(&bare_a, first, &bare_b, second) {
+            return Ok(format!("{a:?} and {b:?} (after its prompt)"));
+        }
+    }
+    let (line_a, line_b) = (line_a.as_ref(), line_b.as_ref());
     match (line_a, line_b) {
         (Some(a), Some(b)) if a == b => Err(format!(
             "Both lines were shown as one: {a:?}. The program printed what one recv() returned, which here held two messages."
         )),
         (Some(a), Some(b)) => {
-            let split = |line: &str, token: &str| {
-                let at = line.find(token).unwrap_or(0);
-                (line[..at].to_string(), line[at + token.len()..].to_string())
-            };
-            if split(a, first) == split(b, second) {
+            if alike(a, first, b, second) {
                 Ok(format!("{a:?} and {b:?}"))
             } else {
                 Err(format!(
@@ -520,11 +574,15 @@ pub fn judge_two_lines(lines: &[String], first: &str, second: &str) -> Result<St
     }
 }
 
-/// The advice that goes with a framing failure.
-pub const FRAMING_ADVICE: &str = "TCP is a byte stream: it keeps no message boundaries, so one recv() can return two messages or half of one. Keep a buffer, and take a message out only when its newline has arrived (Python: sock.makefile('r') and readline(), or asyncio's reader.readline()).";
-
-/// The advice that goes with a full-duplex failure.
-pub const DUPLEX_ADVICE: &str = "This is the strict-alternation design: the program waits for its own user to type (input()) before it reads the socket again, or the other way round, so the conversation must go turn by turn. A chat must wait for both at once: one thread or loop that watches stdin and the socket together (selectors or asyncio), as the reference solution does. Two threads that share one ssl.SSLSocket are not safe: OpenSSL forbids using one connection from two threads at once.";
+/// True if `a` shows `first` decorated exactly as `b` shows `second`.
+fn alike(a: &str, first: &str, b: &str, second: &str) -> bool {
+    let split = |line: &str, token: &str| {
+        line.find(token)
+            .map(|at| (line[..at].to_string(), line[at + token.len()..].to_string()))
+    };
+    let (a, b) = (split(a, first), split(b, second));
+    a.is_some() && a == b
+}
 
 #[cfg(test)]
 mod tests {
@@ -536,12 +594,24 @@ mod tests {
 
     #[test]
     fn two_lines_must_be_shown_alike() {
-        assert!(judge_two_lines(&lines(&["peer: a1", "peer: b2"]), "a1", "b2").is_ok());
-        assert!(judge_two_lines(&lines(&["a1", "b2"]), "a1", "b2").is_ok());
-        let naive = judge_two_lines(&lines(&["Client: a1", "b2", ""]), "a1", "b2");
+        let none: &[String] = &[];
+        assert!(judge_two_lines(&lines(&["peer: a1", "peer: b2"]), "a1", "b2", none).is_ok());
+        assert!(judge_two_lines(&lines(&["a1", "b2"]), "a1", "b2", none).is_ok());
+        let naive = judge_two_lines(&lines(&["Client: a1", "b2", ""]), "a1", "b2", none);
         assert!(naive.unwrap_err().contains("not shown like the first"));
-        let one = judge_two_lines(&lines(&["b'a1\\nb2\\n'"]), "a1", "b2");
+        let one = judge_two_lines(&lines(&["b'a1\\nb2\\n'"]), "a1", "b2", none);
         assert!(one.unwrap_err().contains("as one"));
-        assert!(judge_two_lines(&lines(&["peer: a1"]), "a1", "b2").is_err());
+        assert!(judge_two_lines(&lines(&["peer: a1"]), "a1", "b2", none).is_err());
+        // A prompt printed before the first line is not a decoration…
+        let prompts = lines(&["> ", "You: "]);
+        let prompted = lines(&["> client: a1", "client: b2"]);
+        assert!(judge_two_lines(&prompted, "a1", "b2", &prompts).is_ok());
+        let you = lines(&["You: Peer: a1", "Peer: b2"]);
+        assert!(judge_two_lines(&you, "a1", "b2", &prompts).is_ok());
+        // …but the same text is, when the program never paused on it.
+        assert!(judge_two_lines(&prompted, "a1", "b2", none).is_err());
+        // And a merged line stays merged, prompt or not.
+        let merged = lines(&["> client: a1", "b2"]);
+        assert!(judge_two_lines(&merged, "a1", "b2", &prompts).is_err());
     }
 }

@@ -391,16 +391,23 @@ impl Health {
     }
 }
 
-/// Reads the program's health now (without waiting).
-pub fn health(child: &mut RunningChild) -> Health {
+/// Reads the program's health now (without waiting), with advice in `language`'s terms.
+///
+/// A death by a signal is a crash even when nothing was printed (a C program killed by
+/// SIGSEGV, or by SIGPIPE when it writes to a vanished peer): the signal is the crash line.
+pub fn health(child: &mut RunningChild, language: advice::Language) -> Health {
+    use std::os::unix::process::ExitStatusExt;
     let status = child.try_status().ok().flatten();
     let stderr = child.text(Stream::Stderr);
     let stdout = child.text(Stream::Stdout);
+    let signal_death = status.filter(|s| s.signal().is_some()).map(describe_status);
     Health {
         exited: status.map(describe_status),
         failed_exit: status.is_some_and(|s| !s.success()),
-        crash: advice::crash_line(&stderr).or_else(|| advice::crash_line(&stdout)),
-        advice: advice::for_output(&format!("{stderr}\n{stdout}")),
+        crash: advice::crash_line(&stderr)
+            .or_else(|| advice::crash_line(&stdout))
+            .or(signal_death),
+        advice: advice::for_output(&format!("{stderr}\n{stdout}"), language),
     }
 }
 

@@ -77,6 +77,8 @@ struct OutputState {
     lines: Vec<String>,
     /// Text after the last newline: a prompt such as `> ` waits here for its line's end.
     partial: String,
+    /// Every distinct non-empty `partial` seen (at most a few, each short): the prompts.
+    partials_seen: Vec<String>,
     kept_bytes: usize,
     dropped_bytes: u64,
     closed: bool,
@@ -108,6 +110,13 @@ impl Output {
     fn set_partial(&self, partial: String) {
         let mut state = self.lock();
         if state.partial != partial {
+            if !partial.is_empty()
+                && partial.len() <= 64
+                && state.partials_seen.len() < 16
+                && !state.partials_seen.contains(&partial)
+            {
+                state.partials_seen.push(partial.clone());
+            }
             state.partial = partial;
             self.changed.notify_all();
         }
@@ -335,6 +344,12 @@ impl RunningChild {
     /// How many whole lines of `stream` have been collected so far.
     pub fn line_count(&self, stream: Stream) -> usize {
         self.output(stream).lock().lines.len()
+    }
+
+    /// Every short text that `stream` printed without a newline and then paused on, in the
+    /// order seen (at most 16): the program's prompts, such as `> ` or `You: `.
+    pub fn partials_seen(&self, stream: Stream) -> Vec<String> {
+        self.output(stream).lock().partials_seen.clone()
     }
 
     /// The text printed after the last newline of `stream` (a prompt waiting for input).
