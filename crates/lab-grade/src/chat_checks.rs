@@ -21,7 +21,7 @@ use crate::grade::{
     line_with, wait_shown, waited_words,
 };
 use crate::report::Verdict;
-use crate::wire::Waited;
+use crate::wire::{Waited, tokened};
 
 /// The words and sample lines that make a shared check speak about one role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +111,7 @@ pub fn line_shown(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict 
         line_sent: line,
         ..
     } = *role;
+    let line = &tokened(line);
     let mut verdict = match scene.conn.send(format!("{line}\n").as_bytes()) {
         Err(e) => Verdict::failed(
             id,
@@ -154,6 +155,7 @@ pub fn typed_line_sent(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Ver
         line_typed: typed,
         ..
     } = *role;
+    let typed = &tokened(typed);
     let token = token_of(typed);
     let mut verdict = match scene.child.write_stdin(&format!("{typed}\n")) {
         Err(_) => run.with_output(
@@ -227,9 +229,9 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
         )
     };
     // The grader speaks twice while nobody types at the program.
-    for line in role.duplex_sent {
+    for line in role.duplex_sent.map(tokened) {
         if scene.conn.send(format!("{line}\n").as_bytes()).is_err()
-            || wait_shown(&scene.child, token_of(line), run.step_deadline()).is_none()
+            || wait_shown(&scene.child, token_of(&line), run.step_deadline()).is_none()
         {
             return fail(
                 scene,
@@ -242,13 +244,13 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
         }
     }
     // The program's user types twice while the grader says nothing.
-    for line in role.duplex_typed {
+    for line in role.duplex_typed.map(tokened) {
         if scene.child.write_stdin(&format!("{line}\n")).is_err() {
             return fail(scene, format!("The {program}'s standard input was closed."));
         }
         let waited = scene
             .conn
-            .wait_for_text(token_of(line), run.step_deadline());
+            .wait_for_text(token_of(&line), run.step_deadline());
         if waited != Waited::Arrived {
             return fail(
                 scene,
@@ -262,25 +264,23 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
     // Both at once, several rounds: typed and sent lines interleaved, then every line of
     // the round looked for on its way out.
     for round in 1..=DUPLEX_ROUNDS {
-        for k in 1..=LINES_PER_ROUND {
-            let _ = scene
-                .child
-                .write_stdin(&format!("round {round} typed {k}\n"));
-            let _ = scene
-                .conn
-                .send(format!("round {round} sent {k}\n").as_bytes());
+        let typed: Vec<String> = (1..=LINES_PER_ROUND)
+            .map(|k| tokened(&format!("round {round} typed {k}")))
+            .collect();
+        let sent: Vec<String> = (1..=LINES_PER_ROUND)
+            .map(|k| tokened(&format!("round {round} sent {k}")))
+            .collect();
+        for (typed, sent) in typed.iter().zip(&sent) {
+            let _ = scene.child.write_stdin(&format!("{typed}\n"));
+            let _ = scene.conn.send(format!("{sent}\n").as_bytes());
         }
-        let last_typed = format!("round {round} typed {LINES_PER_ROUND}");
-        let waited = scene.conn.wait_for_text(&last_typed, run.step_deadline());
-        let last_sent = format!("round {round} sent {LINES_PER_ROUND}");
-        let shown = wait_shown(&scene.child, &last_sent, run.step_deadline());
+        let last = LINES_PER_ROUND - 1;
+        let waited = scene.conn.wait_for_text(&typed[last], run.step_deadline());
+        let shown = wait_shown(&scene.child, &sent[last], run.step_deadline());
         let received = scene.conn.received_text();
         let printed = scene.child.text(Stream::Stdout);
-        let all_typed = waited == Waited::Arrived
-            && (1..=LINES_PER_ROUND)
-                .all(|k| received.contains(&format!("round {round} typed {k}")));
-        let all_sent = shown.is_some()
-            && (1..=LINES_PER_ROUND).all(|k| printed.contains(&format!("round {round} sent {k}")));
+        let all_typed = waited == Waited::Arrived && typed.iter().all(|t| received.contains(t));
+        let all_sent = shown.is_some() && sent.iter().all(|s| printed.contains(s));
         if !all_typed || !all_sent {
             let mut verdict = fail(
                 scene,
@@ -320,7 +320,10 @@ pub const PROMPT_WAIT: Duration = Duration::from_millis(300);
 /// Framing, part one: two lines in one TCP segment must be shown as two lines.
 pub fn framing_two_lines(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict {
     let id = "framing_two_lines";
-    let (first, second) = ("first of two: grape", "second of two: honeydew");
+    let (first, second) = (
+        &tokened("first of two: grape"),
+        &tokened("second of two: honeydew"),
+    );
     // A prompt is text the program printed, without a newline, before the grader sent
     // anything: it cannot be a decoration of lines it had not received yet. A program that
     // draws one does so as it starts waiting, so give it a moment to appear.
@@ -362,7 +365,11 @@ pub fn framing_split_line(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> 
         grader_sender,
         ..
     } = *role;
-    let (head, rest) = ("one line in two segments: ice", "berry");
+    let head = &format!(
+        "one line in two segments {}: ice",
+        crate::wire::fresh_token()
+    );
+    let rest = &tokened("berry");
     if let Err(e) =
         scene
             .conn

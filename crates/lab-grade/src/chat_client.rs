@@ -225,10 +225,12 @@ fn impostor(run: &Run<'_>, id: &'static str, kind: Impostor) -> Verdict {
         }
         Ok((mut conn, facts)) => {
             // It trusted the impostor. Show what that costs.
-            let _ = conn.send(b"impostor says: trust me: strawberry\n");
-            let _ = child.write_stdin("my password is tangerine\n");
-            let leaked = conn.wait_for_text("tangerine", run.step_deadline()) == Waited::Arrived;
-            let believed = wait_shown(&child, "strawberry", run.step_deadline());
+            let strawberry = crate::wire::tokened("strawberry");
+            let tangerine = crate::wire::tokened("tangerine");
+            let _ = conn.send(format!("impostor says: trust me: {strawberry}\n").as_bytes());
+            let _ = child.write_stdin(&format!("my password is {tangerine}\n"));
+            let leaked = conn.wait_for_text(&tangerine, run.step_deadline()) == Waited::Arrived;
+            let believed = wait_shown(&child, &strawberry, run.step_deadline());
             let mut verdict = Verdict::failed(
                 id,
                 format!("The client completed a TLS handshake ({}) with {who}: it would talk to anyone who intercepts the connection.", facts.protocol),
@@ -238,8 +240,9 @@ fn impostor(run: &Run<'_>, id: &'static str, kind: Impostor) -> Verdict {
                 Impostor::WrongName => Remedy::VerifyName,
             }));
             if leaked {
-                verdict = verdict
-                    .saw("the impostor received what the user typed: \"my password is tangerine\"");
+                verdict = verdict.saw(format!(
+                    "the impostor received what the user typed: \"my password is {tangerine}\""
+                ));
             }
             if let Some(printed) = believed {
                 verdict = verdict.saw(format!(

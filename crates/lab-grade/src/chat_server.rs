@@ -10,7 +10,7 @@ use crate::advice::Remedy;
 use crate::chat_checks;
 use crate::grade::{Run, Scene, SceneProblem, line_with, wait_shown};
 use crate::report::Verdict;
-use crate::wire::{Ending, HandshakeFailure};
+use crate::wire::{Ending, HandshakeFailure, tokened};
 
 /// Runs every chat-server check.
 pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
@@ -192,8 +192,9 @@ fn abrupt_disconnect(run: &Run<'_>, secure: bool) -> Verdict {
         Ok(scene) => scene,
         Err(failure) => return run.scene_failed(id, failure),
     };
-    let _ = conn.send(b"about to vanish: jackfruit\n");
-    let _ = wait_shown(&child, "jackfruit", run.step_deadline());
+    let jackfruit = tokened("jackfruit");
+    let _ = conn.send(format!("about to vanish: {jackfruit}\n").as_bytes());
+    let _ = wait_shown(&child, &jackfruit, run.step_deadline());
     conn.vanish();
     // First the reset alone: a chat server is always reading its socket, so the reset
     // reaches its read, and a server that dies of it dies now. (Typing at once, as before,
@@ -202,7 +203,7 @@ fn abrupt_disconnect(run: &Run<'_>, secure: bool) -> Verdict {
     let mut health = run.settle(&mut child);
     if health.is_healthy() && health.exited.is_none() {
         // Then the server's user keeps typing: the next send meets the vanished client.
-        let _ = child.write_stdin("are you still there? kiwi\n");
+        let _ = child.write_stdin(&format!("are you still there? {}\n", tokened("kiwi")));
         health = run.settle(&mut child);
     }
     let mut verdict = if health.is_healthy() {
@@ -239,11 +240,12 @@ fn plaintext_refused(run: &Run<'_>) -> Verdict {
         id,
         |run| run.open_server(false),
         |run, scene| {
-            let line = "plaintext hello: lemon";
+            let lemon = tokened("lemon");
+            let line = format!("plaintext hello: {lemon}");
             let _ = scene.conn.send(format!("{line}\n").as_bytes());
             let ending = scene.conn.wait_for_end(run.step_deadline());
             let health = run.settle(&mut scene.child);
-            let printed = line_with(&scene.child.text(Stream::Stdout), "lemon");
+            let printed = line_with(&scene.child.text(Stream::Stdout), &lemon);
             let answer = scene.conn.received_bytes();
             let mut verdict = match (&printed, health.is_healthy()) {
                 (Some(printed), _) => run.with_output(

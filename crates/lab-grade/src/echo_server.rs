@@ -14,7 +14,7 @@ use crate::advice::Remedy;
 use crate::grade::{Run, Scene, waited_words};
 use crate::program;
 use crate::report::Verdict;
-use crate::wire::{GraderConn, Waited};
+use crate::wire::{GraderConn, Waited, tokened};
 
 /// Size of the large-burst check: big enough to exceed the socket buffers, so that a server
 /// which reads a little and writes a lot (or uses `send` instead of `sendall`) shows it.
@@ -36,7 +36,7 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
         run,
         &mut first,
         "echo_line",
-        b"echo me: umbrella\n",
+        &format!("echo me: {}\n", tokened("umbrella")),
         "a line",
         None,
     );
@@ -49,7 +49,11 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
             run,
             scene,
             "framing_two_lines",
-            b"first: violin\nsecond: walnut\n",
+            &format!(
+                "first: {}\nsecond: {}\n",
+                tokened("violin"),
+                tokened("walnut")
+            ),
             "two lines in one TCP segment",
             None,
         )
@@ -59,7 +63,7 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
             run,
             scene,
             "framing_split_line",
-            b"split: xylophone\n",
+            &format!("split: {}\n", tokened("xylophone")),
             "one line in two segments",
             Some(b"split: xylo".len()),
         )
@@ -75,10 +79,11 @@ fn echo_exactly(
     run: &Run<'_>,
     scene: &mut Scene,
     id: &'static str,
-    message: &'static [u8],
+    message: &str,
     what: &str,
     split: Option<usize>,
 ) -> Verdict {
+    let message = message.as_bytes();
     let sent = match split {
         Some(at) => scene
             .conn
@@ -153,8 +158,9 @@ fn several_clients(run: &Run<'_>, scene: &mut Scene) -> Verdict {
             );
         }
     };
-    let _ = second.send(b"second client: yam\n");
-    let waited = second.wait_for_text("yam\n", run.step_deadline());
+    let yam = format!("{}\n", tokened("yam"));
+    let _ = second.send(format!("second client: {yam}").as_bytes());
+    let waited = second.wait_for_text(&yam, run.step_deadline());
     if waited != Waited::Arrived {
         return run.with_output(
             Verdict::failed(
@@ -168,8 +174,11 @@ fn several_clients(run: &Run<'_>, scene: &mut Scene) -> Verdict {
             &mut scene.child,
         );
     }
-    let _ = scene.conn.send(b"first client: zucchini\n");
-    let waited = scene.conn.wait_for_text("zucchini\n", run.step_deadline());
+    let zucchini = format!("{}\n", tokened("zucchini"));
+    let _ = scene
+        .conn
+        .send(format!("first client: {zucchini}").as_bytes());
+    let waited = scene.conn.wait_for_text(&zucchini, run.step_deadline());
     if waited != Waited::Arrived {
         return run.with_output(
             Verdict::failed(
@@ -193,9 +202,12 @@ fn large_burst(run: &Run<'_>, scene: &mut Scene) -> Verdict {
     let id = "large_burst";
     let mut expected = Vec::with_capacity(BURST_BYTES);
     let mut n = 0;
+    let token = crate::wire::fresh_token();
     while expected.len() < BURST_BYTES {
         n += 1;
-        expected.extend_from_slice(format!("burst line {n:06} {}\n", "x".repeat(44)).as_bytes());
+        expected.extend_from_slice(
+            format!("burst line {n:06} {token} {}\n", "x".repeat(35)).as_bytes(),
+        );
     }
     let mut writer_tcp = match scene.conn.try_clone_tcp() {
         Ok(tcp) => tcp,
@@ -279,8 +291,9 @@ fn client_vanishes(run: &Run<'_>) -> Verdict {
         Err(failure) => return run.scene_failed(id, failure),
     };
     let addr = conn.try_clone_tcp().and_then(|t| t.peer_addr());
-    let _ = conn.send(b"about to vanish: jackfruit\n");
-    let _ = conn.wait_for_text("jackfruit\n", run.step_deadline());
+    let jackfruit = format!("{}\n", tokened("jackfruit"));
+    let _ = conn.send(format!("about to vanish: {jackfruit}").as_bytes());
+    let _ = conn.wait_for_text(&jackfruit, run.step_deadline());
     let _ = conn.send(b"unread when the client vanished\n");
     conn.vanish();
     // The reset reaches the server's read before anything else happens: a server that
@@ -290,8 +303,9 @@ fn client_vanishes(run: &Run<'_>) -> Verdict {
         Ok(addr) => match TcpStream::connect_timeout(&addr, run.options.deadlines.step) {
             Ok(tcp) => {
                 let mut next = GraderConn::plain(tcp);
-                let _ = next.send(b"next client: kumquat\n");
-                next.wait_for_text("kumquat\n", run.step_deadline()) == Waited::Arrived
+                let kumquat = format!("{}\n", tokened("kumquat"));
+                let _ = next.send(format!("next client: {kumquat}").as_bytes());
+                next.wait_for_text(&kumquat, run.step_deadline()) == Waited::Arrived
             }
             Err(_) => false,
         },

@@ -73,6 +73,9 @@ pub fn narrated(report: &GradeReport) -> String {
 pub fn filters() -> Vec<(&'static str, &'static str)> {
     let mut filters = lab_kit::redact::filters();
     filters.extend([
+        // The fresh random token in every line the grader sends.
+        (r"-[0-9a-f]{8}\b", "-[TOKEN]"),
+        (r"segments [0-9a-f]{8}:", "segments [TOKEN]:"),
         (r"\('127\.0\.0\.1', \d+\)", "('127.0.0.1', [PORT])"),
         (
             r"(?:BrokenPipeError|ConnectionResetError): \[Errno \d+\] [A-Za-z ]+",
