@@ -99,7 +99,11 @@ pub fn grade(
 ) -> Result<GradeReport, SetupError> {
     let run = Run {
         program,
-        sandbox: Sandbox::new(pki, program.dir.as_deref())?,
+        sandbox: Sandbox::new(
+            pki,
+            program.dir.as_deref(),
+            assignment != Assignment::ChatClient,
+        )?,
         language: crate::advice::detect_language(
             &program.argv,
             program.dir.as_deref().or(program.workdir.as_deref()),

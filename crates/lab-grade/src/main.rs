@@ -242,7 +242,40 @@ fn run_batch(batch: Batch) -> Result<(), String> {
     Ok(())
 }
 
+/// Ends the student's programs and removes the grader's temporary folders when the grader
+/// is interrupted (Ctrl-C, SIGINT) or told to stop (SIGTERM, as a CI timeout does).
+///
+/// The signals are blocked in every thread and taken by one thread with `sigwait`, so the
+/// clean-up runs as ordinary code, not in a signal handler. A program the grader starts
+/// gets an empty signal mask again (the standard library resets it before `exec`).
+fn clean_up_on_interrupt() {
+    // SAFETY: sigset_t is plain data, filled by sigemptyset/sigaddset; pthread_sigmask
+    // changes this thread's mask, inherited by the threads started after it.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        set
+    };
+    std::thread::spawn(move || {
+        let mut signal = 0;
+        // SAFETY: waits for one of the blocked signals in `set`; writes its number.
+        if unsafe { libc::sigwait(&set, &mut signal) } == 0 {
+            lab_grade::sandbox::clean_up_after_interrupt();
+            eprintln!(
+                "lab-grade: interrupted; the programs were stopped and the temporary folders removed"
+            );
+            std::process::exit(128 + signal);
+        }
+    });
+}
+
 fn main() -> ExitCode {
+    clean_up_on_interrupt();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::ChatServer(single) => run_single(Assignment::ChatServer, single),

@@ -452,7 +452,7 @@ mod tests {
     #[test]
     fn placeholders_and_environment_are_filled_for_each_start() {
         let pki = GraderPki::generate().unwrap();
-        let sandbox = Sandbox::new(&pki, None).unwrap();
+        let sandbox = Sandbox::new(&pki, None, true).unwrap();
         let files = sandbox.role_files(true).clone();
         let program = StudentProgram::new(vec![
             "sh".into(),
@@ -491,7 +491,7 @@ mod tests {
     #[test]
     fn a_listener_is_recognised_as_the_programs_own_or_another_programs() {
         let pki = GraderPki::generate().unwrap();
-        let sandbox = Sandbox::new(&pki, None).unwrap();
+        let sandbox = Sandbox::new(&pki, None, true).unwrap();
         // Someone else (this test) listens on a port; the program listens on another.
         let stranger = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let taken = stranger.local_addr().unwrap().port();

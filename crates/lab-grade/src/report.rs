@@ -153,8 +153,8 @@ pub fn score(
             points,
             max_points,
             // Every path that shows a report (text, JSON, Gradescope, batch) starts here.
-            feedback: verdict.feedback.iter().map(|s| escape_control(s)).collect(),
-            evidence: verdict.evidence.iter().map(|s| escape_control(s)).collect(),
+            feedback: verdict.feedback.iter().map(|s| bounded(s)).collect(),
+            evidence: verdict.evidence.iter().map(|s| bounded(s)).collect(),
             elapsed_ms: verdict.elapsed.as_millis() as u64,
         });
     }
@@ -183,6 +183,21 @@ pub fn escape_control(text: &str) -> String {
         }
     }
     out
+}
+
+/// The most of one feedback or evidence string a report keeps: a program's output quoted
+/// in it (an echo that came back as a megabyte of junk) is cut, and says so.
+pub const QUOTE_LIMIT: usize = 600;
+
+/// `text` escaped ([`escape_control`]) and cut to [`QUOTE_LIMIT`] characters.
+pub fn bounded(text: &str) -> String {
+    let escaped = escape_control(text);
+    let total = escaped.chars().count();
+    if total <= QUOTE_LIMIT {
+        return escaped;
+    }
+    let kept: String = escaped.chars().take(QUOTE_LIMIT).collect();
+    format!("{kept}… [{} more characters cut]", total - QUOTE_LIMIT)
 }
 
 /// `2`, `0.5`: points without a useless `.0`.

@@ -123,10 +123,15 @@ fn io_error(what: &str, path: &Path, error: std::io::Error) -> SetupError {
 }
 
 impl Sandbox {
-    /// A new run folder with the role files, and a read-only copy of `submission`.
+    /// A new run folder with the role files, and a read-only copy of `submission`; the
+    /// program may read only the files of its own role (`as_server`: the server's).
     ///
     /// Root gets a throwaway user; anyone else the reduced [`Isolation::SameUser`] mode.
-    pub fn new(pki: &GraderPki, submission: Option<&Path>) -> Result<Self, SetupError> {
+    pub fn new(
+        pki: &GraderPki,
+        submission: Option<&Path>,
+        as_server: bool,
+    ) -> Result<Self, SetupError> {
         // SAFETY: geteuid only reads the process's credentials.
         let isolation = if unsafe { libc::geteuid() } == 0 {
             let id = unused_id();
@@ -134,7 +139,7 @@ impl Sandbox {
         } else {
             Isolation::SameUser
         };
-        Self::with_isolation(pki, submission, isolation)
+        Self::with_isolation(pki, submission, as_server, isolation)
     }
 
     /// Like [`new`](Self::new), with the isolation chosen by the caller (tests use
@@ -142,6 +147,7 @@ impl Sandbox {
     pub fn with_isolation(
         pki: &GraderPki,
         submission: Option<&Path>,
+        as_server: bool,
         isolation: Isolation,
     ) -> Result<Self, SetupError> {
         let dir = tempfile::Builder::new()
@@ -168,6 +174,8 @@ impl Sandbox {
         let role = |name: &str, cert: &str, key: &str| -> Result<RoleFiles, SetupError> {
             let folder = root.join(name);
             std::fs::create_dir(&folder).map_err(|e| io_error("could not create", &folder, e))?;
+            // The other role's folder stays the grader's alone.
+            let group = group.filter(|_| (name == "server") == as_server);
             share_with_group(&folder, group, true)?;
             let files = RoleFiles {
                 ca: folder.join("ca.pem"),
@@ -315,6 +323,14 @@ fn unregister(path: &Path) {
 /// For the binary's SIGINT/SIGTERM handler: ends every live sandbox's processes and
 /// removes its folder. Drop would do it, but an interrupted process runs no destructors.
 pub fn clean_up_after_interrupt() {
+    // The programs running now are this process's descendants (in the reduced mode the
+    // only way to find them; as root their throwaway users catch escapees too).
+    for pid in descendants_of(std::process::id()) {
+        // SAFETY: kill only sends a signal to a process this grader started.
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+        }
+    }
     let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(PoisonError::into_inner));
     for (path, isolation) in live {
         if let Isolation::ThrowawayUser { uid, gid } = isolation {
@@ -322,6 +338,42 @@ pub fn clean_up_after_interrupt() {
         }
         let _ = std::fs::remove_dir_all(&path);
     }
+}
+
+/// Every process whose chain of parents leads to `root` (from `/proc`).
+fn descendants_of(root: u32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(i32, i32)> = entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_string_lossy().parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some((pid, ppid))
+        })
+        .collect();
+    let mut found = vec![root as i32];
+    let mut at = 0;
+    while at < found.len() {
+        let parent = found[at];
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        at += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// The folders of the sandboxes alive now (tests check that an interrupt removes them).
@@ -496,7 +548,7 @@ mod tests {
     #[test]
     fn the_program_gets_only_its_roles_files_and_a_clean_environment() {
         let pki = GraderPki::generate().unwrap();
-        let sandbox = Sandbox::new(&pki, None).unwrap();
+        let sandbox = Sandbox::new(&pki, None, true).unwrap();
         let mut names: Vec<String> = walk(sandbox.path());
         names.sort();
         assert_eq!(
@@ -556,7 +608,7 @@ mod tests {
             return; // The reduced mode is tested below.
         }
         let pki = GraderPki::generate().unwrap();
-        let sandbox = Sandbox::new(&pki, None).unwrap();
+        let sandbox = Sandbox::new(&pki, None, true).unwrap();
         let Isolation::ThrowawayUser { uid, .. } = sandbox.isolation() else {
             panic!("root gets a throwaway user");
         };
@@ -602,7 +654,7 @@ mod tests {
         std::fs::create_dir(original.path().join("lib")).unwrap();
         std::fs::write(original.path().join("lib/util.py"), "x = 1\n").unwrap();
         std::os::unix::fs::symlink("/etc/shadow", original.path().join("secrets")).unwrap();
-        let sandbox = Sandbox::new(&pki, Some(original.path())).unwrap();
+        let sandbox = Sandbox::new(&pki, Some(original.path()), true).unwrap();
         let copy = sandbox.submission.clone().unwrap();
         assert!(copy.join("server.py").exists());
         assert!(copy.join("lib/util.py").exists());
@@ -626,7 +678,7 @@ mod tests {
     #[test]
     fn the_reduced_mode_still_clears_the_environment_and_limits() {
         let pki = GraderPki::generate().unwrap();
-        let sandbox = Sandbox::with_isolation(&pki, None, Isolation::SameUser).unwrap();
+        let sandbox = Sandbox::with_isolation(&pki, None, true, Isolation::SameUser).unwrap();
         let mode = std::fs::metadata(sandbox.path()).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let mut command = Command::new("sh");
