@@ -16,7 +16,6 @@ use assert_cmd::Command;
 use common::{check, grade_in, options, program_dir, said, write_program};
 use lab_grade::Assignment;
 use lab_grade::report::Status::Failed;
-use serde_json::Value;
 
 fn is_root() -> bool {
     // SAFETY: reads credentials only.
