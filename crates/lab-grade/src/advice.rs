@@ -66,6 +66,11 @@ fn by_name(word: &str) -> Option<Language> {
         Language::Node
     } else if matches!(base, "java" | "javac" | "jshell") || base.ends_with(".jar") {
         Language::Java
+    } else if matches!(
+        base,
+        "cc" | "gcc" | "clang" | "g++" | "clang++" | "make" | "cmake"
+    ) {
+        Language::Native
     } else if base == "go" {
         Language::Go
     } else if base == "dotnet" || base.ends_with(".dll") {
