@@ -270,3 +270,55 @@ fn one_student_cannot_overwrite_another_nor_break_the_summary() {
     );
     assert!(stdout.contains("eve\\u{1b}[2K\\u{d}Score 9"), "{stdout}");
 }
+
+#[test]
+fn a_mixed_language_class_is_graded_with_one_run_sh_per_folder() {
+    if !common::have("node", "a Node.js submission in a batch")
+        || !common::have("cc", "a C submission in a batch")
+    {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let subs = root.path().join("submissions");
+    // Python: run.sh starts the interpreter on the file beside it.
+    submission(
+        &subs,
+        "alice",
+        Some(&example("examples/echo/correct/server.py")),
+    );
+    std::fs::write(
+        subs.join("alice/run.sh"),
+        "#!/bin/sh\nexec python3 \"$(dirname \"$0\")/server.py\" \"$@\"\n",
+    )
+    .unwrap();
+    // C: the reference folder as it is (its run.sh compiles into $TMPDIR).
+    submission(&subs, "bob", None);
+    for file in ["server.c", "run.sh"] {
+        std::fs::write(
+            subs.join("bob").join(file),
+            example(&format!("examples/echo/correct-c/{file}")),
+        )
+        .unwrap();
+    }
+    // Node.js: an echo is one line of it.
+    submission(&subs, "carol", None);
+    std::fs::write(
+        subs.join("carol/server.js"),
+        "require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s); }).listen(Number(process.argv[2]), '127.0.0.1');\n",
+    )
+    .unwrap();
+    std::fs::write(
+        subs.join("carol/run.sh"),
+        "#!/bin/sh\nexec node \"$(dirname \"$0\")/server.js\" \"$@\"\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run_batch_in(root.path(), "submissions", "sh {dir}/run.sh {port}");
+    assert!(ok, "{stdout}\n{stderr}");
+    let rows = csv_rows(&root.path().join("out/grades.csv"));
+    let scores: Vec<(&str, &str)> = rows.iter().map(|r| (&r[0][..], &r[1][..])).collect();
+    assert_eq!(
+        scores,
+        [("alice", "9"), ("bob", "9"), ("carol", "9")],
+        "{stdout}"
+    );
+}
