@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use lab_kit::child::Stream;
 
 use crate::advice::Remedy;
-use crate::grade::{
+use crate::report::Verdict;
+use crate::scene::{
     DUPLEX_ROUNDS, LINES_PER_ROUND, Run, SPLIT_GAP, Scene, SceneFailure, judge_two_lines,
     line_with, wait_shown, waited_words,
 };
-use crate::report::Verdict;
 use crate::wire::{Waited, tokened};
 
 /// The words and sample lines that make a shared check speak about one role.

@@ -14,9 +14,9 @@ use lab_kit::child::Stream;
 
 use crate::advice::Remedy;
 use crate::chat_checks;
-use crate::grade::{Run, Scene, SceneProblem, wait_shown};
 use crate::program;
 use crate::report::Verdict;
+use crate::scene::{Run, Scene, SceneProblem, wait_shown};
 use crate::wire::{Ending, GraderConn, HandshakeFailure, Waited};
 
 /// Runs every chat-client check.
@@ -69,14 +69,12 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
                 verdicts.push(failed);
                 verdicts.push(Verdict::failed("tls_handshake", blocked));
             }
-            for id in [
-                "stdin_line_sent",
-                "server_line_shown",
-                "full_duplex",
-                "framing_two_lines",
-                "framing_split_line",
-                "exit_clean",
-            ] {
+            // Everything up to the impostors needs the real server's session.
+            for id in crate::rubric::ids_between(
+                crate::rubric::CHAT_CLIENT,
+                "tls_handshake",
+                "refuses_untrusted",
+            ) {
                 verdicts.push(Verdict::failed(id, blocked));
             }
             push_impostors(run, secure, &mut verdicts);

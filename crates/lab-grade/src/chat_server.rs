@@ -8,8 +8,8 @@ use lab_kit::child::Stream;
 
 use crate::advice::Remedy;
 use crate::chat_checks;
-use crate::grade::{Run, Scene, SceneProblem, line_with, wait_shown};
 use crate::report::Verdict;
+use crate::scene::{Run, Scene, SceneProblem, line_with, wait_shown};
 use crate::wire::{Ending, HandshakeFailure, tokened};
 
 /// Runs every chat-server check.
@@ -37,15 +37,12 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
                 }
                 verdicts.push(failed);
                 verdicts.push(version);
-                for id in [
-                    "client_line_shown",
-                    "stdin_line_sent",
-                    "full_duplex",
-                    "framing_two_lines",
-                    "framing_split_line",
-                    "exit_handled",
-                    "abrupt_disconnect",
-                ] {
+                // Everything up to the plaintext client needs a TLS session.
+                for id in crate::rubric::ids_between(
+                    crate::rubric::CHAT_SERVER,
+                    "tls_version",
+                    "plaintext_refused",
+                ) {
                     verdicts.push(Verdict::failed(
                         id,
                         "Not run: it needs a TLS session, and the handshake failed (see above).",

@@ -11,9 +11,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::advice::Remedy;
-use crate::grade::{Run, Scene, waited_words};
 use crate::program;
 use crate::report::Verdict;
+use crate::scene::{Run, Scene, waited_words};
 use crate::wire::{GraderConn, Waited, tokened};
 
 /// Size of the large-burst check: big enough to exceed the socket buffers, so that a server
@@ -87,7 +87,7 @@ fn echo_exactly(
     let sent = match split {
         Some(at) => scene
             .conn
-            .send_split(&message[..at], &message[at..], crate::grade::SPLIT_GAP),
+            .send_split(&message[..at], &message[at..], crate::scene::SPLIT_GAP),
         None => scene.conn.send(message),
     };
     if let Err(e) = sent {
