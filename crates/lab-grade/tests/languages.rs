@@ -100,6 +100,18 @@ fn a_node_client_that_crashes_when_no_server_runs_is_not_taken_at_its_word() {
     );
 }
 
+/// Compiles the C file `source` into `binary` with gcc.
+fn compile(source: &str, binary: &std::path::Path) -> std::path::PathBuf {
+    let status = std::process::Command::new("gcc")
+        .args(["-O1", "-o"])
+        .arg(binary)
+        .arg(source)
+        .status()
+        .unwrap();
+    assert!(status.success(), "gcc failed on {source}");
+    binary.to_path_buf()
+}
+
 #[test]
 fn a_c_program_killed_by_a_signal_has_crashed() {
     if !have("gcc", "compiling a C client") {
@@ -111,16 +123,7 @@ fn a_c_program_killed_by_a_signal_has_crashed() {
         "client.c",
         "#include <stdio.h>\nint main(void) { puts(\"connecting\"); fflush(stdout); *(volatile int *)0 = 1; return 0; }\n",
     );
-    let binary = dir.path().join("client");
-    assert!(
-        std::process::Command::new("gcc")
-            .args(["-O0", "-o"])
-            .arg(&binary)
-            .arg(&source)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let binary = compile(&source, &dir.path().join("client"));
     let report = grade_in(
         Assignment::ChatClient,
         &[binary.to_str().unwrap(), "{port}"],
@@ -220,16 +223,7 @@ fn printf_without_fflush_loses_no_points() {
     }
     let dir = program_dir();
     let source = write_program(dir.path(), "server.c", PRINTF_SERVER);
-    let binary = dir.path().join("server");
-    assert!(
-        std::process::Command::new("gcc")
-            .args(["-O1", "-o"])
-            .arg(&binary)
-            .arg(&source)
-            .status()
-            .unwrap()
-            .success()
-    );
+    let binary = compile(&source, &dir.path().join("server"));
     let report = grade_in(
         Assignment::ChatServer,
         &[binary.to_str().unwrap(), "{port}"],

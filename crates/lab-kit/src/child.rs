@@ -286,27 +286,9 @@ impl RunningChild {
         &self,
         stream: Stream,
         timeout: Duration,
-        mut wanted: impl FnMut(&str) -> bool,
+        wanted: impl FnMut(&str) -> bool,
     ) -> Option<String> {
-        let output = self.output(stream);
-        let deadline = Instant::now() + timeout;
-        let mut state = output.lock();
-        let mut checked = 0;
-        loop {
-            if let Some(line) = state.lines[checked..].iter().find(|line| wanted(line)) {
-                return Some(line.clone());
-            }
-            checked = state.lines.len();
-            let left = deadline.saturating_duration_since(Instant::now());
-            if state.closed || left.is_zero() {
-                return None;
-            }
-            state = output
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        self.wait_for_line_from(stream, 0, timeout, wanted)
     }
 
     /// Like [`wait_for_line`](Self::wait_for_line), but only lines from index `from` on
