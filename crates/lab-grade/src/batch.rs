@@ -393,3 +393,43 @@ pub fn spreadsheet_safe(text: &str) -> String {
         text.to_string()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_formulas_and_sameness_are_said_right() {
+        assert_eq!(count_words(1), "1 submission");
+        assert_eq!(count_words(4), "4 submissions");
+        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(spreadsheet_safe("+1"), "'+1");
+        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(spreadsheet_safe("alice"), "alice");
+        let row = |name: &str, problem: &str| BatchRow {
+            submission: name.into(),
+            score: 0.0,
+            max_score: 0.0,
+            checks: BTreeMap::new(),
+            problem: Some(problem.into()),
+            elapsed_ms: 0,
+            report: None,
+        };
+        let summary = |rows| BatchSummary {
+            assignment: Assignment::EchoServer,
+            template: "t".into(),
+            jobs: 1,
+            elapsed_ms: 0,
+            rows,
+        };
+        let same = summary(vec![
+            row("alice", "alice/srever.py: not found (port 4001)"),
+            row("bob", "bob/srever.py: not found (port 4999)"),
+        ]);
+        assert!(same_startup_failure(&same).is_some());
+        let different = summary(vec![row("alice", "exit code 1"), row("bob", "timed out")]);
+        assert!(same_startup_failure(&different).is_none());
+        let alone = summary(vec![row("alice", "exit code 1")]);
+        assert!(same_startup_failure(&alone).is_none());
+    }
+}
