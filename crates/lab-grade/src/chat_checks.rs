@@ -325,12 +325,14 @@ pub fn framing_two_lines(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> V
         &tokened("second of two: honeydew"),
     );
     // A prompt is text the program printed, without a newline, before the grader sent
-    // anything: it cannot be a decoration of lines it had not received yet. A program that
-    // draws one does so as it starts waiting, so give it a moment to appear.
-    let _ = scene
+    // anything, and that is still waiting for its line's end when the grader sends: it
+    // cannot be a decoration of lines the program had not received yet. A program that
+    // draws one does so as it starts waiting, so give it a moment to appear. (Fragments of
+    // earlier, finished lines do not count: they are not pending any more.)
+    let pending = scene
         .child
         .wait_for_partial(Stream::Stdout, PROMPT_WAIT, |p| !p.is_empty());
-    let prompts = scene.child.partials_seen(Stream::Stdout);
+    let prompts: Vec<String> = pending.into_iter().collect();
     // One write, TCP_NODELAY on: both lines leave in one TCP segment (and one TLS record).
     if let Err(e) = scene.conn.send(format!("{first}\n{second}\n").as_bytes()) {
         return could_not_send(id, &e);

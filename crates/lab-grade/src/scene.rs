@@ -483,8 +483,9 @@ pub fn wait_shown(child: &RunningChild, token: &str, deadline: Instant) -> Optio
 ///
 /// A prompt is not a decoration: a program that printed `> ` and waited for its user
 /// shows the first line after the prompt (`> peer: first`) and the second without it.
-/// `prompts` are the texts the program printed without a newline and paused on (see
-/// `RunningChild::partials_seen`); one of them at the start of a line is set aside.
+/// `prompts` are the texts the program printed without a newline and was still waiting on
+/// when the grader sent (see `RunningChild::wait_for_partial`); one of them at the start
+/// of a line is set aside.
 pub fn judge_two_lines(
     lines: &[String],
     first: &str,

@@ -15,7 +15,8 @@
 //! Standard output can be a pseudo-terminal instead of a pipe ([`Capture::stdout_pty`]):
 //! C's stdio (and most languages' runtimes) fully buffer their output into a pipe but
 //! flush each line to a terminal, so a program then prints what a person at a terminal
-//! would see, when they would see it.
+//! would see, when they would see it; a prompt it prints without a newline can be waited
+//! for ([`RunningChild::wait_for_partial`]).
 
 use std::io::{self, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -77,8 +78,6 @@ struct OutputState {
     lines: Vec<String>,
     /// Text after the last newline: a prompt such as `> ` waits here for its line's end.
     partial: String,
-    /// Every distinct non-empty `partial` seen (at most a few, each short): the prompts.
-    partials_seen: Vec<String>,
     kept_bytes: usize,
     dropped_bytes: u64,
     closed: bool,
@@ -110,13 +109,6 @@ impl Output {
     fn set_partial(&self, partial: String) {
         let mut state = self.lock();
         if state.partial != partial {
-            if !partial.is_empty()
-                && partial.len() <= 64
-                && state.partials_seen.len() < 16
-                && !state.partials_seen.contains(&partial)
-            {
-                state.partials_seen.push(partial.clone());
-            }
             state.partial = partial;
             self.changed.notify_all();
         }
@@ -286,31 +278,17 @@ impl RunningChild {
         &self,
         stream: Stream,
         timeout: Duration,
-        wanted: impl FnMut(&str) -> bool,
-    ) -> Option<String> {
-        self.wait_for_line_from(stream, 0, timeout, wanted)
-    }
-
-    /// Like [`wait_for_line`](Self::wait_for_line), but only lines from index `from` on
-    /// count (see [`line_count`](Self::line_count)): output printed before an action
-    /// cannot answer it.
-    pub fn wait_for_line_from(
-        &self,
-        stream: Stream,
-        from: usize,
-        timeout: Duration,
         mut wanted: impl FnMut(&str) -> bool,
     ) -> Option<String> {
         let output = self.output(stream);
         let deadline = Instant::now() + timeout;
         let mut state = output.lock();
-        let mut checked = from;
+        let mut checked = 0;
         loop {
-            let start = checked.min(state.lines.len());
-            if let Some(line) = state.lines[start..].iter().find(|line| wanted(line)) {
+            if let Some(line) = state.lines[checked..].iter().find(|line| wanted(line)) {
                 return Some(line.clone());
             }
-            checked = checked.max(state.lines.len());
+            checked = state.lines.len();
             let left = deadline.saturating_duration_since(Instant::now());
             if state.closed || left.is_zero() {
                 return None;
@@ -321,22 +299,6 @@ impl RunningChild {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
-    }
-
-    /// How many whole lines of `stream` have been collected so far.
-    pub fn line_count(&self, stream: Stream) -> usize {
-        self.output(stream).lock().lines.len()
-    }
-
-    /// Every short text that `stream` printed without a newline and then paused on, in the
-    /// order seen (at most 16): the program's prompts, such as `> ` or `You: `.
-    pub fn partials_seen(&self, stream: Stream) -> Vec<String> {
-        self.output(stream).lock().partials_seen.clone()
-    }
-
-    /// The text printed after the last newline of `stream` (a prompt waiting for input).
-    pub fn partial_line(&self, stream: Stream) -> String {
-        self.output(stream).lock().partial.clone()
     }
 
     /// Waits up to `timeout` until the text after the last newline of `stream` satisfies
