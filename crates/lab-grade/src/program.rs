@@ -263,8 +263,32 @@ impl StudentProgram {
         sandbox.confine(&mut command, &vars);
         if let Some(dir) = dir.as_ref().filter(|_| sandbox.submission.is_some()) {
             command.current_dir(dir);
-        } else if let Some(dir) = &self.workdir {
-            command.current_dir(dir);
+        } else {
+            let here = match &self.workdir {
+                Some(dir) => dir.clone(),
+                None => std::env::current_dir().unwrap_or_else(|_| ".".into()),
+            };
+            let throwaway = matches!(
+                sandbox.isolation(),
+                crate::sandbox::Isolation::ThrowawayUser { .. }
+            );
+            if throwaway
+                && !crate::sandbox::others_can_enter(
+                    &std::path::absolute(&here).unwrap_or(here.clone()),
+                )
+            {
+                return Err(SpawnError {
+                    program: self.argv[0].clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!(
+                            "the folder it runs in, {}, is closed to the unprivileged user the grader runs programs as (a folder on its path lacks mode o+x); make it readable to all (chmod o+rx), or grade the folder with `lab-grade batch`, which runs a copy",
+                            here.display()
+                        ),
+                    ),
+                });
+            }
+            command.current_dir(here);
         }
         // Standard output is a terminal, as when a TA runs the program by hand: C's printf
         // and other stdio libraries then flush each line instead of holding output back

@@ -476,7 +476,7 @@ fn end_all_of(uid: u32, gid: u32) {
 }
 
 /// True if every folder from `/` down to `folder` lets others in (mode o+x).
-fn others_can_enter(folder: &Path) -> bool {
+pub fn others_can_enter(folder: &Path) -> bool {
     folder
         .ancestors()
         .all(|f| std::fs::metadata(f).is_ok_and(|m| m.is_dir() && m.mode() & 0o001 != 0))
