@@ -69,6 +69,56 @@ fn a_server_that_dies_on_a_reset_fails_abrupt_disconnect_every_time() {
     }
 }
 
+/// A plaintext chat server that catches errors on send but not on recv. When the reset
+/// reaches its read it crashes; when the grader typed at once and its send met the reset
+/// first, its read then saw a clean end-of-file, and it passed (about half the time, 8 of
+/// 16 gradings before the fix).
+const SEND_GUARDED_SERVER: &str = r#"
+import selectors, socket, sys
+listener = socket.socket(); listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1]))); listener.listen()
+peer, _ = listener.accept()
+sel = selectors.DefaultSelector()
+sel.register(sys.stdin, selectors.EVENT_READ); sel.register(peer, selectors.EVENT_READ)
+buffered = b""
+while True:
+    for key, _ in sorted(sel.select(), key=lambda k: k[0].fd):
+        if key.fileobj is sys.stdin:
+            line = sys.stdin.readline()
+            if not line: sys.exit(0)
+            try: peer.sendall(line.encode())
+            except OSError: print("peer gone", flush=True)
+        else:
+            data = peer.recv(4096)
+            if not data:
+                print("client left", flush=True); sys.exit(0)
+            buffered += data
+            while b"\n" in buffered:
+                line, buffered = buffered.split(b"\n", 1)
+                print("client:", line.decode(), flush=True)
+"#;
+
+#[test]
+fn a_server_that_dies_on_a_reset_read_fails_even_when_its_send_is_guarded() {
+    let dir = program_dir();
+    let server = write_program(dir.path(), "server.py", SEND_GUARDED_SERVER);
+    for run in 1..=3 {
+        let report = grade_in(
+            Assignment::ChatServer,
+            &["python3", &server, "{port}"],
+            dir.path(),
+            options(true),
+        );
+        let text = said(&report, "abrupt_disconnect");
+        assert_eq!(
+            check(&report, "abrupt_disconnect").status,
+            Failed,
+            "run {run}: {text}"
+        );
+        assert!(text.contains("ConnectionResetError"), "{text}");
+    }
+}
+
 #[test]
 fn a_node_client_that_crashes_when_no_server_runs_is_not_taken_at_its_word() {
     if !have("node", "grading a Node.js client") {
