@@ -395,7 +395,11 @@ fn unused_id() -> u32 {
         let random = if got == 4 {
             u32::from_ne_bytes(bytes)
         } else {
-            std::process::id().wrapping_mul(2_654_435_761) ^ Instant::now().elapsed().subsec_nanos()
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos())
+                .unwrap_or_default();
+            std::process::id().wrapping_mul(2_654_435_761) ^ nanos
         };
         let id = 3_000_000_000 + random % 1_000_000_000;
         if processes_of(id).is_empty() && !names_id(id) {
