@@ -247,8 +247,10 @@ int main(int argc, char **argv) {
     for (;;) {
         poll(fds, 2, -1);
         if (fds[0].revents & (POLLIN | POLLHUP)) {
-            if (!fgets(line, sizeof line, stdin)) return 0;
-            send(peer, line, strlen(line), MSG_NOSIGNAL);
+            /* read(), not fgets(): stdio would buffer typed lines where poll() cannot see them. */
+            ssize_t typed = read(0, line, sizeof line);
+            if (typed <= 0) return 0;
+            send(peer, line, typed, MSG_NOSIGNAL);
         }
         if (fds[1].revents & (POLLIN | POLLHUP)) {
             ssize_t n = recv(peer, buf + have, sizeof buf - have, 0);
