@@ -310,3 +310,49 @@ fn an_interrupted_grader_ends_the_program_and_removes_its_folders() {
         "the program outlived the interrupted grader"
     );
 }
+
+#[test]
+fn a_detached_process_cannot_rewrite_the_report_after_the_grader_exits() {
+    let dir = program_dir();
+    let out = open_dir(); // even a folder the program could write
+    let results = out.path().join("results.json");
+    // The program detaches a grandchild (double fork, setsid) that keeps overwriting the
+    // report for up to 30 s, then exits at once itself.
+    let forger = write_program(
+        dir.path(),
+        "forger.py",
+        &format!(
+            "import os, sys, time\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n        open('{0}/pids', 'a').write(f'{{os.getpid()}}\\n')\n        for _ in range(300):\n            try: open('{1}', 'w').write('{{\"score\": 18}}')\n            except OSError: pass\n            time.sleep(0.1)\n    os._exit(0)\nsys.exit(1)\n",
+            out.path().display(),
+            results.display()
+        ),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+        .current_dir(dir.path())
+        .args(["echo-server", "--format", "gradescope", "--output"])
+        .arg(&results)
+        .args(["--start-timeout", "5", "--step-timeout", "1"])
+        .args(["--", "python3", &forger, "{port}"])
+        .timeout(Duration::from_secs(120))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let recorded = pids(out.path());
+    assert_eq!(recorded.len(), 1, "the detached writer started");
+    if !is_root() {
+        // The reduced mode's documented limit: it survives, and could write. End it.
+        // SAFETY: a plain kill of the process this test's script started.
+        unsafe {
+            libc::kill(recorded[0], libc::SIGKILL);
+        }
+        return;
+    }
+    // Ended with its throwaway user before the report was written: it can write no more.
+    assert!(
+        !alive(recorded[0]),
+        "the detached writer outlived the grading"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+    assert_eq!(report["score"], 0.0, "{report}");
+}
