@@ -296,3 +296,48 @@ fn printf_without_fflush_loses_no_points() {
         );
     }
 }
+
+/// A threaded Python echo server without a try around its per-client loop: the reset of
+/// a vanished client kills that client's thread (a traceback), and the server goes on.
+const THREAD_PER_CLIENT_ECHO: &str = r#"
+import socket, sys, threading
+
+def serve(conn):
+    with conn:
+        while True:
+            data = conn.recv(4096)
+            if not data:
+                break
+            conn.sendall(data)
+
+listener = socket.socket(); listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1]))); listener.listen()
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"#;
+
+#[test]
+fn a_server_whose_client_thread_dies_of_a_reset_is_not_said_to_have_crashed() {
+    if !have("python3", "grading a threaded Python echo server") {
+        return;
+    }
+    let dir = program_dir();
+    let server = write_program(dir.path(), "server.py", THREAD_PER_CLIENT_ECHO);
+    for run in 1..=3 {
+        let report = grade_in(
+            Assignment::EchoServer,
+            &["python3", &server, "{port}"],
+            dir.path(),
+            options(true),
+        );
+        let text = said(&report, "client_vanishes");
+        assert_eq!(
+            check(&report, "client_vanishes").status,
+            Passed,
+            "run {run}: {text}"
+        );
+        assert!(!text.contains("the server crashed"), "run {run}: {text}");
+        assert_eq!(report.score, report.max_score, "run {run}");
+    }
+}
