@@ -341,3 +341,46 @@ fn a_server_whose_client_thread_dies_of_a_reset_is_not_said_to_have_crashed() {
         assert_eq!(report.score, report.max_score, "run {run}");
     }
 }
+
+/// A plaintext Python chat server that closes its listener as soon as it has its one
+/// client, a common and correct design.
+const LISTENER_CLOSING_SERVER: &str = r#"
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+conn, addr = s.accept()
+s.close()
+print("Connected by", addr, flush=True)
+for line in conn.makefile("r"):
+    print("Client:", line.rstrip("\n"), flush=True)
+"#;
+
+/// The grader used to find the listener in the kernel's table, then not in the program
+/// (closed in between), and took it for another program's: 0 points, 2 gradings in 3.
+#[test]
+fn a_server_that_closes_its_listener_after_accepting_is_listening() {
+    if !have(
+        "python3",
+        "grading a Python server that closes its listener",
+    ) {
+        return;
+    }
+    let dir = program_dir();
+    let server = write_program(dir.path(), "server.py", LISTENER_CLOSING_SERVER);
+    for run in 1..=3 {
+        let report = grade_in(
+            Assignment::ChatServer,
+            &["python3", &server, "{port}"],
+            dir.path(),
+            options(true),
+        );
+        for id in ["listening", "client_line_shown"] {
+            assert_eq!(
+                check(&report, id).status,
+                Passed,
+                "run {run}, {id}: {}",
+                said(&report, id)
+            );
+        }
+    }
+}
