@@ -280,11 +280,18 @@ impl Run<'_> {
     ) -> Vec<Verdict> {
         let mut listening = self.scene_failed("listening", failure);
         listening.elapsed = started.elapsed();
+        // A TLS check under --plaintext gets the verdict it gets from a server that did
+        // listen (skipped with --no-tls-required): the maximum score must not depend on
+        // whether the program started.
         let unrun = checks.iter().skip(1).map(|spec| {
-            Verdict::failed(
-                spec.id,
-                "Not run: the server never accepted a connection (see the first check).",
-            )
+            if spec.tls && self.options.plaintext {
+                self.tls_not_used(spec.id)
+            } else {
+                Verdict::failed(
+                    spec.id,
+                    "Not run: the server never accepted a connection (see the first check).",
+                )
+            }
         });
         std::iter::once(listening).chain(unrun).collect()
     }
