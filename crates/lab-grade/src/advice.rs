@@ -163,8 +163,13 @@ fn in_script(text: &str, dir: Option<&Path>, depth: usize) -> Language {
     Language::Unknown
 }
 
+/// The file a command word names: `{dir}` (batch mode's placeholder, still unfilled in the
+/// template) is the submission's folder, and a relative path is inside it.
 fn resolve(word: &str, dir: Option<&Path>) -> std::path::PathBuf {
     match dir {
+        Some(dir) if word.starts_with("{dir}") => {
+            Path::new(&word.replacen("{dir}", &dir.display().to_string(), 1)).to_path_buf()
+        }
         Some(dir) if !word.starts_with('/') => dir.join(word),
         _ => Path::new(word).to_path_buf(),
     }
@@ -753,6 +758,9 @@ mod tests {
             ("dotnet run", Language::DotNet),
             ("ruby client.rb", Language::Ruby),
             ("sh run.sh {port}", Language::Node),
+            // The documented batch template: {dir} is the submission's folder.
+            ("sh {dir}/run.sh {port}", Language::Node),
+            ("bash {dir}/run.sh", Language::Node),
             ("./tool", Language::Ruby),
             ("/bin/true", Language::Native),
             ("mystery", Language::Unknown),
