@@ -170,7 +170,7 @@ fn several_clients(run: &Run<'_>, scene: &mut Scene) -> Verdict {
                     waited_words(&waited, run)
                 ),
             )
-            .say("The server serves one client at a time: it returns to accept() only when the first client leaves. Serve each client on its own thread (or with selectors/asyncio), so that one slow or idle client cannot block the others."),
+            .say(run.remedy(Remedy::ManyClients)),
             &mut scene.child,
         );
     }
