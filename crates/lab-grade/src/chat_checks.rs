@@ -11,7 +11,7 @@
 //! clean exit, the TLS handshake, the impostor servers, a plaintext client) stay in
 //! [`crate::chat_server`] and [`crate::chat_client`].
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use lab_kit::child::Stream;
 
@@ -169,11 +169,13 @@ pub fn typed_line_sent(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Ver
         ),
         Ok(()) => match scene.conn.wait_for_text(token, run.step_deadline()) {
             Waited::Arrived => {
-                // Give a line without its newline a moment to be completed, then judge it.
+                // Wait for the newline too (up to a step: a program that sends its line and
+                // its newline in two writes must not depend on how soon the second comes),
+                // then judge it.
                 let with_newline = format!("{token}\n");
                 let _ = scene
                     .conn
-                    .wait_for_text(&with_newline, Instant::now() + Duration::from_millis(200));
+                    .wait_for_text(&with_newline, run.step_deadline());
                 let received = scene.conn.received_text();
                 let mut verdict = Verdict::passed(
                     id,

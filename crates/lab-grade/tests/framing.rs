@@ -10,7 +10,7 @@ mod common;
 
 use common::{options, pki, program, program_dir, write_program};
 use lab_grade::advice::Language;
-use lab_grade::chat_checks::{SERVER, framing_two_lines};
+use lab_grade::chat_checks::{SERVER, framing_two_lines, typed_line_sent};
 use lab_grade::program::GraderTls;
 use lab_grade::report::{Status, Verdict};
 use lab_grade::sandbox::Sandbox;
@@ -81,6 +81,17 @@ while True:
 
 /// Grades `script` (run as `python3 script {port} extra…`) on the framing check alone.
 fn framing(dir: &std::path::Path, script: &str, extra: &[&str]) -> Verdict {
+    one_check(dir, script, extra, "framing_two_lines", framing_two_lines)
+}
+
+/// Grades `script` on one check of a plaintext chat server.
+fn one_check(
+    dir: &std::path::Path,
+    script: &str,
+    extra: &[&str],
+    id: &'static str,
+    body: fn(&Run<'_>, &mut lab_grade::scene::Scene, &lab_grade::chat_checks::ChatRole) -> Verdict,
+) -> Verdict {
     let argv: Vec<&str> = ["python3", script, "{port}"]
         .into_iter()
         .chain(extra.iter().copied())
@@ -94,9 +105,9 @@ fn framing(dir: &std::path::Path, script: &str, extra: &[&str]) -> Verdict {
         options: options(true),
     };
     run.scene(
-        "framing_two_lines",
+        id,
         |run| run.open_server(false),
-        |run, scene| framing_two_lines(run, scene, &SERVER),
+        |run, scene| body(run, scene, &SERVER),
     )
 }
 
@@ -170,5 +181,50 @@ fn merged_lines_fail_every_time_with_or_without_a_prompt() {
                 "the real line: {text}"
             );
         }
+    }
+}
+
+/// A chat server that sends each typed line, then its newline in a second write
+/// `argv[2]` ms later (`never`: no newline at all).
+const NEWLINE_LATER: &str = r#"
+import socket, sys, time
+listener = socket.socket(); listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1]))); listener.listen()
+peer, _ = listener.accept()
+for line in sys.stdin:
+    peer.sendall(line.rstrip("\n").encode())
+    if sys.argv[2] != "never":
+        time.sleep(int(sys.argv[2]) / 1000)
+        peer.sendall(b"\n")
+"#;
+
+/// The note "it arrived without a newline" came after a fixed 200 ms wait: a newline sent
+/// in a second write later than that was said to be missing.
+#[test]
+fn a_newline_is_judged_by_whether_it_comes_not_how_soon() {
+    if !common::have(
+        "python3",
+        "grading Python servers that send the newline apart",
+    ) {
+        return;
+    }
+    let dir = program_dir();
+    let script = write_program(dir.path(), "server.py", NEWLINE_LATER);
+    let note = "without a newline";
+    for (delay, missing) in [("0", false), ("400", false), ("never", true)] {
+        let verdict = one_check(
+            dir.path(),
+            &script,
+            &[delay],
+            "stdin_line_sent",
+            typed_line_sent,
+        );
+        let text = said(&verdict);
+        assert_eq!(verdict.status, Status::Passed, "{delay}: {text}");
+        assert_eq!(
+            text.contains(note),
+            missing,
+            "newline after {delay} ms: {text}"
+        );
     }
 }
