@@ -384,3 +384,54 @@ fn a_server_that_closes_its_listener_after_accepting_is_listening() {
         }
     }
 }
+
+/// An echo server that writes each echo, then an extra newline in a second write.
+const EXTRA_NEWLINE_ECHO: &str = r#"
+import socket, sys, threading
+
+def serve(conn):
+    with conn:
+        while True:
+            data = conn.recv(4096)
+            if not data:
+                break
+            conn.sendall(data)
+            conn.sendall(b"\n")
+
+listener = socket.socket(); listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1]))); listener.listen()
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"#;
+
+/// The echo checks judged as soon as the echo's length had come back: the extra newline
+/// was caught or not as it happened to arrive (scores 4, 5 and 7 of 9 in six gradings of
+/// this program). Judged up to the echo of a follow-up line, it fails every time.
+#[test]
+fn bytes_written_after_the_echo_are_always_seen() {
+    if !have(
+        "python3",
+        "grading a Python echo server that adds a newline",
+    ) {
+        return;
+    }
+    let dir = program_dir();
+    let server = write_program(dir.path(), "server.py", EXTRA_NEWLINE_ECHO);
+    for run in 1..=3 {
+        let report = grade_in(
+            Assignment::EchoServer,
+            &["python3", &server, "{port}"],
+            dir.path(),
+            options(true),
+        );
+        for id in ["echo_line", "framing_two_lines", "framing_split_line"] {
+            let text = said(&report, id);
+            assert_eq!(check(&report, id).status, Failed, "run {run}, {id}: {text}");
+            assert!(
+                text.contains("\\n\\n"),
+                "the extra newline is quoted: {text}"
+            );
+        }
+    }
+}
