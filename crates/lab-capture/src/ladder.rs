@@ -1,0 +1,144 @@
+//! The ladder diagram: the client on the left, the server on the right, one arrow per
+//! packet, time running down the page.
+//!
+//! ```text
+//! client                                          server
+//! │── SYN seq=0 ──────────────────────────────────▶│ 0 ns
+//! │◀────────────────────────── RST,ACK seq=0 ack=1 ─│ 18.0 µs
+//! ```
+//!
+//! Each label holds what a student needs to follow the conversation: the TCP flags, the
+//! sequence and acknowledgment numbers relative to each side's first one, the payload
+//! length, or the ICMP message. The time since the first packet ends the line. Long
+//! transfers are summarised: the first and last packets are drawn, the middle counted.
+
+use lab_kit::narrate::{human_count, human_micros};
+
+use crate::packet::{Packet, Protocol};
+use crate::{Mark, Wire};
+
+/// Width between the two posts, in characters.
+const WIDTH: usize = 46;
+/// Captures longer than this are summarised.
+const MAX_ARROWS: usize = 24;
+const HEAD_ARROWS: usize = 14;
+const TAIL_ARROWS: usize = 8;
+
+/// What the arrow of `packet` says.
+pub fn label(packet: &Packet) -> String {
+    match packet.protocol {
+        Protocol::Tcp => {
+            let mut label = packet.flags.clone();
+            if let Some(seq) = packet.seq {
+                label.push_str(&format!(" seq={seq}"));
+            }
+            if let Some(ack) = packet.ack {
+                label.push_str(&format!(" ack={ack}"));
+            }
+            if packet.len > 0 {
+                label.push_str(&format!(" len={}", packet.len));
+            }
+            label
+        }
+        Protocol::Udp => format!("UDP len={}", packet.len),
+        Protocol::Icmp | Protocol::Icmpv6 => {
+            format!("ICMP {}", packet.icmp.as_deref().unwrap_or("message"))
+        }
+    }
+}
+
+/// The lines of the ladder of `wire` (without the narration's evidence bar).
+pub fn lines(wire: &Wire) -> Vec<String> {
+    let mut lines = vec![format!("client{}server", " ".repeat(WIDTH + 2 - 12))];
+    let first = wire
+        .packets
+        .first()
+        .map(|p| p.timestamp)
+        .unwrap_or_default();
+    // Packets and the endpoints' own marks, in time order.
+    enum Row<'a> {
+        Packet(&'a Packet),
+        Mark(&'a Mark),
+    }
+    let mut rows: Vec<(std::time::Duration, Row<'_>)> = wire
+        .packets
+        .iter()
+        .map(|p| (p.timestamp, Row::Packet(p)))
+        .chain(
+            wire.capture
+                .marks
+                .iter()
+                .map(|m| (m.timestamp, Row::Mark(m))),
+        )
+        .collect();
+    rows.sort_by_key(|(t, _)| *t);
+    let packet_count = wire.packets.len();
+    let summarise = packet_count > MAX_ARROWS;
+    let mut index = 0;
+    let mut skipped: Vec<&Packet> = Vec::new();
+    for (at, row) in &rows {
+        let since =
+            human_micros(u64::try_from(at.saturating_sub(first).as_micros()).unwrap_or(u64::MAX));
+        match row {
+            Row::Packet(packet) => {
+                index += 1;
+                if summarise && index > HEAD_ARROWS && index <= packet_count - TAIL_ARROWS {
+                    skipped.push(packet);
+                    continue;
+                }
+                if !skipped.is_empty() {
+                    lines.push(summary(&skipped));
+                    skipped.clear();
+                }
+                lines.push(format!(
+                    "{} {since}",
+                    arrow(&label(packet), packet.toward_server)
+                ));
+            }
+            Row::Mark(mark) => {
+                if !skipped.is_empty() {
+                    lines.push(summary(&skipped));
+                    skipped.clear();
+                }
+                let text = format!(" ┈┈ {} ┈┈", mark.label);
+                let pad = WIDTH.saturating_sub(text.chars().count());
+                lines.push(format!("│{text}{}│ {since}", " ".repeat(pad)));
+            }
+        }
+    }
+    if !skipped.is_empty() {
+        lines.push(summary(&skipped));
+    }
+    lines
+}
+
+/// `│── label ───▶│` or `│◀─── label ──│`.
+fn arrow(label: &str, rightwards: bool) -> String {
+    let fill = WIDTH.saturating_sub(label.chars().count() + 4).max(2);
+    let dashes = "─".repeat(fill);
+    if rightwards {
+        format!("│─ {label} {dashes}▶│")
+    } else {
+        format!("│◀{dashes} {label} ─│")
+    }
+}
+
+/// One line standing for the packets not drawn.
+fn summary(skipped: &[&Packet]) -> String {
+    let count = |toward: bool| skipped.iter().filter(|p| p.toward_server == toward).count() as u64;
+    let bytes = |toward: bool| {
+        skipped
+            .iter()
+            .filter(|p| p.toward_server == toward)
+            .map(|p| p.len as u64)
+            .sum::<u64>()
+    };
+    format!(
+        "│ ⋮ {} more packets: {} → with {} bytes, {} ← with {} bytes",
+        human_count(skipped.len() as u64),
+        human_count(count(true)),
+        human_count(bytes(true)),
+        human_count(count(false)),
+        human_count(bytes(false)),
+    )
+}

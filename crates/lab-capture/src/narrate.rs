@@ -1,0 +1,59 @@
+//! The "on the wire" part of an experiment's narration: the ladder, the drop count, the
+//! pcap file. It follows the experiment's own narration; in `--json` mode the packets are
+//! in the experiment's record instead, and nothing is printed here.
+
+use std::io;
+
+use lab_kit::narrate::Narrator;
+
+use crate::{Wire, Wiretap, ladder};
+
+/// Prints what the capture of an experiment saw, or (once per chapter) why it saw nothing.
+pub fn wire(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
+    let Some(wire) = wire else { return Ok(()) };
+    if let Some(why) = &wire.capture.unavailable {
+        if tap.unavailable().is_some() {
+            if tap.told_unavailable.replace(true) {
+                return Ok(());
+            }
+            return n.skipped("the packets on the wire", why);
+        }
+        return n.warn(why);
+    }
+    n.say(&format!(
+        "On the wire: {} captured on {} (kernel filter: port {}), kernel timestamps:",
+        match wire.packets.len() {
+            1 => "1 packet".to_string(),
+            count => format!("{count} packets"),
+        },
+        wire.capture.interface,
+        wire.capture
+            .ports
+            .iter()
+            .map(u16::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+    ))?;
+    for line in ladder::lines(wire) {
+        n.evidence(&line)?;
+    }
+    match wire.capture.kernel_drops {
+        Some(0) => {}
+        Some(drops) => n.warn(&format!(
+            "the kernel dropped {drops} frames of this capture (its queue was full): the ladder is incomplete"
+        ))?,
+        None => {}
+    }
+    if !wire.capture.complete {
+        n.warn(
+            "the capture stopped before its end marker arrived: the last packets may be missing",
+        )?;
+    }
+    if let Some(path) = &wire.capture.pcap {
+        n.fact("pcap file (Wireshark)", path)?;
+    }
+    if let Some(error) = &wire.capture.pcap_error {
+        n.warn(error)?;
+    }
+    Ok(())
+}
