@@ -9,6 +9,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use lab_capture::Wiretap;
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
 
@@ -19,7 +20,8 @@ type ChapterError = Box<dyn std::error::Error + Send + Sync>;
 struct Chapter {
     command: Command,
     question: &'static str,
-    run: fn(&mut Narrator, &Probe) -> Result<(), ChapterError>,
+    /// Runs the chapter; the wiretap captures the packets of the experiments that send any.
+    run: fn(&mut Narrator, &Probe, &Wiretap) -> Result<(), ChapterError>,
 }
 
 /// The chapters, in the order of the homework's questions.
@@ -27,27 +29,27 @@ const CHAPTERS: &[Chapter] = &[
     Chapter {
         command: Command::Refused,
         question: "1. What happens when a TCP client connects and no server is running?",
-        run: |n, p| Ok(lab_refused::chapter(n, p)?),
+        run: |n, p, tap| Ok(lab_refused::chapter(n, p, tap)?),
     },
     Chapter {
         command: Command::Localhost,
         question: "2. What is localhost, and how is it used to develop networked programs?",
-        run: |n, p| Ok(lab_echo::localhost_chapter(n, p)?),
+        run: |n, p, _| Ok(lab_echo::localhost_chapter(n, p)?),
     },
     Chapter {
         command: Command::Sleep,
         question: "3. What does sleep do?",
-        run: |n, p| Ok(lab_sleep::chapter(n, p)?),
+        run: |n, p, _| Ok(lab_sleep::chapter(n, p)?),
     },
     Chapter {
         command: Command::Calls,
         question: "4. What do bind(), listen(), accept(), connect(), send() and recv() really do?",
-        run: |n, p| Ok(lab_echo::socket_calls_chapter(n, p)?),
+        run: |n, p, _| Ok(lab_echo::socket_calls_chapter(n, p)?),
     },
     Chapter {
         command: Command::Chat,
         question: "5. A secure chat, one client and one server: what makes it secure?",
-        run: |n, p| Ok(lab_chat::chapter(n, p)?),
+        run: |n, p, _| Ok(lab_chat::chapter(n, p)?),
     },
 ];
 
@@ -61,13 +63,23 @@ const CHAPTERS: &[Chapter] = &[
     after_help = "Examples:\n  \
         socket-lab                 # the whole tour\n  \
         socket-lab refused         # only chapter 1\n  \
-        socket-lab --json refused  # one JSON object per experiment, for scripts\n\n\
+        socket-lab --json refused  # one JSON object per experiment, for scripts\n  \
+        sudo socket-lab --pcap caps   # also one pcap file per experiment, for Wireshark\n\n\
+        Run as root (or with CAP_NET_RAW), the experiments also show their packets on the wire.\n\
         Colors are used only on a terminal, and never when NO_COLOR is set."
 )]
 struct Cli {
     /// Print one JSON object per experiment per line instead of the narration.
     #[arg(long, global = true)]
     json: bool,
+
+    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
+    #[arg(long, global = true, value_name = "DIR")]
+    pcap: Option<std::path::PathBuf>,
+
+    /// Do not capture the experiments' packets.
+    #[arg(long, global = true, conflicts_with = "pcap")]
+    no_capture: bool,
 
     #[command(subcommand)]
     chapter: Option<Command>,
@@ -105,6 +117,13 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let wiretap = match Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref()) {
+        Ok(wiretap) => wiretap,
+        Err(e) => {
+            eprintln!("socket-lab: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut narrator = Narrator::stdout(Format::from_json_flag(cli.json));
     if cli.chapter.is_none() && introduce_the_tour(&mut narrator).is_err() {
         return ExitCode::FAILURE;
@@ -113,7 +132,8 @@ fn main() -> ExitCode {
         .iter()
         .filter(|c| cli.chapter.is_none_or(|wanted| wanted == c.command));
     for chapter in chosen {
-        if let Err(e) = (chapter.run)(&mut narrator, &probe) {
+        // A fresh copy per chapter: each chapter says once if it cannot capture.
+        if let Err(e) = (chapter.run)(&mut narrator, &probe, &wiretap.clone()) {
             if closed_stdout(e.as_ref()) {
                 // `socket-lab | head`: the reader left; nothing more to say to anyone.
                 return ExitCode::FAILURE;

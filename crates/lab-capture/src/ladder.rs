@@ -49,7 +49,11 @@ pub fn label(packet: &Packet) -> String {
 
 /// The lines of the ladder of `wire` (without the narration's evidence bar).
 pub fn lines(wire: &Wire) -> Vec<String> {
-    let mut lines = vec![format!("client{}server", " ".repeat(WIDTH + 2 - 12))];
+    let mut lines = Vec::new();
+    if let Some((client, server)) = ends(wire) {
+        lines.push(format!("client {client}  ⇄  server {server}"));
+    }
+    lines.push(format!("client{}server", " ".repeat(WIDTH + 2 - 12)));
     let first = wire
         .packets
         .first()
@@ -110,6 +114,24 @@ pub fn lines(wire: &Wire) -> Vec<String> {
         lines.push(summary(&skipped));
     }
     lines
+}
+
+/// The client's and the server's addresses, from the first TCP or UDP packet (`clients` if
+/// several clients took part).
+fn ends(wire: &Wire) -> Option<(String, String)> {
+    let first = wire.packets.iter().find(|p| p.client.is_some())?;
+    let (client, server) = if first.toward_server {
+        (first.src.clone(), first.dst.clone())
+    } else {
+        (first.dst.clone(), first.src.clone())
+    };
+    let mut clients: Vec<_> = wire.packets.iter().filter_map(|p| p.client).collect();
+    clients.sort();
+    clients.dedup();
+    if clients.len() > 1 {
+        return Some((format!("({} clients)", clients.len()), server));
+    }
+    Some((client, server))
 }
 
 /// `│── label ───▶│` or `│◀─── label ──│`.

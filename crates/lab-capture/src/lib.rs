@@ -94,6 +94,16 @@ impl Wiretap {
         }
     }
 
+    /// A wiretap that cannot capture, for `why`: what a process without root or
+    /// `CAP_NET_RAW` gets. For tests of that path on a machine where capture works.
+    pub fn unavailable_for_tests(why: &str) -> Self {
+        Wiretap {
+            state: State::Unavailable(why.to_string()),
+            pcap_dir: None,
+            told_unavailable: Cell::new(false),
+        }
+    }
+
     /// True unless capture was turned off.
     pub fn is_on(&self) -> bool {
         !matches!(self.state, State::Off)
@@ -323,9 +333,35 @@ impl Wire {
     }
 }
 
-/// Makes sure `dir` exists for the pcap files, with an error that says what to do.
-pub fn prepare_pcap_dir(dir: &Path) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir)
-        .map(|()| dir.to_path_buf())
-        .map_err(|e| format!("cannot create the pcap directory {}: {e}", dir.display()))
+/// Why `--pcap DIR` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot create the pcap directory {dir}: {source} (choose a directory you may write)")]
+    PcapDir { dir: PathBuf, source: io::Error },
+    #[error(
+        "--pcap needs packet capture, and {0}; run without --pcap to see the experiments without their packets"
+    )]
+    PcapUnavailable(String),
+}
+
+impl Wiretap {
+    /// The wiretap a command line asked for: `--no-capture`, or capture (where permitted)
+    /// with `--pcap DIR` creating DIR. Asking for pcap files where capture is impossible is an
+    /// error: the files would silently not exist.
+    pub fn from_flags(no_capture: bool, pcap_dir: Option<&Path>) -> Result<Self, Error> {
+        if no_capture {
+            return Ok(Wiretap::off());
+        }
+        if let Some(dir) = pcap_dir {
+            std::fs::create_dir_all(dir).map_err(|source| Error::PcapDir {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let tap = Wiretap::on(pcap_dir.map(Path::to_path_buf));
+        match (tap.unavailable(), pcap_dir) {
+            (Some(why), Some(_)) => Err(Error::PcapUnavailable(why.to_string())),
+            _ => Ok(tap),
+        }
+    }
 }

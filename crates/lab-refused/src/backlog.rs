@@ -17,6 +17,7 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use lab_capture::{Wire, Wiretap};
 use lab_kit::kernel::ListenQueueCounters;
 use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -88,6 +89,10 @@ pub struct BacklogReport {
     pub attempt: Attempt,
     /// The kernel's listen-queue counters across the attempt, where available.
     pub listen_queue: Option<ListenQueueCounters>,
+    /// The attempt's packets on the wire, when it was watched (`packets`, `capture`): the
+    /// SYN, sent again by the client's kernel, and no answer.
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
 }
 
 impl BacklogReport {
@@ -99,8 +104,18 @@ impl BacklogReport {
 
 /// Fills a listener's queue, then connects once more with `deadline`.
 pub fn connect_to_full_backlog(deadline: Duration) -> std::io::Result<BacklogReport> {
+    connect_to_full_backlog_watched(deadline, &Wiretap::off())
+}
+
+/// Like [`connect_to_full_backlog`], with the last attempt's packets captured by `tap` (the
+/// queue is filled before the capture starts).
+pub fn connect_to_full_backlog_watched(
+    deadline: Duration,
+    tap: &Wiretap,
+) -> std::io::Result<BacklogReport> {
     let backlog = 0;
     let full = ListenerWithFullBacklog::new(backlog)?;
+    let watch = tap.watch("backlog", &[full.addr().port()]);
     let before = ListenQueueCounters::read().ok();
     let started = Instant::now();
     let result = TcpStream::connect_timeout(&full.addr(), deadline);
@@ -117,5 +132,6 @@ pub fn connect_to_full_backlog(deadline: Duration) -> std::io::Result<BacklogRep
         deadline_us: u64::try_from(deadline.as_micros()).unwrap_or(u64::MAX),
         attempt: Attempt::record(&result, elapsed),
         listen_queue,
+        wire: watch.finish(),
     })
 }

@@ -12,18 +12,23 @@
 //! 4. [`udp`]: UDP has no connection to refuse; the refusal shows up on the next `recv`.
 //! 5. [`kernel_view`]: `strace` shows the one `connect()` system call and its answer.
 //!
+//! Where the process may capture packets (root or `CAP_NET_RAW`), experiments 1, 3 and 4 also
+//! show their packets on the wire, and [`on_the_wire`] checks what they prove.
+//!
 //! Each experiment returns a plain report (with `lab_kit::attempt::Attempt`s); [`narrate`]
 //! prints it.
 
 pub mod backlog;
 pub mod kernel_view;
 pub mod narrate;
+pub mod on_the_wire;
 pub mod refused;
 pub mod retry;
 pub mod udp;
 
 use std::time::Duration;
 
+use lab_capture::Wiretap;
 use lab_kit::narrate::Narrator;
 use lab_kit::probe::{Probe, ProbeFn};
 
@@ -71,7 +76,7 @@ impl Experiment {
 }
 
 /// The knobs of the experiments.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LabOptions {
     /// How long the client waits for the full-backlog listener (experiment 3).
     pub backlog_deadline: Duration,
@@ -81,15 +86,19 @@ pub struct LabOptions {
     pub retry: retry::RetryPolicy,
     /// How long the UDP socket waits for the refusal (experiment 4).
     pub udp_deadline: Duration,
+    /// Whether the packets of experiments 1, 3 and 4 are captured (off by default).
+    pub wiretap: Wiretap,
 }
 
 impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {
-            backlog_deadline: Duration::from_secs(1),
+            // Past the client's first SYN retransmission (1 s): the capture shows it sent again.
+            backlog_deadline: Duration::from_millis(1500),
             server_delay: Duration::from_millis(60),
             retry: retry::RetryPolicy::default(),
             udp_deadline: Duration::from_secs(2),
+            wiretap: Wiretap::off(),
         }
     }
 }
@@ -103,8 +112,10 @@ pub fn run_experiment(
 ) -> Result<(), Error> {
     match experiment {
         Experiment::Refused => {
-            let report = refused::connect_to_closed_port().map_err(setup("refused"))?;
+            let report = refused::connect_to_closed_port_watched(&options.wiretap)
+                .map_err(setup("refused"))?;
             narrate::narrate_refused(&report, n)?;
+            on_the_wire::narrate_refused(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Retry => {
             let report = retry::retry_until_server_starts(options.server_delay, options.retry)
@@ -112,14 +123,20 @@ pub fn run_experiment(
             narrate::narrate_retry(&report, &options.retry, n)?;
         }
         Experiment::Backlog => {
-            let report = backlog::connect_to_full_backlog(options.backlog_deadline)
-                .map_err(setup("backlog"))?;
+            let report = backlog::connect_to_full_backlog_watched(
+                options.backlog_deadline,
+                &options.wiretap,
+            )
+            .map_err(setup("backlog"))?;
             narrate::narrate_backlog(&report, n)?;
+            on_the_wire::narrate_backlog(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Udp => {
             let report =
-                udp::send_to_closed_udp_port(options.udp_deadline).map_err(setup("udp"))?;
+                udp::send_to_closed_udp_port_watched(options.udp_deadline, &options.wiretap)
+                    .map_err(setup("udp"))?;
             narrate::narrate_udp(&report, n)?;
+            on_the_wire::narrate_udp(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Strace => {
             let result = kernel_view::trace_refused_connect(probe);
@@ -145,7 +162,12 @@ pub fn run(
     Ok(())
 }
 
-/// The tour's chapter 1: every experiment with its default settings.
-pub fn chapter(n: &mut Narrator, probe: &Probe) -> Result<(), Error> {
-    run(&Experiment::ALL, &LabOptions::default(), probe, n)
+/// The tour's chapter 1: every experiment with its default settings, its packets captured
+/// by `tap`.
+pub fn chapter(n: &mut Narrator, probe: &Probe, tap: &Wiretap) -> Result<(), Error> {
+    let options = LabOptions {
+        wiretap: tap.clone(),
+        ..LabOptions::default()
+    };
+    run(&Experiment::ALL, &options, probe, n)
 }

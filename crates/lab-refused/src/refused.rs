@@ -15,6 +15,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::time::Instant;
 
+use lab_capture::{Wire, Wiretap};
 use lab_kit::kernel::{TcpCounterDelta, TcpCounters};
 use lab_kit::ports::ClosedTcpPort;
 use serde::Serialize;
@@ -32,6 +33,9 @@ pub struct RefusedReport {
     pub counters: Option<TcpCounterDelta>,
     /// Why the counters are missing, if they are.
     pub counters_unavailable: Option<String>,
+    /// The packets on the wire, when the attempt was watched (`packets`, `capture`).
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
 }
 
 /// Connects once to a closed loopback port and records the result and the counters.
@@ -40,8 +44,16 @@ pub struct RefusedReport {
 /// ([`ClosedTcpPort`]): bind alone does not make a server, so the kernel refuses, and no
 /// other program can take the port while we measure.
 pub fn connect_to_closed_port() -> std::io::Result<RefusedReport> {
+    connect_to_closed_port_watched(&Wiretap::off())
+}
+
+/// Like [`connect_to_closed_port`], with the attempt's packets captured by `tap`.
+pub fn connect_to_closed_port_watched(tap: &Wiretap) -> std::io::Result<RefusedReport> {
     let closed = ClosedTcpPort::reserve()?;
-    Ok(connect_and_count(closed.addr()))
+    let watch = tap.watch("refused", &[closed.addr().port()]);
+    let mut report = connect_and_count(closed.addr());
+    report.wire = watch.finish();
+    Ok(report)
 }
 
 /// Connects once to `target`, reading the kernel's TCP counters before and after.
@@ -61,5 +73,6 @@ pub fn connect_and_count(target: SocketAddr) -> RefusedReport {
         attempt: Attempt::record(&result, elapsed),
         counters,
         counters_unavailable,
+        wire: None,
     }
 }
