@@ -44,7 +44,7 @@ const CHAPTERS: &[Chapter] = &[
     Chapter {
         command: Command::Calls,
         question: "4. What do bind(), listen(), accept(), connect(), send() and recv() really do?",
-        run: |n, p, _| Ok(lab_echo::socket_calls_chapter(n, p)?),
+        run: |n, p, tap| Ok(lab_echo::socket_calls_chapter(n, p, tap)?),
     },
     Chapter {
         command: Command::Chat,

@@ -116,8 +116,8 @@ pub fn lines(wire: &Wire) -> Vec<String> {
     lines
 }
 
-/// The client's and the server's addresses, from the first TCP or UDP packet (`clients` if
-/// several clients took part).
+/// The client's and the server's addresses, from the first TCP or UDP packet (all clients,
+/// in order of appearance, if several took part).
 fn ends(wire: &Wire) -> Option<(String, String)> {
     let first = wire.packets.iter().find(|p| p.client.is_some())?;
     let (client, server) = if first.toward_server {
@@ -125,13 +125,21 @@ fn ends(wire: &Wire) -> Option<(String, String)> {
     } else {
         (first.dst.clone(), first.src.clone())
     };
-    let mut clients: Vec<_> = wire.packets.iter().filter_map(|p| p.client).collect();
-    clients.sort();
-    clients.dedup();
-    if clients.len() > 1 {
-        return Some((format!("({} clients)", clients.len()), server));
+    let mut clients: Vec<String> = Vec::new();
+    for packet_client in wire.packets.iter().filter_map(|p| p.client) {
+        let packet_client = packet_client.to_string();
+        if !clients.contains(&packet_client) {
+            clients.push(packet_client);
+        }
     }
-    Some((client, server))
+    match clients.len() {
+        0 | 1 => Some((client, server)),
+        2 | 3 => Some((
+            format!("{} (one after the other)", clients.join(", ")),
+            server,
+        )),
+        more => Some((format!("{more} clients ({client} first)"), server)),
+    }
 }
 
 /// `│── label ───▶│` or `│◀─── label ──│`.

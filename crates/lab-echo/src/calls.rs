@@ -15,6 +15,7 @@ use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use lab_capture::{Wire, Wiretap};
 use lab_kit::errors::ErrorFacts;
 use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -74,6 +75,21 @@ pub struct WalkThrough {
     pub recv_after_shutdown: usize,
     /// What a new `connect()` got once the listener was closed (ConnectionRefused).
     pub connect_after_close: Option<ErrorFacts>,
+    /// The packets on the wire, when watched (`packets`, `capture`), with the moments the
+    /// calls returned placed among them.
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
+}
+
+/// The marks the walk-through places among its packets when watched: the moment each call
+/// returned, by the clock of the kernel's packet timestamps.
+pub mod marks {
+    pub const CONNECT_RETURNED: &str = "client: connect() returned";
+    pub const ACCEPT_RETURNED: &str = "server: accept() returned";
+    pub const SEND_RETURNED: &str = "client: send() returned";
+    pub const SHUTDOWN_RETURNED: &str = "client: shutdown(SHUT_WR) returned";
+    pub const SERVER_CLOSED: &str = "server: close() returned";
+    pub const LISTENER_CLOSED: &str = "server: listener closed";
 }
 
 /// The message the client sends in the walk-through.
@@ -85,6 +101,12 @@ pub const GREETING: &[u8] = b"hello, server\n";
 /// One thread is enough, which is itself a lesson: `connect()` returns before anyone calls
 /// `accept()`, because the kernel completes the handshake on its own.
 pub fn walk_through() -> Result<WalkThrough, Error> {
+    walk_through_watched(&Wiretap::off())
+}
+
+/// Like [`walk_through`], with its packets captured by `tap` from `listen()` on, and the
+/// moments the calls returned marked among them ([`marks`]).
+pub fn walk_through_watched(tap: &Wiretap) -> Result<WalkThrough, Error> {
     use std::os::fd::AsRawFd;
     let mut steps = Vec::new();
     let mut step = |side, call: String, result: String, meaning: &str| {
@@ -132,6 +154,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         server.to_string(),
         "the port the kernel chose",
     );
+    let mut watch = tap.watch("socket_calls", &[server.port()]);
     listener.listen(BACKLOG).map_err(Error::socket("listen"))?;
     step(
         Side::Server,
@@ -155,6 +178,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         .connect(&SockAddr::from(server))
         .map_err(Error::socket("connect"))?;
     let connect_took = started.elapsed();
+    watch.mark(marks::CONNECT_RETURNED);
     let client_addr = socket_addr(&client, "getsockname")?;
     step(
         Side::Client,
@@ -171,6 +195,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
     };
 
     let (connection, peer) = listener.accept().map_err(Error::socket("accept"))?;
+    watch.mark(marks::ACCEPT_RETURNED);
     let afd = connection.as_raw_fd();
     let peer = peer
         .as_socket()
@@ -183,6 +208,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
     );
 
     let bytes_sent = client.send(GREETING).map_err(Error::socket("send"))?;
+    watch.mark(marks::SEND_RETURNED);
     step(
         Side::Client,
         format!("send(fd {cfd}, {:?})", text(GREETING)),
@@ -205,6 +231,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
     client
         .shutdown(Shutdown::Write)
         .map_err(Error::socket("shutdown"))?;
+    watch.mark(marks::SHUTDOWN_RETURNED);
     step(
         Side::Client,
         format!("shutdown(fd {cfd}, SHUT_WR)"),
@@ -221,6 +248,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         "0 means end of stream: the peer will send nothing more",
     );
     drop(connection);
+    watch.mark(marks::SERVER_CLOSED);
     step(
         Side::Server,
         format!("close(fd {afd})"),
@@ -245,6 +273,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
     // reference goes. A program that starts a child at this instant (fork, then exec) holds
     // a copy of every descriptor until the exec, so we look until the LISTEN row is gone.
     wait_until_not_listening(server.port());
+    watch.mark(marks::LISTENER_CLOSED);
     let late = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
         .map_err(Error::socket("socket"))?;
     let late_fd = late.as_raw_fd();
@@ -268,6 +297,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         bytes_received,
         recv_after_shutdown,
         connect_after_close: connect_after_close.as_ref().map(ErrorFacts::of),
+        wire: watch.finish(),
     })
 }
 

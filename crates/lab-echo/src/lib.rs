@@ -16,8 +16,10 @@ pub mod error;
 pub mod localhost;
 pub mod namespaces;
 pub mod narrate;
+pub mod on_the_wire;
 pub mod syscalls;
 
+use lab_capture::Wiretap;
 use lab_kit::narrate::Narrator;
 use lab_kit::probe::{Probe, ProbeFn};
 
@@ -85,10 +87,17 @@ pub fn localhost_chapter(narrator: &mut Narrator, _probe: &Probe) -> Result<(), 
     Ok(narrator.flush()?)
 }
 
-/// Chapter for question 4: the walk-through, the three surprises, and the strace evidence.
-pub fn socket_calls_chapter(narrator: &mut Narrator, probe: &Probe) -> Result<(), Error> {
+/// Chapter for question 4: the walk-through (with its packets, where `tap` may capture
+/// them), the three surprises, and the strace evidence.
+pub fn socket_calls_chapter(
+    narrator: &mut Narrator,
+    probe: &Probe,
+    tap: &Wiretap,
+) -> Result<(), Error> {
     narrator.heading(SOCKET_CALLS_QUESTION)?;
-    narrate::walk_through(&calls::walk_through()?, narrator)?;
+    let walk = calls::walk_through_watched(tap)?;
+    narrate::walk_through(&walk, narrator)?;
+    on_the_wire::narrate_walk_through(&walk, tap, narrator)?;
     narrate::no_message_boundaries(&calls::no_message_boundaries()?, narrator)?;
     narrate::partial_send(&calls::partial_send()?, narrator)?;
     narrate::peer_closes(&calls::peer_closes()?, narrator)?;

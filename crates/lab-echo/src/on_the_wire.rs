@@ -1,0 +1,93 @@
+//! What the walk-through's packets prove, checked on the capture itself.
+//!
+//! The walk-through marks the moment each call returned among its packets (by the clock of
+//! the kernel's packet timestamps), so the capture can show, not just say:
+//! - the three-way handshake (SYN, SYN-ACK, ACK) is over before `accept()` returns: the
+//!   kernel completes connections on its own, and `accept()` only takes one off the queue;
+//! - `send()` puts the bytes on the wire as one segment, acknowledged by the other kernel;
+//! - `shutdown(SHUT_WR)` sends a FIN; the server's `close()` sends its own;
+//! - once the listener is closed, a new SYN gets a reset (question 1 again).
+
+use std::io;
+use std::time::Duration;
+
+use lab_capture::{Packet, Wire, Wiretap};
+use lab_kit::narrate::Narrator;
+
+use crate::calls::{WalkThrough, marks};
+
+/// When the mark named `label` was taken, if it was.
+pub fn mark_time(wire: &Wire, label: &str) -> Option<Duration> {
+    wire.capture
+        .marks
+        .iter()
+        .find(|m| m.label == label)
+        .map(|m| m.timestamp)
+}
+
+/// The three packets of the first handshake, if the capture has them in order: the SYN, the
+/// SYN-ACK answering it, the ACK answering that.
+pub fn handshake(wire: &Wire) -> Option<[&Packet; 3]> {
+    let syn = wire.packets.iter().find(|p| p.is("SYN"))?;
+    let syn_ack = wire
+        .packets
+        .iter()
+        .find(|p| p.is("SYN,ACK") && p.dst == syn.src && p.timestamp >= syn.timestamp)?;
+    let ack = wire.packets.iter().find(|p| {
+        p.is("ACK") && p.src == syn.src && p.ack == Some(1) && p.timestamp >= syn_ack.timestamp
+    })?;
+    Some([syn, syn_ack, ack])
+}
+
+/// True if the whole handshake was on the wire before `accept()` returned.
+pub fn handshake_before_accept(wire: &Wire) -> bool {
+    match (handshake(wire), mark_time(wire, marks::ACCEPT_RETURNED)) {
+        (Some([_, _, ack]), Some(accepted)) => ack.timestamp <= accepted,
+        _ => false,
+    }
+}
+
+/// The first client's FIN.
+pub fn client_fin(wire: &Wire) -> Option<&Packet> {
+    let [syn, _, _] = handshake(wire)?;
+    wire.packets
+        .iter()
+        .find(|p| p.has("FIN") && p.src == syn.src)
+}
+
+/// The walk-through's packets, and what they prove.
+pub fn narrate_walk_through(
+    report: &WalkThrough,
+    tap: &Wiretap,
+    n: &mut Narrator,
+) -> io::Result<()> {
+    let wire = report.wire.as_ref();
+    lab_capture::narrate::wire(wire, tap, n)?;
+    let Some(wire) = wire.filter(|w| w.capture.unavailable.is_none()) else {
+        return Ok(());
+    };
+    if handshake_before_accept(wire) {
+        n.say(
+            "SYN, SYN-ACK, ACK: the three-way handshake was over before accept() returned, \
+             even before it was called. The kernel completes connections on its own; accept() \
+             only takes a finished one off the queue.",
+        )?;
+    } else {
+        n.warn("the capture does not show the handshake before accept() returned; see above")?;
+    }
+    let data = wire.packets.iter().find(|p| p.len > 0 && p.toward_server);
+    if let Some(data) = data {
+        n.say(&format!(
+            "send() put its {} bytes on the wire in one segment ({}).",
+            data.len, data.flags
+        ))?;
+    }
+    if client_fin(wire).is_some() {
+        n.say(
+            "shutdown(SHUT_WR) sent a FIN: the end of the client's stream, which recv() on the \
+             server reported as 0 bytes. The server's close() sent its own FIN. The last SYN, \
+             after the listener closed, got a reset: question 1 again.",
+        )?;
+    }
+    Ok(())
+}
