@@ -39,7 +39,7 @@ const CHAPTERS: &[Chapter] = &[
     Chapter {
         command: Command::Sleep,
         question: "3. What does sleep do?",
-        run: |n, p, _| Ok(lab_sleep::chapter(n, p)?),
+        run: |n, p, tap| Ok(lab_sleep::chapter_watched(n, p, tap)?),
     },
     Chapter {
         command: Command::Calls,

@@ -54,12 +54,7 @@ pub fn lines(wire: &Wire) -> Vec<String> {
         lines.push(format!("client {client}  ⇄  server {server}"));
     }
     lines.push(format!("client{}server", " ".repeat(WIDTH + 2 - 12)));
-    let first = wire
-        .packets
-        .first()
-        .map(|p| p.timestamp)
-        .unwrap_or_default();
-    // Packets and the endpoints' own marks, in time order.
+    // Packets and the endpoints' own marks, in time order, timed from the first of them.
     enum Row<'a> {
         Packet(&'a Packet),
         Mark(&'a Mark),
@@ -76,6 +71,7 @@ pub fn lines(wire: &Wire) -> Vec<String> {
         )
         .collect();
     rows.sort_by_key(|(t, _)| *t);
+    let first = rows.first().map(|(t, _)| *t).unwrap_or_default();
     let packet_count = wire.packets.len();
     let summarise = packet_count > MAX_ARROWS;
     let mut index = 0;

@@ -51,7 +51,7 @@ pub struct Wiretap {
     told_unavailable: Cell<bool>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     Off,
     On,
@@ -67,6 +67,22 @@ impl Clone for Wiretap {
             pcap_dir: self.pcap_dir.clone(),
             told_unavailable: Cell::new(false),
         }
+    }
+}
+
+impl PartialEq for Wiretap {
+    /// Two wiretaps are equal if they have the same settings.
+    fn eq(&self, other: &Self) -> bool {
+        self.state == other.state && self.pcap_dir == other.pcap_dir
+    }
+}
+
+impl Eq for Wiretap {}
+
+impl Default for Wiretap {
+    /// Off: a lab's experiments capture nothing unless a wiretap is given.
+    fn default() -> Self {
+        Wiretap::off()
     }
 }
 
@@ -196,13 +212,17 @@ pub struct Mark {
 impl Watch<'_> {
     /// Records that `label` happened now, by the clock of the packet timestamps.
     pub fn mark(&mut self, label: impl Into<String>) {
+        self.mark_at(label, SystemTime::now());
+    }
+
+    /// Records that `label` happened at `when` (read with `SystemTime::now()` by the thread
+    /// that saw it happen, perhaps another one).
+    pub fn mark_at(&mut self, label: impl Into<String>, when: SystemTime) {
         if matches!(self.running, Running::Capturing(_)) {
             self.marks.push(Mark {
                 t_us: 0,
                 label: label.into(),
-                timestamp: SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default(),
+                timestamp: when.duration_since(UNIX_EPOCH).unwrap_or_default(),
             });
         }
     }
