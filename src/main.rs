@@ -6,6 +6,8 @@
 //!
 //! `cargo run --release` runs the whole tour; `socket-lab refused` runs one chapter.
 
+mod html;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -64,7 +66,8 @@ const CHAPTERS: &[Chapter] = &[
         socket-lab                 # the whole tour\n  \
         socket-lab refused         # only chapter 1\n  \
         socket-lab --json refused  # one JSON object per experiment, for scripts\n  \
-        sudo socket-lab --pcap caps   # also one pcap file per experiment, for Wireshark\n\n\
+        sudo socket-lab --pcap caps   # also one pcap file per experiment, for Wireshark\n  \
+        sudo socket-lab --html tour.html  # the whole tour as one page to post or print\n\n\
         Run as root (or with CAP_NET_RAW), the experiments also show their packets on the wire.\n\
         Colors are used only on a terminal, and never when NO_COLOR is set."
 )]
@@ -80,6 +83,11 @@ struct Cli {
     /// Do not capture the experiments' packets.
     #[arg(long, global = true, conflicts_with = "pcap")]
     no_capture: bool,
+
+    /// Also write the run as one self-contained HTML page (ladder diagrams as SVG), for a
+    /// projector, a course page or paper.
+    #[arg(long, global = true, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     chapter: Option<Command>,
@@ -124,7 +132,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut narrator = Narrator::stdout(Format::from_json_flag(cli.json));
+    let (mut narrator, recorded) = Narrator::stdout(Format::from_json_flag(cli.json)).recording();
     if cli.chapter.is_none() && introduce_the_tour(&mut narrator).is_err() {
         return ExitCode::FAILURE;
     }
@@ -144,6 +152,15 @@ fn main() -> ExitCode {
         }
     }
     let _ = narrator.flush();
+    if let Some(path) = &cli.html
+        && let Err(e) = std::fs::write(path, html::page(&recorded.blocks()))
+    {
+        eprintln!(
+            "socket-lab: cannot write the HTML report {}: {e} (choose a file you may write)",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }
 

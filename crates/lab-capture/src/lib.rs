@@ -9,7 +9,8 @@
 //! - [`filter`]: the classic BPF program that keeps only the experiment's own ports;
 //! - [`capture`]: the reader thread, and how it knows it has read everything;
 //! - [`packet`]: frames parsed (with etherparse) into what a ladder shows;
-//! - [`ladder`]: the terminal's ladder diagram; [`pcap`]: the file for Wireshark;
+//! - [`ladder`]: the terminal's ladder diagram; [`svg`]: the same for the HTML report;
+//!   [`pcap`]: the file for Wireshark;
 //! - [`narrate`]: the "on the wire" part that follows an experiment's narration.
 //!
 //! A lab holds a [`Wiretap`] for a run and, around each experiment, asks it to
@@ -28,6 +29,7 @@ pub mod narrate;
 pub mod packet;
 pub mod pcap;
 pub mod socket;
+pub mod svg;
 
 use std::cell::Cell;
 use std::io;

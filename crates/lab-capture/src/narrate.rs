@@ -6,7 +6,11 @@ use std::io;
 
 use lab_kit::narrate::Narrator;
 
-use crate::{Wire, Wiretap, ladder};
+use crate::{Wire, Wiretap, ladder, svg};
+
+/// The name of the attachment that holds a ladder's SVG drawing. The evidence lines that
+/// follow it are the same ladder as text (a report shows one or the other).
+pub const LADDER_SVG: &str = "ladder-svg";
 
 /// Prints what the capture of an experiment saw, or (once per chapter) why it saw nothing.
 pub fn wire(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
@@ -34,6 +38,8 @@ pub fn wire(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<
             .collect::<Vec<_>>()
             .join(", "),
     ))?;
+    // For a recorded report: the same ladder as a drawing, just before its text lines.
+    n.attach(LADDER_SVG, || svg::ladder(wire));
     for line in ladder::lines(wire) {
         n.evidence(&line)?;
     }

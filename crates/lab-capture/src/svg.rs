@@ -1,0 +1,267 @@
+//! The ladder diagram as SVG, for the HTML report: drawn to scale in time where that helps,
+//! with a visible break for a long gap (a retransmission timer, a sleeping server).
+//!
+//! Vertical distance is time, at [`PX_PER_MS`], except that two rows are never closer than
+//! [`ROW`] (so labels stay readable: a handshake takes microseconds) and a gap longer than
+//! [`BREAK_AFTER`] is drawn as a zigzag break labelled with its length. The time of each row
+//! is written in the left margin, so nothing is lost by either rule. The drawing has no
+//! script, no external font or style: it is part of a self-contained page.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use lab_kit::narrate::{human_count, human_duration, human_micros};
+
+use crate::ladder::label;
+use crate::packet::{Packet, Protocol};
+use crate::{Mark, Wire};
+
+/// Pixels per millisecond of time between rows.
+pub const PX_PER_MS: f64 = 2.0;
+/// The smallest distance between two rows, in pixels.
+pub const ROW: f64 = 30.0;
+/// Gaps longer than this are drawn as a break.
+pub const BREAK_AFTER: Duration = Duration::from_millis(100);
+const BREAK_HEIGHT: f64 = 76.0;
+const WIDTH: f64 = 780.0;
+const CLIENT_X: f64 = 170.0;
+const SERVER_X: f64 = 690.0;
+const TOP: f64 = 64.0;
+/// How far an arrow falls while it crosses: the look of a ladder diagram.
+const SLANT: f64 = 10.0;
+const MAX_ARROWS: usize = 40;
+
+enum Row<'a> {
+    Packet(&'a Packet),
+    Mark(&'a Mark),
+    Summary(Vec<&'a Packet>),
+}
+
+/// The SVG drawing of `wire`'s packets and marks.
+pub fn ladder(wire: &Wire) -> String {
+    let mut rows: Vec<(Duration, Row<'_>)> = wire
+        .packets
+        .iter()
+        .map(|p| (p.timestamp, Row::Packet(p)))
+        .chain(
+            wire.capture
+                .marks
+                .iter()
+                .map(|m| (m.timestamp, Row::Mark(m))),
+        )
+        .collect();
+    rows.sort_by_key(|(t, _)| *t);
+    let rows = summarise(rows, wire.packets.len());
+    let first = rows.first().map(|(t, _)| *t).unwrap_or_default();
+
+    let mut body = String::new();
+    let mut y = TOP;
+    let mut previous: Option<Duration> = None;
+    for (at, row) in &rows {
+        if let Some(before) = previous {
+            let gap = at.saturating_sub(before);
+            if gap > BREAK_AFTER {
+                // Below the previous arrow's slanted end.
+                draw_break(&mut body, y + SLANT + 8.0, gap);
+                y += BREAK_HEIGHT;
+            } else {
+                y += (gap.as_secs_f64() * 1000.0 * PX_PER_MS).max(ROW);
+            }
+        }
+        previous = Some(*at);
+        let since =
+            human_micros(u64::try_from(at.saturating_sub(first).as_micros()).unwrap_or(u64::MAX));
+        let _ = write!(
+            body,
+            r#"<text class="time" x="{:.0}" y="{:.1}" text-anchor="end">{}</text>"#,
+            CLIENT_X - 16.0,
+            y + 4.0,
+            escape(&since)
+        );
+        match row {
+            Row::Packet(packet) => draw_arrow(&mut body, y, packet),
+            Row::Mark(mark) => draw_mark(&mut body, y, mark),
+            Row::Summary(skipped) => draw_summary(&mut body, y, skipped),
+        }
+    }
+    let height = y + 40.0;
+    let (client, server) = ends(wire);
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg class="ladder" viewBox="0 0 {WIDTH} {height:.0}" width="{WIDTH}" height="{height:.0}" role="img" aria-label="ladder diagram of {} packets">"#,
+        wire.packets.len()
+    );
+    svg.push_str(concat!(
+        r#"<defs><marker id="head" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="9" markerHeight="9" orient="auto-start-reverse">"#,
+        r#"<path d="M0,0 L10,5 L0,10 z" fill="context-stroke"/></marker></defs>"#
+    ));
+    let _ = write!(
+        svg,
+        r#"<text class="end" x="{CLIENT_X}" y="22" text-anchor="middle">client</text><text class="addr" x="{CLIENT_X}" y="40" text-anchor="middle">{}</text><text class="end" x="{SERVER_X}" y="22" text-anchor="middle">server</text><text class="addr" x="{SERVER_X}" y="40" text-anchor="middle">{}</text>"#,
+        escape(&client),
+        escape(&server)
+    );
+    let _ = write!(
+        svg,
+        r#"<line class="post" x1="{CLIENT_X}" y1="{:.0}" x2="{CLIENT_X}" y2="{:.0}"/><line class="post" x1="{SERVER_X}" y1="{:.0}" x2="{SERVER_X}" y2="{:.0}"/>"#,
+        TOP - 14.0,
+        height - 16.0,
+        TOP - 14.0,
+        height - 16.0
+    );
+    svg.push_str(&body);
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Keeps the first and last packets of a long capture, one summary row for the middle.
+fn summarise(rows: Vec<(Duration, Row<'_>)>, packets: usize) -> Vec<(Duration, Row<'_>)> {
+    if packets <= MAX_ARROWS {
+        return rows;
+    }
+    let (head, tail) = (MAX_ARROWS * 2 / 3, MAX_ARROWS / 3);
+    let mut kept = Vec::new();
+    let mut skipped: Vec<&Packet> = Vec::new();
+    let mut skipped_at = Duration::ZERO;
+    let mut index = 0;
+    for (at, row) in rows {
+        if let Row::Packet(packet) = row {
+            index += 1;
+            if index > head && index <= packets - tail {
+                if skipped.is_empty() {
+                    skipped_at = at;
+                }
+                skipped.push(packet);
+                continue;
+            }
+            flush(&mut kept, &mut skipped, skipped_at);
+            kept.push((at, Row::Packet(packet)));
+        } else {
+            flush(&mut kept, &mut skipped, skipped_at);
+            kept.push((at, row));
+        }
+    }
+    flush(&mut kept, &mut skipped, skipped_at);
+    kept
+}
+
+fn flush<'a>(kept: &mut Vec<(Duration, Row<'a>)>, skipped: &mut Vec<&'a Packet>, at: Duration) {
+    if !skipped.is_empty() {
+        kept.push((at, Row::Summary(std::mem::take(skipped))));
+    }
+}
+
+fn draw_arrow(body: &mut String, y: f64, packet: &Packet) {
+    let (x1, x2) = if packet.toward_server {
+        (CLIENT_X, SERVER_X)
+    } else {
+        (SERVER_X, CLIENT_X)
+    };
+    let class = if packet.has("RST") {
+        "rst"
+    } else if packet.has("SYN") || packet.has("FIN") {
+        "ctl"
+    } else if matches!(packet.protocol, Protocol::Icmp | Protocol::Icmpv6) {
+        "icmp"
+    } else if packet.len > 0 {
+        "data"
+    } else {
+        "ack"
+    };
+    let _ = write!(
+        body,
+        r#"<line class="arrow {class}" x1="{x1}" y1="{y:.1}" x2="{x2}" y2="{:.1}" marker-end="url(#head)"/><text class="label {class}" x="{:.0}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        y + SLANT,
+        (CLIENT_X + SERVER_X) / 2.0,
+        y - 5.0,
+        escape(&label(packet))
+    );
+}
+
+fn draw_mark(body: &mut String, y: f64, mark: &Mark) {
+    let side = if mark.label.starts_with("server") {
+        SERVER_X
+    } else {
+        CLIENT_X
+    };
+    let _ = write!(
+        body,
+        r#"<line class="mark" x1="{CLIENT_X}" y1="{y:.1}" x2="{SERVER_X}" y2="{y:.1}"/><circle class="mark" cx="{}" cy="{y:.1}" r="4"/><text class="mark" x="{:.0}" y="{:.1}" text-anchor="middle">{} (the program's own event)</text>"#,
+        side,
+        (CLIENT_X + SERVER_X) / 2.0,
+        y - 5.0,
+        escape(&mark.label)
+    );
+}
+
+fn draw_summary(body: &mut String, y: f64, skipped: &[&Packet]) {
+    let bytes = |toward: bool| -> u64 {
+        skipped
+            .iter()
+            .filter(|p| p.toward_server == toward)
+            .map(|p| p.len as u64)
+            .sum()
+    };
+    let _ = write!(
+        body,
+        r#"<text class="summary" x="{:.0}" y="{:.1}" text-anchor="middle">⋮ {} more packets: {} bytes →, {} bytes ← ⋮</text>"#,
+        (CLIENT_X + SERVER_X) / 2.0,
+        y + 4.0,
+        human_count(skipped.len() as u64),
+        human_count(bytes(true)),
+        human_count(bytes(false)),
+    );
+}
+
+fn draw_break(body: &mut String, y: f64, gap: Duration) {
+    let mid = y + BREAK_HEIGHT / 2.0;
+    let mut zigzag = format!("M{:.0},{mid:.1}", CLIENT_X - 30.0);
+    let mut x = CLIENT_X - 30.0;
+    let mut up = true;
+    while x < SERVER_X + 30.0 {
+        x += 12.0;
+        let _ = write!(
+            zigzag,
+            " L{x:.0},{:.1}",
+            if up { mid - 5.0 } else { mid + 5.0 }
+        );
+        up = !up;
+    }
+    let _ = write!(
+        body,
+        r#"<rect class="gap" x="{:.0}" y="{:.1}" width="{:.0}" height="{:.0}"/><path class="break" d="{zigzag}"/><text class="gap" x="{:.0}" y="{:.1}" text-anchor="middle">{} later (not to scale)</text>"#,
+        CLIENT_X - 34.0,
+        mid - 10.0,
+        SERVER_X - CLIENT_X + 68.0,
+        20.0,
+        (CLIENT_X + SERVER_X) / 2.0,
+        mid - 12.0,
+        escape(&human_duration(gap))
+    );
+}
+
+/// The addresses at the top of the two posts.
+fn ends(wire: &Wire) -> (String, String) {
+    match wire.packets.iter().find(|p| p.client.is_some()) {
+        Some(p) if p.toward_server => (p.src.clone(), p.dst.clone()),
+        Some(p) => (p.dst.clone(), p.src.clone()),
+        None => (String::new(), String::new()),
+    }
+}
+
+/// `text` made safe inside SVG/HTML text and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
