@@ -42,7 +42,7 @@ struct Cli {
     no_capture: bool,
 
     /// How long the client waits for the listener whose queue is full (experiment 3).
-    #[arg(long, value_name = "MS", default_value_t = 1500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, value_name = "MS", default_value_t = 1250, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     deadline_ms: u64,
 }
 
