@@ -38,6 +38,9 @@ pub fn label(packet: &Packet) -> String {
             if packet.len > 0 {
                 label.push_str(&format!(" len={}", packet.len));
             }
+            if !packet.tls.is_empty() {
+                label.push_str(&format!(": {}", packet.tls.join(", ")));
+            }
             label
         }
         Protocol::Udp => format!("UDP len={}", packet.len),

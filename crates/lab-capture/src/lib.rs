@@ -10,7 +10,7 @@
 //! - [`capture`]: the reader thread, and how it knows it has read everything;
 //! - [`packet`]: frames parsed (with etherparse) into what a ladder shows;
 //! - [`ladder`]: the terminal's ladder diagram; [`svg`]: the same for the HTML report;
-//!   [`pcap`]: the file for Wireshark;
+//!   [`pcap`]: the file for Wireshark; [`tls`]: the TLS records an eavesdropper sees;
 //! - [`narrate`]: the "on the wire" part that follows an experiment's narration.
 //!
 //! A lab holds a [`Wiretap`] for a run and, around each experiment, asks it to
@@ -30,6 +30,7 @@ pub mod packet;
 pub mod pcap;
 pub mod socket;
 pub mod svg;
+pub mod tls;
 
 use std::cell::Cell;
 use std::io;
@@ -158,6 +159,7 @@ impl Wiretap {
             ports: ports.to_vec(),
             running,
             marks: Vec::new(),
+            key_log: None,
         }
     }
 }
@@ -197,6 +199,7 @@ pub struct Watch<'tap> {
     ports: Vec<u16>,
     running: Running,
     marks: Vec<Mark>,
+    key_log: Option<std::sync::Arc<tls::KeyLogLines>>,
 }
 
 /// A moment an endpoint reported itself (such as "accept() returned"), placed among the
@@ -229,6 +232,18 @@ impl Watch<'_> {
         }
     }
 
+    /// A key log for the experiment's TLS client (`ClientConfig::key_log`), when capturing:
+    /// its secrets are written beside the pcap file as `<experiment>.keys`, in the
+    /// `SSLKEYLOGFILE` format, so that Wireshark decrypts the session.
+    pub fn key_log(&mut self) -> Option<std::sync::Arc<tls::KeyLogLines>> {
+        if !matches!(self.running, Running::Capturing(_)) {
+            return None;
+        }
+        Some(std::sync::Arc::clone(
+            self.key_log.get_or_insert_with(Default::default),
+        ))
+    }
+
     /// Stops watching and returns what was seen; None if capture is off.
     pub fn finish(self) -> Option<Wire> {
         let mut capture = CaptureFacts {
@@ -239,6 +254,7 @@ impl Watch<'_> {
             complete: false,
             pcap: None,
             pcap_error: None,
+            key_log: None,
             unavailable: None,
             marks: self.marks,
         };
@@ -271,9 +287,15 @@ impl Watch<'_> {
         let mut packets: Vec<Packet> = collected
             .frames
             .iter()
-            .filter_map(|f| packet::decode(&f.data, f.timestamp, &capture.ports))
+            .enumerate()
+            .filter_map(|(index, f)| {
+                let mut packet = packet::decode(&f.data, f.timestamp, &capture.ports)?;
+                packet.frame = index;
+                Some(packet)
+            })
             .collect();
         packet::relate(&mut packets);
+        tls::label_records(&mut packets, &collected.frames);
         let first = packets.first().map(|p| p.timestamp).unwrap_or_default();
         for mark in &mut capture.marks {
             mark.t_us =
@@ -285,6 +307,18 @@ impl Watch<'_> {
                 Ok(()) => capture.pcap = Some(path.display().to_string()),
                 Err(e) => {
                     capture.pcap_error = Some(format!("could not write {}: {e}", path.display()))
+                }
+            }
+            if let Some(key_log) = &self.key_log {
+                let path = dir.join(format!("{}.keys", self.experiment));
+                let mut text = key_log.lines().join("\n");
+                text.push('\n');
+                match std::fs::write(&path, text) {
+                    Ok(()) => capture.key_log = Some(path.display().to_string()),
+                    Err(e) => {
+                        capture.pcap_error =
+                            Some(format!("could not write {}: {e}", path.display()))
+                    }
                 }
             }
         }
@@ -325,6 +359,9 @@ pub struct CaptureFacts {
     pub pcap: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pcap_error: Option<String>,
+    /// The TLS key log written beside the pcap (`SSLKEYLOGFILE` format), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_log: Option<String>,
     /// Why there are no packets, if there are none because capture was impossible.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,

@@ -58,6 +58,9 @@ pub fn wire(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<
     if let Some(path) = &wire.capture.pcap {
         n.fact("pcap file (Wireshark)", path)?;
     }
+    if let Some(path) = &wire.capture.key_log {
+        n.fact("TLS key log", path)?;
+    }
     if let Some(error) = &wire.capture.pcap_error {
         n.warn(error)?;
     }

@@ -50,6 +50,10 @@ pub struct Packet {
     /// For ICMP: what the message says, e.g. `port unreachable`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp: Option<String>,
+    /// The TLS records that begin in this segment, e.g. `ClientHello 517`,
+    /// `ApplicationData 58` (type and length, all an eavesdropper can read).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tls: Vec<String>,
     /// When the kernel captured it, since the Unix epoch.
     #[serde(skip)]
     pub timestamp: Duration,
@@ -64,9 +68,9 @@ pub struct Packet {
     /// For TCP and UDP: the client's address (the end that is not a watched port).
     #[serde(skip)]
     pub client: Option<SocketAddr>,
-    /// The TCP or UDP payload's first bytes (enough to recognise a TLS record header).
+    /// Which captured frame this is (its index in the capture, and in the pcap file).
     #[serde(skip)]
-    pub payload_head: Vec<u8>,
+    pub frame: usize,
 }
 
 impl Packet {
@@ -80,9 +84,6 @@ impl Packet {
         self.protocol == Protocol::Tcp && self.flags.split(',').any(|f| f == flag)
     }
 }
-
-/// How many payload bytes each packet keeps for recognising what it carries.
-const HEAD: usize = 16;
 
 /// Parses one Ethernet frame. `server_ports` decides which end is the server. Returns None
 /// for a frame that is not IPv4/IPv6 TCP, UDP or ICMP (the filter lets none through).
@@ -109,12 +110,13 @@ pub fn decode(frame: &[u8], timestamp: Duration, server_ports: &[u16]) -> Option
         ack: None,
         len: 0,
         icmp: None,
+        tls: Vec::new(),
         timestamp,
         toward_server: true,
         wire_seq: 0,
         wire_ack: 0,
         client: None,
-        payload_head: Vec::new(),
+        frame: 0,
     };
     let ends = |src_port: u16, dst_port: u16, packet: &mut Packet| {
         let src = SocketAddr::new(src_ip, src_port);
@@ -145,13 +147,11 @@ pub fn decode(frame: &[u8], timestamp: Duration, server_ports: &[u16]) -> Option
             packet.wire_seq = tcp.sequence_number();
             packet.wire_ack = tcp.acknowledgment_number();
             packet.len = tcp.payload().len();
-            packet.payload_head = tcp.payload()[..tcp.payload().len().min(HEAD)].to_vec();
         }
         TransportSlice::Udp(udp) => {
             ends(udp.source_port(), udp.destination_port(), &mut packet);
             packet.protocol = Protocol::Udp;
             packet.len = udp.payload().len();
-            packet.payload_head = udp.payload()[..udp.payload().len().min(HEAD)].to_vec();
         }
         TransportSlice::Icmpv4(icmp) => {
             packet.protocol = Protocol::Icmp;

@@ -1,0 +1,140 @@
+//! What an eavesdropper sees of a TLS session: the record layer, and nothing more.
+//!
+//! TLS sends *records*: a 5-byte header in the clear (content type, version, length), then
+//! the body. The first records are readable: the client's `ClientHello` and the server's
+//! `ServerHello` (type 22, handshake). In TLS 1.3 everything after the `ServerHello` (the
+//! rest of the handshake, every line of the chat, alerts, `close_notify`) travels as
+//! *application data* (type 23) records whose bodies are ciphertext: the wire shows only
+//! their sizes and times, and that is the lesson. (The endpoints know what each record was:
+//! the lab marks its own events among the packets, and writes the session's secrets in
+//! `SSLKEYLOGFILE` format beside the pcap so that Wireshark can decrypt it.)
+//!
+//! Records do not line up with TCP segments: one segment may carry several records, and a
+//! record may span segments. So each direction's byte stream is put back together from the
+//! captured segments (by sequence number), read record by record, and each record is
+//! credited to the segment that carries its first byte.
+
+use std::collections::BTreeMap;
+
+use etherparse::{SlicedPacket, TransportSlice};
+
+use crate::capture::RawFrame;
+use crate::packet::{Packet, Protocol};
+
+/// The name of a record, from its content type and (for a handshake) its message type.
+fn record_name(content_type: u8, body: &[u8]) -> String {
+    match content_type {
+        20 => "ChangeCipherSpec".into(),
+        21 => "Alert".into(),
+        22 => match body.first() {
+            Some(1) => "ClientHello".into(),
+            Some(2) => "ServerHello".into(),
+            Some(kind) => format!("Handshake({kind})"),
+            None => "Handshake".into(),
+        },
+        23 => "ApplicationData".into(),
+        other => format!("Record({other})"),
+    }
+}
+
+/// One direction's TCP segments: relative sequence number → (packet index, payload).
+type Segments = BTreeMap<u32, (usize, Vec<u8>)>;
+
+/// Finds the TLS records in the TCP streams of `packets` (decoded from `frames`, each
+/// packet knowing its frame) and names them in each packet's `tls` list, e.g. `ClientHello 517`. A
+/// direction whose stream does not begin with a TLS handshake record is left alone.
+pub fn label_records(packets: &mut [Packet], frames: &[RawFrame]) {
+    // Each direction's segments, by relative sequence number.
+    let mut streams: BTreeMap<(String, String), Segments> = BTreeMap::new();
+    for (index, packet) in packets.iter().enumerate() {
+        if packet.protocol != Protocol::Tcp || packet.len == 0 {
+            continue;
+        }
+        let payload = frames.get(packet.frame).and_then(|f| tcp_payload(&f.data));
+        let (Some(seq), Some(payload)) = (packet.seq, payload) else {
+            continue;
+        };
+        streams
+            .entry((packet.src.clone(), packet.dst.clone()))
+            .or_default()
+            .entry(seq)
+            .or_insert((index, payload));
+    }
+    for segments in streams.values() {
+        // The stream, from its first captured byte, with where each segment began in it.
+        let mut stream: Vec<u8> = Vec::new();
+        let mut starts: Vec<(usize, usize)> = Vec::new();
+        let mut next: Option<u32> = None;
+        for (&seq, (index, payload)) in segments {
+            let skip = match next {
+                None => 0,
+                Some(expected) if seq <= expected => (expected - seq) as usize,
+                // A hole (a segment not captured): stop here rather than misread.
+                Some(_) => break,
+            };
+            if skip >= payload.len() {
+                continue;
+            }
+            starts.push((stream.len(), *index));
+            stream.extend_from_slice(&payload[skip..]);
+            next = Some(seq + payload.len() as u32);
+        }
+        if stream.first() != Some(&22) {
+            continue;
+        }
+        let mut at = 0;
+        while at + 5 <= stream.len() {
+            let content_type = stream[at];
+            let length = usize::from(u16::from_be_bytes([stream[at + 3], stream[at + 4]]));
+            let body = &stream[at + 5..(at + 5 + length).min(stream.len())];
+            let carrier = starts
+                .iter()
+                .rev()
+                .find(|(offset, _)| *offset <= at)
+                .map(|(_, index)| *index);
+            if let Some(index) = carrier {
+                packets[index]
+                    .tls
+                    .push(format!("{} {}", record_name(content_type, body), length));
+            }
+            at += 5 + length;
+        }
+    }
+}
+
+fn tcp_payload(frame: &[u8]) -> Option<Vec<u8>> {
+    match SlicedPacket::from_ethernet(frame).ok()?.transport? {
+        TransportSlice::Tcp(tcp) => Some(tcp.payload().to_vec()),
+        _ => None,
+    }
+}
+
+/// Collects a TLS session's secrets, as rustls hands them to a [`rustls::KeyLog`], in the
+/// `SSLKEYLOGFILE` format (NSS key log) that Wireshark reads: `LABEL client_random secret`,
+/// hexadecimal, one per line.
+#[derive(Debug, Default)]
+pub struct KeyLogLines(std::sync::Mutex<Vec<String>>);
+
+impl KeyLogLines {
+    /// The lines logged so far.
+    pub fn lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl rustls::KeyLog for KeyLogLines {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(format!("{label} {} {}", hex(client_random), hex(secret)));
+    }
+
+    fn will_log(&self, _label: &str) -> bool {
+        true
+    }
+}
