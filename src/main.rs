@@ -51,7 +51,7 @@ const CHAPTERS: &[Chapter] = &[
     Chapter {
         command: Command::Chat,
         question: "5. A secure chat, one client and one server: what makes it secure?",
-        run: |n, p, _| Ok(lab_chat::chapter(n, p)?),
+        run: |n, p, tap| Ok(lab_chat::chapter_watched(n, p, tap)?),
     },
 ];
 

@@ -20,9 +20,9 @@ use crate::{Mark, Wire};
 /// Width between the two posts, in characters.
 const WIDTH: usize = 46;
 /// Captures longer than this are summarised.
-const MAX_ARROWS: usize = 24;
-const HEAD_ARROWS: usize = 14;
-const TAIL_ARROWS: usize = 8;
+const MAX_ARROWS: usize = 40;
+const HEAD_ARROWS: usize = 26;
+const TAIL_ARROWS: usize = 10;
 
 /// What the arrow of `packet` says.
 pub fn label(packet: &Packet) -> String {

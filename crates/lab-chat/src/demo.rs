@@ -27,6 +27,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use lab_capture::{Wire, Wiretap};
 use lab_kit::narrate::Narrator;
 use lab_kit::pki::{LabCa, LeafSpec, PkiFiles};
 use lab_kit::probe::Probe;
@@ -300,14 +301,41 @@ pub struct ConversationReport {
     pub server_received: usize,
     pub server_output: Vec<String>,
     pub client_output: Vec<String>,
+    /// The session's packets, when watched (`packets` with their TLS records, `capture`),
+    /// with the moments the users typed marked among them ([`conversation_marks`]).
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
+}
+
+/// The moments the conversation marks among its packets when watched.
+pub mod conversation_marks {
+    pub const SERVER_TYPED: &str = "server: the user typed a line";
+    pub const CLIENT_TYPED: &str = "client: the user typed a line";
+    pub const CLIENT_EXIT: &str = "client: the user typed Exit";
 }
 
 /// Runs a TLS chat in this process: the server speaks first, then both sides send three
 /// lines at the same moment, then the client says `Exit`.
 pub fn conversation(files: &PkiFiles) -> Result<ConversationReport, Error> {
+    conversation_watched(files, &Wiretap::off())
+}
+
+/// Like [`conversation`], with the session's packets captured by `tap`, the client's TLS
+/// secrets in a key log beside the pcap, and the users' lines marked among the packets.
+pub fn conversation_watched(files: &PkiFiles, tap: &Wiretap) -> Result<ConversationReport, Error> {
+    use conversation_marks::{CLIENT_EXIT, CLIENT_TYPED, SERVER_TYPED};
     let tls = lab_tls(files)?;
     let server = start_server(Some(tls.server))?;
-    let client = start_client(server.addr, Some(tls.client))?;
+    let mut watch = tap.watch("conversation", &[server.addr.port()]);
+    let client_tls = match watch.key_log() {
+        Some(key_log) => {
+            let mut config = (*tls.client).clone();
+            config.key_log = key_log;
+            Arc::new(config)
+        }
+        None => tls.client,
+    };
+    let client = start_client(server.addr, Some(client_tls))?;
     if !client.log.wait_count(1, is_session) || !server.log.wait_count(1, is_session) {
         return Err(step_failed("the TLS session", &client.log));
     }
@@ -315,6 +343,7 @@ pub fn conversation(files: &PkiFiles) -> Result<ConversationReport, Error> {
         Some(ChatEvent::SessionStarted { security, .. }) => security,
         _ => Security::Plaintext,
     };
+    watch.mark(SERVER_TYPED);
     let _ = server
         .input
         .send(LocalInput::Line("Hi! The server speaks first.".into()));
@@ -322,6 +351,8 @@ pub fn conversation(files: &PkiFiles) -> Result<ConversationReport, Error> {
     // Both users type at the same moment: neither waits for the other's line.
     const AT_ONCE: usize = 3;
     for i in 1..=AT_ONCE {
+        watch.mark(SERVER_TYPED);
+        watch.mark(CLIENT_TYPED);
         let _ = server
             .input
             .send(LocalInput::Line(format!("server line {i} of {AT_ONCE}")));
@@ -334,6 +365,7 @@ pub fn conversation(files: &PkiFiles) -> Result<ConversationReport, Error> {
     if !client_done || !server_done {
         return Err(step_failed("the simultaneous lines", &server.log));
     }
+    watch.mark(CLIENT_EXIT);
     let _ = client.input.send(LocalInput::Exit);
     if server
         .log
@@ -356,6 +388,7 @@ pub fn conversation(files: &PkiFiles) -> Result<ConversationReport, Error> {
         server_received: count(&server_output),
         server_output,
         client_output,
+        wire: watch.finish(),
     })
 }
 
@@ -881,6 +914,11 @@ pub struct DemoReport {
 
 /// Runs and narrates every experiment; returns what was measured.
 pub fn run_demo(n: &mut Narrator) -> Result<DemoReport, Error> {
+    run_demo_watched(n, &Wiretap::off())
+}
+
+/// Like [`run_demo`], with the conversation's packets captured by `tap`.
+pub fn run_demo_watched(n: &mut Narrator, tap: &Wiretap) -> Result<DemoReport, Error> {
     n.heading("Question 5: a secure chat, one client and one server. What makes it secure?")?;
     n.say(
         "Every step below runs now, on this machine, over real sockets on 127.0.0.1: \
@@ -890,8 +928,9 @@ pub fn run_demo(n: &mut Narrator) -> Result<DemoReport, Error> {
     let certs_dir = dir.path().join("certs");
     let (files, keys) = make_keys(&certs_dir)?;
     narrate_keys(&keys, &certs_dir, n)?;
-    let conversation = conversation(&files)?;
+    let conversation = conversation_watched(&files, tap)?;
     narrate_conversation(&conversation, n)?;
+    crate::on_the_wire::narrate_conversation(&conversation, tap, n)?;
     let eavesdrop_plaintext = eavesdrop(&files, true)?;
     narrate_eavesdrop(&eavesdrop_plaintext, n)?;
     let eavesdrop_tls = eavesdrop(&files, false)?;
@@ -939,4 +978,13 @@ pub fn run_demo(n: &mut Narrator) -> Result<DemoReport, Error> {
 /// The tour's chapter 5 (`socket-lab chat`) and `lab-chat demo`.
 pub fn chapter(narrator: &mut Narrator, _probe: &Probe) -> Result<(), Error> {
     run_demo(narrator).map(|_| ())
+}
+
+/// Chapter 5 with the conversation's packets captured by `tap`.
+pub fn chapter_watched(
+    narrator: &mut Narrator,
+    _probe: &Probe,
+    tap: &Wiretap,
+) -> Result<(), Error> {
+    run_demo_watched(narrator, tap).map(|_| ())
 }

@@ -1,0 +1,60 @@
+//! Question 5 on the wire: the secure conversation's packets show a ClientHello and a
+//! ServerHello, then only opaque application data; the client's secrets are written beside
+//! the pcap (SSLKEYLOGFILE format) for Wireshark. Needs root or CAP_NET_RAW (CI runs as root).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use lab_capture::Wiretap;
+use lab_chat::demo::{self, conversation_marks};
+use lab_chat::on_the_wire;
+
+#[test]
+fn the_secure_conversation_shows_only_its_hellos_and_sizes() {
+    let scratch = tempfile::Builder::new()
+        .prefix("lab-chat-wire")
+        .tempdir()
+        .unwrap();
+    let pcaps = scratch.path().join("pcap");
+    std::fs::create_dir_all(&pcaps).unwrap();
+    let tap = Wiretap::on(Some(pcaps.clone()));
+    if let Some(why) = tap.unavailable() {
+        lab_kit::skip::skip_unless_ci("the_secure_conversation_shows_only_its_hellos", why);
+        return;
+    }
+    let (files, _) = demo::make_keys(&scratch.path().join("certs")).unwrap();
+    let report = demo::conversation_watched(&files, &tap).unwrap();
+    let wire = report.wire.as_ref().unwrap();
+    assert!(wire.is_complete(), "{:?}", wire.capture);
+    assert!(
+        on_the_wire::only_hellos_readable(wire),
+        "{:#?}",
+        wire.packets
+    );
+    // Every line typed went out as ciphertext: at least one record per line, each way.
+    let lines = 1 + report.sent_at_once;
+    let opaque = |toward| {
+        on_the_wire::records(wire, toward)
+            .iter()
+            .filter(|r| **r == "ApplicationData")
+            .count()
+    };
+    assert!(opaque(false) >= lines, "server records: {}", opaque(false));
+    assert!(
+        opaque(true) >= report.sent_at_once,
+        "client records: {}",
+        opaque(true)
+    );
+    let typed = wire
+        .capture
+        .marks
+        .iter()
+        .filter(|m| m.label == conversation_marks::CLIENT_TYPED)
+        .count();
+    assert_eq!(typed, report.sent_at_once);
+    let keys = std::fs::read_to_string(pcaps.join("conversation.keys")).unwrap();
+    assert!(
+        keys.lines()
+            .any(|l| l.starts_with("CLIENT_TRAFFIC_SECRET_0 ")),
+        "{keys}"
+    );
+    assert!(pcaps.join("conversation.pcap").exists());
+}
