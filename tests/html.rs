@@ -41,16 +41,6 @@ fn write_report(dir: &Path) -> String {
     std::fs::read_to_string(&path).unwrap()
 }
 
-fn may_capture(test: &str) -> bool {
-    match lab_capture::Wiretap::on(None).unavailable() {
-        Some(why) => {
-            lab_kit::skip::skip_unless_ci(test, why);
-            false
-        }
-        None => true,
-    }
-}
-
 #[test]
 fn the_report_is_one_self_contained_page_with_the_chapter_and_its_ladders() {
     let scratch = Scratch::new("html-content");
@@ -72,7 +62,7 @@ fn the_report_is_one_self_contained_page_with_the_chapter_and_its_ladders() {
     }
     assert!(page.contains("Question 1:") && page.contains("Answer:"));
     assert!(page.contains("ConnectionRefused (errno 111, ECONNREFUSED)"));
-    if may_capture("the_report_has_ladders") {
+    if lab_capture::Wiretap::for_test("the_report_has_ladders", None).is_some() {
         assert_eq!(
             page.matches("<svg class=\"ladder\"").count(),
             3,
@@ -128,7 +118,7 @@ fn chromium(profile: &Path, args: &[&str], page: &Path) -> Option<(String, Strin
 
 #[test]
 fn chromium_draws_the_report_without_console_messages() {
-    if !may_capture("chromium_draws_the_report") {
+    if lab_capture::Wiretap::for_test("chromium_draws_the_report", None).is_none() {
         return;
     }
     let scratch = Scratch::new("html-chromium");

@@ -13,19 +13,11 @@ fn socket_lab() -> Command {
     command
 }
 
-fn may_capture(test: &str) -> bool {
-    match lab_capture::Wiretap::on(None).unavailable() {
-        Some(why) => {
-            lab_kit::skip::skip_unless_ci(test, why);
-            false
-        }
-        None => true,
-    }
-}
-
 #[test]
 fn the_tour_writes_a_pcap_file_per_watched_experiment_and_json_packets() {
-    if !may_capture("the_tour_writes_a_pcap_file_per_watched_experiment") {
+    if lab_capture::Wiretap::for_test("the_tour_writes_a_pcap_file_per_watched_experiment", None)
+        .is_none()
+    {
         return;
     }
     let dir = std::env::temp_dir().join(format!("socket-lab-tour-pcap-{}", std::process::id()));

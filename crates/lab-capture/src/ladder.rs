@@ -12,6 +12,8 @@
 //! length, or the ICMP message. The time since the first packet ends the line. Long
 //! transfers are summarised: the first and last packets are drawn, the middle counted.
 
+use std::time::Duration;
+
 use lab_kit::narrate::{human_count, human_micros};
 
 use crate::packet::{Packet, Protocol};
@@ -50,19 +52,23 @@ pub fn label(packet: &Packet) -> String {
     }
 }
 
-/// The lines of the ladder of `wire` (without the narration's evidence bar).
-pub fn lines(wire: &Wire) -> Vec<String> {
-    let mut lines = Vec::new();
-    if let Some((client, server)) = ends(wire) {
-        lines.push(format!("client {client}  ⇄  server {server}"));
-    }
-    lines.push(format!("client{}server", " ".repeat(WIDTH + 2 - 12)));
-    // Packets and the endpoints' own marks, in time order, timed from the first of them.
-    enum Row<'a> {
-        Packet(&'a Packet),
-        Mark(&'a Mark),
-    }
-    let mut rows: Vec<(std::time::Duration, Row<'_>)> = wire
+/// One row of a ladder: a packet, a program's own event, or a run of packets left out.
+pub(crate) enum Row<'a> {
+    Packet(&'a Packet),
+    Mark(&'a Mark),
+    Summary(Vec<&'a Packet>),
+}
+
+/// The packets and the programs' marks of `wire` in time order; when there are more than
+/// `max` packets, only the first `head` and the last `tail` are kept, the others replaced by
+/// a summary row where they were.
+pub(crate) fn timeline(
+    wire: &Wire,
+    max: usize,
+    head: usize,
+    tail: usize,
+) -> Vec<(Duration, Row<'_>)> {
+    let mut rows: Vec<(Duration, Row<'_>)> = wire
         .packets
         .iter()
         .map(|p| (p.timestamp, Row::Packet(p)))
@@ -74,56 +80,78 @@ pub fn lines(wire: &Wire) -> Vec<String> {
         )
         .collect();
     rows.sort_by_key(|(t, _)| *t);
-    let first = rows.first().map(|(t, _)| *t).unwrap_or_default();
-    let packet_count = wire.packets.len();
-    let summarise = packet_count > MAX_ARROWS;
-    let mut index = 0;
+    let packets = wire.packets.len();
+    if packets <= max {
+        return rows;
+    }
+    let mut kept = Vec::new();
     let mut skipped: Vec<&Packet> = Vec::new();
+    let mut skipped_at = Duration::ZERO;
+    let mut index = 0;
+    for (at, row) in rows {
+        if let Row::Packet(packet) = row {
+            index += 1;
+            if index > head && index <= packets - tail {
+                if skipped.is_empty() {
+                    skipped_at = at;
+                }
+                skipped.push(packet);
+                continue;
+            }
+        }
+        if !skipped.is_empty() {
+            kept.push((skipped_at, Row::Summary(std::mem::take(&mut skipped))));
+        }
+        kept.push((at, row));
+    }
+    if !skipped.is_empty() {
+        kept.push((skipped_at, Row::Summary(skipped)));
+    }
+    kept
+}
+
+/// The lines of the ladder of `wire` (without the narration's evidence bar).
+pub fn lines(wire: &Wire) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some((client, server)) = ends(wire) {
+        lines.push(format!("client {client}  ⇄  server {server}"));
+    }
+    lines.push(format!("client{}server", " ".repeat(WIDTH + 2 - 12)));
+    let rows = timeline(wire, MAX_ARROWS, HEAD_ARROWS, TAIL_ARROWS);
+    // Times count from the first row, packet or mark.
+    let first = rows.first().map(|(t, _)| *t).unwrap_or_default();
     for (at, row) in &rows {
         let since =
             human_micros(u64::try_from(at.saturating_sub(first).as_micros()).unwrap_or(u64::MAX));
         match row {
-            Row::Packet(packet) => {
-                index += 1;
-                if summarise && index > HEAD_ARROWS && index <= packet_count - TAIL_ARROWS {
-                    skipped.push(packet);
-                    continue;
-                }
-                if !skipped.is_empty() {
-                    lines.push(summary(&skipped));
-                    skipped.clear();
-                }
-                lines.push(format!(
-                    "{} {since}",
-                    arrow(&label(packet), packet.toward_server)
-                ));
-            }
+            Row::Packet(packet) => lines.push(format!(
+                "{} {since}",
+                arrow(&label(packet), packet.toward_server)
+            )),
             Row::Mark(mark) => {
-                if !skipped.is_empty() {
-                    lines.push(summary(&skipped));
-                    skipped.clear();
-                }
                 let text = format!(" ┈┈ {} ┈┈", mark.label);
                 let pad = WIDTH.saturating_sub(text.chars().count());
                 lines.push(format!("│{text}{}│ {since}", " ".repeat(pad)));
             }
+            Row::Summary(skipped) => lines.push(summary(skipped)),
         }
-    }
-    if !skipped.is_empty() {
-        lines.push(summary(&skipped));
     }
     lines
 }
 
-/// The client's and the server's addresses, from the first TCP or UDP packet (all clients,
-/// in order of appearance, if several took part).
-fn ends(wire: &Wire) -> Option<(String, String)> {
+/// The client's and the server's addresses, from the first TCP or UDP packet.
+pub(crate) fn first_ends(wire: &Wire) -> Option<(String, String)> {
     let first = wire.packets.iter().find(|p| p.client.is_some())?;
-    let (client, server) = if first.toward_server {
+    Some(if first.toward_server {
         (first.src.clone(), first.dst.clone())
     } else {
         (first.dst.clone(), first.src.clone())
-    };
+    })
+}
+
+/// Like [`first_ends`], naming every client, in order of appearance, if several took part.
+fn ends(wire: &Wire) -> Option<(String, String)> {
+    let (client, server) = first_ends(wire)?;
     let mut clients: Vec<String> = Vec::new();
     for packet_client in wire.packets.iter().filter_map(|p| p.client) {
         let packet_client = packet_client.to_string();

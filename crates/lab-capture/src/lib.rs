@@ -123,6 +123,20 @@ impl Wiretap {
         }
     }
 
+    /// For tests: a wiretap that captures (writing pcap files into `pcap_dir` if given), or
+    /// None where this process may not capture, after saying so: a visible skip on a
+    /// student's machine, a failure in CI, which runs as root (`lab_kit::skip`).
+    pub fn for_test(test: &str, pcap_dir: Option<PathBuf>) -> Option<Self> {
+        let tap = Wiretap::on(pcap_dir);
+        match tap.unavailable() {
+            Some(why) => {
+                lab_kit::skip::skip_unless_ci(test, why);
+                None
+            }
+            None => Some(tap),
+        }
+    }
+
     /// True unless capture was turned off.
     pub fn is_on(&self) -> bool {
         !matches!(self.state, State::Off)
@@ -371,6 +385,15 @@ pub struct CaptureFacts {
 }
 
 impl Wire {
+    /// When the mark named `label` was taken (since the Unix epoch), if it was.
+    pub fn mark_time(&self, label: &str) -> Option<Duration> {
+        self.capture
+            .marks
+            .iter()
+            .find(|m| m.label == label)
+            .map(|m| m.timestamp)
+    }
+
     /// The packets between `client` and the watched ports (one conversation), plus the ICMP.
     pub fn conversation(&self, client: std::net::SocketAddr) -> Vec<&Packet> {
         self.packets

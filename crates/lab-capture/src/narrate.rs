@@ -13,16 +13,20 @@ use crate::{Wire, Wiretap, ladder, svg};
 pub const LADDER_SVG: &str = "ladder-svg";
 
 /// Prints what the capture of an experiment saw, or (once per chapter) why it saw nothing.
-pub fn wire(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
-    let Some(wire) = wire else { return Ok(()) };
+/// Returns the wire if its packets were captured, for the lab to say what they prove.
+pub fn wire<'w>(
+    wire: Option<&'w Wire>,
+    tap: &Wiretap,
+    n: &mut Narrator,
+) -> io::Result<Option<&'w Wire>> {
+    let Some(wire) = wire else { return Ok(None) };
     if let Some(why) = &wire.capture.unavailable {
-        if tap.unavailable().is_some() {
-            if tap.told_unavailable.replace(true) {
-                return Ok(());
-            }
-            return n.skipped("the packets on the wire", why);
+        if tap.unavailable().is_none() {
+            n.warn(why)?;
+        } else if !tap.told_unavailable.replace(true) {
+            n.skipped("the packets on the wire", why)?;
         }
-        return n.warn(why);
+        return Ok(None);
     }
     n.say(&format!(
         "On the wire: {} captured on {} (kernel filter: port {}), kernel timestamps:",
@@ -64,5 +68,5 @@ pub fn wire(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<
     if let Some(error) = &wire.capture.pcap_error {
         n.warn(error)?;
     }
-    Ok(())
+    Ok(Some(wire))
 }

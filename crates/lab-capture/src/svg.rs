@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use lab_kit::narrate::{human_count, human_duration, human_micros};
 
-use crate::ladder::label;
+use crate::ladder::{Row, first_ends, label, timeline};
 use crate::packet::{Packet, Protocol};
 use crate::{Mark, Wire};
 
@@ -31,27 +31,9 @@ const TOP: f64 = 64.0;
 const SLANT: f64 = 10.0;
 const MAX_ARROWS: usize = 40;
 
-enum Row<'a> {
-    Packet(&'a Packet),
-    Mark(&'a Mark),
-    Summary(Vec<&'a Packet>),
-}
-
 /// The SVG drawing of `wire`'s packets and marks.
 pub fn ladder(wire: &Wire) -> String {
-    let mut rows: Vec<(Duration, Row<'_>)> = wire
-        .packets
-        .iter()
-        .map(|p| (p.timestamp, Row::Packet(p)))
-        .chain(
-            wire.capture
-                .marks
-                .iter()
-                .map(|m| (m.timestamp, Row::Mark(m))),
-        )
-        .collect();
-    rows.sort_by_key(|(t, _)| *t);
-    let rows = summarise(rows, wire.packets.len());
+    let rows = timeline(wire, MAX_ARROWS, MAX_ARROWS * 2 / 3, MAX_ARROWS / 3);
     let first = rows.first().map(|(t, _)| *t).unwrap_or_default();
 
     let mut body = String::new();
@@ -85,7 +67,7 @@ pub fn ladder(wire: &Wire) -> String {
         }
     }
     let height = y + 40.0;
-    let (client, server) = ends(wire);
+    let (client, server) = first_ends(wire).unwrap_or_default();
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -113,43 +95,6 @@ pub fn ladder(wire: &Wire) -> String {
     svg.push_str(&body);
     svg.push_str("</svg>");
     svg
-}
-
-/// Keeps the first and last packets of a long capture, one summary row for the middle.
-fn summarise(rows: Vec<(Duration, Row<'_>)>, packets: usize) -> Vec<(Duration, Row<'_>)> {
-    if packets <= MAX_ARROWS {
-        return rows;
-    }
-    let (head, tail) = (MAX_ARROWS * 2 / 3, MAX_ARROWS / 3);
-    let mut kept = Vec::new();
-    let mut skipped: Vec<&Packet> = Vec::new();
-    let mut skipped_at = Duration::ZERO;
-    let mut index = 0;
-    for (at, row) in rows {
-        if let Row::Packet(packet) = row {
-            index += 1;
-            if index > head && index <= packets - tail {
-                if skipped.is_empty() {
-                    skipped_at = at;
-                }
-                skipped.push(packet);
-                continue;
-            }
-            flush(&mut kept, &mut skipped, skipped_at);
-            kept.push((at, Row::Packet(packet)));
-        } else {
-            flush(&mut kept, &mut skipped, skipped_at);
-            kept.push((at, row));
-        }
-    }
-    flush(&mut kept, &mut skipped, skipped_at);
-    kept
-}
-
-fn flush<'a>(kept: &mut Vec<(Duration, Row<'a>)>, skipped: &mut Vec<&'a Packet>, at: Duration) {
-    if !skipped.is_empty() {
-        kept.push((at, Row::Summary(std::mem::take(skipped))));
-    }
 }
 
 fn draw_arrow(body: &mut String, y: f64, packet: &Packet) {
@@ -239,15 +184,6 @@ fn draw_break(body: &mut String, y: f64, gap: Duration) {
         mid - 12.0,
         escape(&human_duration(gap))
     );
-}
-
-/// The addresses at the top of the two posts.
-fn ends(wire: &Wire) -> (String, String) {
-    match wire.packets.iter().find(|p| p.client.is_some()) {
-        Some(p) if p.toward_server => (p.src.clone(), p.dst.clone()),
-        Some(p) => (p.dst.clone(), p.src.clone()),
-        None => (String::new(), String::new()),
-    }
 }
 
 /// `text` made safe inside SVG/HTML text and attribute values.

@@ -10,18 +10,6 @@ use std::process::Command;
 use lab_capture::{Protocol, Wire, Wiretap};
 use lab_kit::ports::ClosedTcpPort;
 
-/// A wiretap, or None (after saying why) where this process may not capture.
-fn tap(test: &str, pcap_dir: Option<std::path::PathBuf>) -> Option<Wiretap> {
-    let tap = Wiretap::on(pcap_dir);
-    match tap.unavailable() {
-        Some(why) => {
-            lab_kit::skip::skip_unless_ci(test, why);
-            None
-        }
-        None => Some(tap),
-    }
-}
-
 fn refused_connect(tap: &Wiretap) -> (Wire, std::net::SocketAddr) {
     let closed = ClosedTcpPort::reserve().unwrap();
     // Traffic on another loopback port, during the capture: the kernel's filter must drop it.
@@ -37,7 +25,7 @@ fn refused_connect(tap: &Wiretap) -> (Wire, std::net::SocketAddr) {
 
 #[test]
 fn a_refused_connect_is_one_syn_and_one_reset_and_nothing_else() {
-    let Some(tap) = tap("a_refused_connect_is_one_syn_and_one_reset", None) else {
+    let Some(tap) = Wiretap::for_test("a_refused_connect_is_one_syn_and_one_reset", None) else {
         return;
     };
     let (wire, target) = refused_connect(&tap);
@@ -58,7 +46,7 @@ fn a_refused_connect_is_one_syn_and_one_reset_and_nothing_else() {
 
 #[test]
 fn a_multi_megabyte_transfer_is_captured_to_the_last_byte() {
-    let Some(tap) = tap("a_multi_megabyte_transfer_is_captured", None) else {
+    let Some(tap) = Wiretap::for_test("a_multi_megabyte_transfer_is_captured", None) else {
         return;
     };
     const BYTES: usize = 8 << 20;
@@ -118,7 +106,7 @@ fn a_multi_megabyte_transfer_is_captured_to_the_last_byte() {
 fn tcpdump_reads_the_pcap_file_and_sees_the_syn_and_the_reset() {
     let dir = std::env::temp_dir().join(format!("lab-capture-pcap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(tap) = tap("tcpdump_reads_the_pcap_file", Some(dir.clone())) else {
+    let Some(tap) = Wiretap::for_test("tcpdump_reads_the_pcap_file", Some(dir.clone())) else {
         return;
     };
     let (wire, _) = refused_connect(&tap);

@@ -41,9 +41,7 @@ pub fn narrate_conversation(
     tap: &Wiretap,
     n: &mut Narrator,
 ) -> io::Result<()> {
-    let wire = report.wire.as_ref();
-    lab_capture::narrate::wire(wire, tap, n)?;
-    let Some(wire) = wire.filter(|w| w.capture.unavailable.is_none()) else {
+    let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
         return Ok(());
     };
     if only_hellos_readable(wire) {

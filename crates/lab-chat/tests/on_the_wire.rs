@@ -15,11 +15,12 @@ fn the_secure_conversation_shows_only_its_hellos_and_sizes() {
         .unwrap();
     let pcaps = scratch.path().join("pcap");
     std::fs::create_dir_all(&pcaps).unwrap();
-    let tap = Wiretap::on(Some(pcaps.clone()));
-    if let Some(why) = tap.unavailable() {
-        lab_kit::skip::skip_unless_ci("the_secure_conversation_shows_only_its_hellos", why);
+    let Some(tap) = Wiretap::for_test(
+        "the_secure_conversation_shows_only_its_hellos",
+        Some(pcaps.clone()),
+    ) else {
         return;
-    }
+    };
     let (files, _) = demo::make_keys(&scratch.path().join("certs")).unwrap();
     let report = demo::conversation_watched(&files, &tap).unwrap();
     let wire = report.wire.as_ref().unwrap();

@@ -8,22 +8,11 @@
 //! - `shutdown(SHUT_WR)` sends a FIN; the server's `close()` sends its own;
 //! - once the listener is closed, a new SYN gets a reset (question 1 again).
 
-use std::io;
-use std::time::Duration;
-
 use lab_capture::{Packet, Wire, Wiretap};
 use lab_kit::narrate::Narrator;
+use std::io;
 
 use crate::calls::{WalkThrough, marks};
-
-/// When the mark named `label` was taken, if it was.
-pub fn mark_time(wire: &Wire, label: &str) -> Option<Duration> {
-    wire.capture
-        .marks
-        .iter()
-        .find(|m| m.label == label)
-        .map(|m| m.timestamp)
-}
 
 /// The three packets of the first handshake, if the capture has them in order: the SYN, the
 /// SYN-ACK answering it, the ACK answering that.
@@ -41,7 +30,7 @@ pub fn handshake(wire: &Wire) -> Option<[&Packet; 3]> {
 
 /// True if the whole handshake was on the wire before `accept()` returned.
 pub fn handshake_before_accept(wire: &Wire) -> bool {
-    match (handshake(wire), mark_time(wire, marks::ACCEPT_RETURNED)) {
+    match (handshake(wire), wire.mark_time(marks::ACCEPT_RETURNED)) {
         (Some([_, _, ack]), Some(accepted)) => ack.timestamp <= accepted,
         _ => false,
     }
@@ -61,9 +50,7 @@ pub fn narrate_walk_through(
     tap: &Wiretap,
     n: &mut Narrator,
 ) -> io::Result<()> {
-    let wire = report.wire.as_ref();
-    lab_capture::narrate::wire(wire, tap, n)?;
-    let Some(wire) = wire.filter(|w| w.capture.unavailable.is_none()) else {
+    let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
         return Ok(());
     };
     if handshake_before_accept(wire) {

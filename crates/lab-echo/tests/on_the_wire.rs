@@ -9,20 +9,10 @@ use lab_echo::calls::{self, marks};
 use lab_echo::on_the_wire;
 use lab_kit::narrate::{Format, Narrator};
 
-fn wiretap(test: &str) -> Option<Wiretap> {
-    let tap = Wiretap::on(None);
-    match tap.unavailable() {
-        Some(why) => {
-            lab_kit::skip::skip_unless_ci(test, why);
-            None
-        }
-        None => Some(tap),
-    }
-}
-
 #[test]
 fn the_handshake_is_on_the_wire_before_accept_returns() {
-    let Some(tap) = wiretap("the_handshake_is_on_the_wire_before_accept_returns") else {
+    let Some(tap) = Wiretap::for_test("the_handshake_is_on_the_wire_before_accept_returns", None)
+    else {
         return;
     };
     let walk = calls::walk_through_watched(&tap).unwrap();
@@ -30,7 +20,7 @@ fn the_handshake_is_on_the_wire_before_accept_returns() {
     assert!(wire.is_complete(), "{:?}", wire.capture);
     let [syn, syn_ack, ack] = on_the_wire::handshake(wire).expect("a three-way handshake");
     assert!(syn.toward_server && !syn_ack.toward_server && ack.toward_server);
-    let accepted = on_the_wire::mark_time(wire, marks::ACCEPT_RETURNED).unwrap();
+    let accepted = wire.mark_time(marks::ACCEPT_RETURNED).unwrap();
     assert!(
         ack.timestamp <= accepted,
         "the handshake ended after accept() returned"
@@ -44,13 +34,13 @@ fn the_handshake_is_on_the_wire_before_accept_returns() {
 
     // shutdown(SHUT_WR) sent the FIN: after send() returned, before shutdown() returned.
     let fin = on_the_wire::client_fin(wire).unwrap();
-    let sent = on_the_wire::mark_time(wire, marks::SEND_RETURNED).unwrap();
-    let shut = on_the_wire::mark_time(wire, marks::SHUTDOWN_RETURNED).unwrap();
+    let sent = wire.mark_time(marks::SEND_RETURNED).unwrap();
+    let shut = wire.mark_time(marks::SHUTDOWN_RETURNED).unwrap();
     assert!(sent <= fin.timestamp && fin.timestamp <= shut, "{fin:?}");
     assert_eq!(fin.seq, Some(1 + calls::GREETING.len() as u32));
 
     // After the listener closed: one SYN, one reset.
-    let closed = on_the_wire::mark_time(wire, marks::LISTENER_CLOSED).unwrap();
+    let closed = wire.mark_time(marks::LISTENER_CLOSED).unwrap();
     let late: Vec<&str> = wire
         .packets
         .iter()
@@ -62,7 +52,7 @@ fn the_handshake_is_on_the_wire_before_accept_returns() {
 
 #[test]
 fn the_walk_through_ladder() {
-    let Some(tap) = wiretap("the_walk_through_ladder") else {
+    let Some(tap) = Wiretap::for_test("the_walk_through_ladder", None) else {
         return;
     };
     let walk = calls::walk_through_watched(&tap).unwrap();

@@ -55,26 +55,22 @@ pub fn has_port_unreachable(wire: &Wire) -> bool {
 
 /// The packets of experiment 1, and what they prove.
 pub fn narrate_refused(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
-    lab_capture::narrate::wire(wire, tap, n)?;
-    match wire {
-        Some(wire) if wire.capture.unavailable.is_none() => {
-            if is_one_syn_one_reset(wire) {
-                n.say(
-                    "One SYN, answered by one RST: that reset is the whole refusal. No second \
-                     SYN follows.",
-                )
-            } else {
-                n.warn("the capture is not one SYN and one RST; see the packets above")
-            }
-        }
-        _ => Ok(()),
+    let Some(wire) = lab_capture::narrate::wire(wire, tap, n)? else {
+        return Ok(());
+    };
+    if is_one_syn_one_reset(wire) {
+        n.say(
+            "One SYN, answered by one RST: that reset is the whole refusal. No second SYN \
+             follows.",
+        )
+    } else {
+        n.warn("the capture is not one SYN and one RST; see the packets above")
     }
 }
 
 /// The packets of experiment 3, and what they prove.
 pub fn narrate_backlog(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
-    lab_capture::narrate::wire(wire, tap, n)?;
-    let Some(wire) = wire.filter(|w| w.capture.unavailable.is_none()) else {
+    let Some(wire) = lab_capture::narrate::wire(wire, tap, n)? else {
         return Ok(());
     };
     match syns_and_answers(wire) {
@@ -118,8 +114,7 @@ fn linear_timeouts() -> String {
 
 /// The packets of experiment 4, and what they prove.
 pub fn narrate_udp(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
-    lab_capture::narrate::wire(wire, tap, n)?;
-    let Some(wire) = wire.filter(|w| w.capture.unavailable.is_none()) else {
+    let Some(wire) = lab_capture::narrate::wire(wire, tap, n)? else {
         return Ok(());
     };
     if has_port_unreachable(wire) {

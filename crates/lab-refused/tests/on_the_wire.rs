@@ -12,21 +12,9 @@ use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
 use lab_refused::{Experiment, LabOptions, backlog, on_the_wire, refused, udp};
 
-/// A wiretap, or None (after saying why) where this process may not capture.
-fn wiretap(test: &str) -> Option<Wiretap> {
-    let tap = Wiretap::on(None);
-    match tap.unavailable() {
-        Some(why) => {
-            lab_kit::skip::skip_unless_ci(test, why);
-            None
-        }
-        None => Some(tap),
-    }
-}
-
 #[test]
 fn refused_is_exactly_one_syn_and_one_reset_for_that_port_pair() {
-    let Some(tap) = wiretap("refused_is_exactly_one_syn_and_one_reset") else {
+    let Some(tap) = Wiretap::for_test("refused_is_exactly_one_syn_and_one_reset", None) else {
         return;
     };
     let report = refused::connect_to_closed_port_watched(&tap).unwrap();
@@ -39,7 +27,7 @@ fn refused_is_exactly_one_syn_and_one_reset_for_that_port_pair() {
 
 #[test]
 fn a_full_queue_gets_the_syn_again_and_never_a_syn_ack() {
-    let Some(tap) = wiretap("a_full_queue_gets_the_syn_again") else {
+    let Some(tap) = Wiretap::for_test("a_full_queue_gets_the_syn_again", None) else {
         return;
     };
     // Linux resends an unanswered SYN after 1 s, then 3 s: a 2.5 s deadline sees two.
@@ -58,7 +46,7 @@ fn a_full_queue_gets_the_syn_again_and_never_a_syn_ack() {
 
 #[test]
 fn udp_to_a_closed_port_comes_back_as_icmp_port_unreachable() {
-    let Some(tap) = wiretap("udp_to_a_closed_port_comes_back_as_icmp") else {
+    let Some(tap) = Wiretap::for_test("udp_to_a_closed_port_comes_back_as_icmp", None) else {
         return;
     };
     let report = udp::send_to_closed_udp_port_watched(Duration::from_secs(5), &tap).unwrap();
@@ -100,7 +88,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
 
 #[test]
 fn the_ladders_of_lab_1() {
-    let Some(tap) = wiretap("the_ladders_of_lab_1") else {
+    let Some(tap) = Wiretap::for_test("the_ladders_of_lab_1", None) else {
         return;
     };
     for (name, experiment) in [
@@ -149,7 +137,7 @@ fn without_the_right_to_capture_a_chapter_says_so_once_and_goes_on() {
 
 #[test]
 fn json_has_a_packets_array_and_pcap_files_that_tcpdump_reads() {
-    if wiretap("json_has_a_packets_array_and_pcap_files").is_none() {
+    if Wiretap::for_test("json_has_a_packets_array_and_pcap_files", None).is_none() {
         return;
     }
     let dir = std::env::temp_dir().join(format!("lab-refused-pcap-{}", std::process::id()));

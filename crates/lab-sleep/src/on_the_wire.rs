@@ -5,22 +5,11 @@
 //! acknowledgment of the last byte all fall before "server: woke up", then the sleeping
 //! program took no part in any of it: its kernel did the work.
 
-use std::io;
-use std::time::Duration;
-
 use lab_capture::{Packet, Wire, Wiretap};
 use lab_kit::narrate::Narrator;
+use std::io;
 
 use crate::kernel_works::{KernelKeepsWorkingReport, marks};
-
-/// When the mark named `label` was taken, if it was.
-fn mark_time(wire: &Wire, label: &str) -> Option<Duration> {
-    wire.capture
-        .marks
-        .iter()
-        .find(|m| m.label == label)
-        .map(|m| m.timestamp)
-}
 
 /// The server kernel's first acknowledgment of every byte the client sent, if captured.
 pub fn ack_of_everything(wire: &Wire, bytes_sent: usize) -> Option<&Packet> {
@@ -33,7 +22,7 @@ pub fn ack_of_everything(wire: &Wire, bytes_sent: usize) -> Option<&Packet> {
 /// True if the handshake, every data segment and the acknowledgment of the last byte were on
 /// the wire before the server woke up.
 pub fn acknowledged_while_asleep(wire: &Wire, bytes_sent: usize) -> bool {
-    let Some(woke) = mark_time(wire, marks::WOKE) else {
+    let Some(woke) = wire.mark_time(marks::WOKE) else {
         return false;
     };
     let data: Vec<&Packet> = wire
@@ -58,9 +47,7 @@ pub fn narrate_kernel_keeps_working(
     tap: &Wiretap,
     n: &mut Narrator,
 ) -> io::Result<()> {
-    let wire = report.wire.as_ref();
-    lab_capture::narrate::wire(wire, tap, n)?;
-    let Some(wire) = wire.filter(|w| w.capture.unavailable.is_none()) else {
+    let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
         return Ok(());
     };
     if acknowledged_while_asleep(wire, report.bytes_sent) {
