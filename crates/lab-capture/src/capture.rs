@@ -49,6 +49,8 @@ pub struct Collected {
     pub statistics: Statistics,
     /// True if the end-of-capture marker arrived (so nothing before it is missing).
     pub marker_seen: bool,
+    /// Why the timestamps may be late (taken when read, not when the packet crossed), if so.
+    pub timestamps_late: Option<String>,
 }
 
 /// A capture in progress.
@@ -59,12 +61,14 @@ pub struct Capture {
     marker: UdpSocket,
     /// The time the capture started, on the same clock as the kernel's timestamps.
     pub started: SystemTime,
+    timestamps_late: Option<String>,
 }
 
 impl Capture {
     /// Starts capturing, on `interface`, the packets to or from `ports`. Returns once the
     /// socket is bound: any packet sent after this returns is captured.
     pub fn start(interface: &str, ports: &[u16]) -> io::Result<Self> {
+        let timestamps_late = crate::socket::keep_kernel_timestamps_on().err();
         let marker = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
         let marker_port = marker.local_addr()?.port();
         let mut filtered = ports.to_vec();
@@ -83,6 +87,7 @@ impl Capture {
             reader: Some(reader),
             marker,
             started: SystemTime::now(),
+            timestamps_late,
         })
     }
 
@@ -93,7 +98,10 @@ impl Capture {
         self.marker
             .send_to(b"lab-capture: end of experiment", to_self)?;
         match self.reader.take().map(JoinHandle::join) {
-            Some(Ok(collected)) => collected,
+            Some(Ok(collected)) => collected.map(|mut collected| {
+                collected.timestamps_late = self.timestamps_late.take();
+                collected
+            }),
             Some(Err(_)) => Err(io::Error::other("the capture's reader thread panicked")),
             None => Err(io::Error::other("the capture was already finished")),
         }

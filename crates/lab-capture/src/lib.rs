@@ -269,6 +269,7 @@ impl Watch<'_> {
             pcap: None,
             pcap_error: None,
             key_log: None,
+            timestamps_late: None,
             unavailable: None,
             marks: self.marks,
         };
@@ -284,7 +285,7 @@ impl Watch<'_> {
             }
             Running::Capturing(running) => running,
         };
-        let collected = match running.finish() {
+        let mut collected = match running.finish() {
             Ok(collected) => collected,
             Err(e) => {
                 capture.unavailable = Some(format!("the capture failed: {e}"));
@@ -298,6 +299,7 @@ impl Watch<'_> {
         capture.kernel_drops = Some(collected.statistics.drops);
         capture.frames_truncated = collected.truncated;
         capture.complete = collected.marker_seen;
+        capture.timestamps_late = collected.timestamps_late.take();
         let mut packets: Vec<Packet> = collected
             .frames
             .iter()
@@ -376,6 +378,9 @@ pub struct CaptureFacts {
     /// The TLS key log written beside the pcap (`SSLKEYLOGFILE` format), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_log: Option<String>,
+    /// Why the times may be late (when read rather than when the packet crossed), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamps_late: Option<String>,
     /// Why there are no packets, if there are none because capture was impossible.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<String>,

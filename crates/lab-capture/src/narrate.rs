@@ -54,6 +54,9 @@ pub fn wire<'w>(
         ))?,
         None => {}
     }
+    if let Some(why) = &wire.capture.timestamps_late {
+        n.warn(why)?;
+    }
     if !wire.capture.complete {
         n.warn(
             "the capture stopped before its end marker arrived: the last packets may be missing",

@@ -108,31 +108,11 @@ impl PacketSocket {
     /// Receives one frame into `buffer`, with its kernel timestamp and direction. Fails with
     /// `WouldBlock` (or `TimedOut`) when nothing arrived within [`POLL_INTERVAL`].
     pub fn recv(&self, buffer: &mut [u8]) -> io::Result<Frame> {
-        // SAFETY: all-zero is valid for these plain C structs.
-        let mut from: libc::sockaddr_ll = unsafe { zeroed() };
-        let mut control = [MaybeUninit::<u64>::uninit(); 16];
-        let mut iov = libc::iovec {
-            iov_base: buffer.as_mut_ptr().cast(),
-            iov_len: buffer.len(),
-        };
-        // SAFETY: as above.
-        let mut message: libc::msghdr = unsafe { zeroed() };
-        message.msg_name = (&raw mut from).cast();
-        message.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
-        message.msg_iov = &raw mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr().cast();
-        message.msg_controllen = size_of::<[u64; 16]>();
-        // SAFETY: every pointer in `message` points to live memory of the stated size.
-        // MSG_TRUNC: return the frame's real length even if the buffer is smaller.
-        let length =
-            unsafe { libc::recvmsg(self.socket.as_raw_fd(), &raw mut message, libc::MSG_TRUNC) };
-        let length = usize::try_from(length).map_err(|_| io::Error::last_os_error())?;
+        let (length, timestamp, from) = recv_timestamped(self.socket.as_raw_fd(), buffer)?;
         Ok(Frame {
             captured: length.min(buffer.len()),
             length,
-            // SAFETY: the kernel filled `message`'s control buffer.
-            timestamp: unsafe { kernel_timestamp(&message) }.unwrap_or_default(),
+            timestamp: timestamp.unwrap_or_default(),
             outgoing: from.sll_pkttype == libc::PACKET_OUTGOING,
         })
     }
@@ -160,6 +140,88 @@ impl PacketSocket {
             drops: u64::from(stats.tp_drops),
         })
     }
+}
+
+/// `recvmsg` on `fd` into `buffer`: the message's real length (`MSG_TRUNC`), its kernel
+/// timestamp (`SCM_TIMESTAMPNS`, if the socket asked for them) and its sender's address read
+/// as a `sockaddr_ll` (meaningful for a packet socket).
+fn recv_timestamped(
+    fd: RawFd,
+    buffer: &mut [u8],
+) -> io::Result<(usize, Option<Duration>, libc::sockaddr_ll)> {
+    // SAFETY: all-zero is valid for these plain C structs.
+    let mut from: libc::sockaddr_ll = unsafe { zeroed() };
+    let mut control = [MaybeUninit::<u64>::uninit(); 16];
+    let mut iov = libc::iovec {
+        iov_base: buffer.as_mut_ptr().cast(),
+        iov_len: buffer.len(),
+    };
+    // SAFETY: as above.
+    let mut message: libc::msghdr = unsafe { zeroed() };
+    message.msg_name = (&raw mut from).cast();
+    message.msg_namelen = size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+    message.msg_iov = &raw mut iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.as_mut_ptr().cast();
+    message.msg_controllen = size_of::<[u64; 16]>();
+    // SAFETY: every pointer in `message` points to live memory of the stated size.
+    // MSG_TRUNC: return the frame's real length even if the buffer is smaller.
+    let length = unsafe { libc::recvmsg(fd, &raw mut message, libc::MSG_TRUNC) };
+    let length = usize::try_from(length).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the kernel filled `message`'s control buffer.
+    let timestamp = unsafe { kernel_timestamp(&message) };
+    Ok((length, timestamp, from))
+}
+
+/// Makes sure the kernel timestamps packets as they cross, for as long as this process runs.
+///
+/// The kernel stamps an arriving packet only while some socket has asked for timestamps,
+/// and it turns that on *later*, from a work queue, after the first socket asks. Until then
+/// a packet that reaches a socket unstamped is stamped when it is *read*: a capture started
+/// in that moment would show its first packets late (after the program's own marks, say).
+/// So one socket that asks for timestamps is kept open for the life of the process, and
+/// this waits until the kernel really stamps: a datagram sent to ourselves must carry a time
+/// earlier than the clock read right after `send` returned (the stamp is taken during the
+/// send, on loopback), not the later time of our `recv`.
+pub fn keep_kernel_timestamps_on() -> Result<(), String> {
+    static KEEPER: std::sync::OnceLock<Result<std::net::UdpSocket, String>> =
+        std::sync::OnceLock::new();
+    let keeper = KEEPER.get_or_init(|| {
+        let result = (|| -> io::Result<Result<std::net::UdpSocket, String>> {
+            let socket = std::net::UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+            set_option(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                &1 as &libc::c_int,
+            )?;
+            socket.set_read_timeout(Some(Duration::from_secs(1)))?;
+            let me = socket.local_addr()?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            let mut buffer = [0u8; 16];
+            loop {
+                socket.send_to(b"timestamp?", me)?;
+                let sent = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap_or_default();
+                let (_, stamp, _) = recv_timestamped(socket.as_raw_fd(), &mut buffer)?;
+                if stamp.is_some_and(|stamp| stamp <= sent) {
+                    return Ok(Ok(socket));
+                }
+                if std::time::Instant::now() > deadline {
+                    return Ok(Err(
+                        "the kernel did not start timestamping packets within 5 s: \
+                                   the times shown are when the capture read each packet"
+                            .to_string(),
+                    ));
+                }
+                // The kernel's work queue has not run yet: give it the CPU, then look again.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })();
+        result.unwrap_or_else(|e| Err(format!("could not turn kernel timestamps on: {e}")))
+    });
+    keeper.as_ref().map(|_| ()).map_err(Clone::clone)
 }
 
 /// The `SCM_TIMESTAMPNS` control message of a received message, if there is one.

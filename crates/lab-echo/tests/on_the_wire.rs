@@ -20,6 +20,13 @@ fn the_handshake_is_on_the_wire_before_accept_returns() {
     assert!(wire.is_complete(), "{:?}", wire.capture);
     let [syn, syn_ack, ack] = on_the_wire::handshake(wire).expect("a three-way handshake");
     assert!(syn.toward_server && !syn_ack.toward_server && ack.toward_server);
+    // The SYN-ACK arrived before connect() returned: kernel timestamps and the program's
+    // clock agree (they would not if the kernel stamped packets when the capture read them).
+    let connected = wire.mark_time(marks::CONNECT_RETURNED).unwrap();
+    assert!(
+        syn_ack.timestamp <= connected,
+        "{syn_ack:?} after {connected:?}"
+    );
     let accepted = wire.mark_time(marks::ACCEPT_RETURNED).unwrap();
     assert!(
         ack.timestamp <= accepted,
