@@ -42,7 +42,8 @@ pub struct Packet {
     /// TCP sequence number relative to the sender's initial one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seq: Option<u32>,
-    /// TCP acknowledgment number relative to the receiver's initial one (when ACK is set).
+    /// TCP acknowledgment number relative to the receiver's initial one (when ACK is set and
+    /// the capture saw the receiver send something).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ack: Option<u32>,
     /// Payload bytes (TCP or UDP data; for ICMP, the quoted bytes).
@@ -238,12 +239,10 @@ pub fn relate(packets: &mut [Packet]) {
             .unwrap_or(0);
         packet.seq = Some(packet.wire_seq.wrapping_sub(own));
         if packet.has("ACK") {
-            // A reset answering a SYN acknowledges the SYN: the peer's base is known.
+            // Relative to the peer's base; unknown (left out) if the capture saw nothing the
+            // peer sent, as when it starts in the middle of a connection.
             let peer = base.get(&(packet.dst.clone(), packet.src.clone())).copied();
-            packet.ack = Some(match peer {
-                Some(peer) => packet.wire_ack.wrapping_sub(peer),
-                None => packet.wire_ack,
-            });
+            packet.ack = peer.map(|peer| packet.wire_ack.wrapping_sub(peer));
         }
     }
 }

@@ -740,22 +740,52 @@ pub struct PeerCloses {
     pub recv_after_close: Option<usize>,
     /// The peer set SO_LINGER to 0 and closed (RST): recv failed with this error.
     pub recv_after_reset: Option<ErrorFacts>,
+    /// The two endings on the wire, when watched (`packets`, `capture`): a FIN, then a RST.
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
+}
+
+/// The marks `peer_closes` places among its packets when watched.
+pub mod peer_closes_marks {
+    pub const CLOSED: &str = "server: close() on connection 1";
+    pub const RESET: &str = "server: SO_LINGER 0, close() on connection 2";
 }
 
 /// Closes one connection normally and resets another, and reads from the other end.
 pub fn peer_closes() -> Result<PeerCloses, Error> {
-    let ConnectedPair { client, server } = ConnectedPair::open()?;
+    peer_closes_watched(&Wiretap::off())
+}
+
+/// Like [`peer_closes`], with the two endings captured by `tap` (from after both
+/// connections were made) and each `close()` marked among the packets.
+pub fn peer_closes_watched(tap: &Wiretap) -> Result<PeerCloses, Error> {
+    let closing = ConnectedPair::open()?;
+    let resetting = ConnectedPair::open()?;
+    let mut ports = Vec::new();
+    for pair in [&closing, &resetting] {
+        ports.push(
+            pair.server
+                .local_addr()
+                .map_err(Error::socket("getsockname"))?
+                .port(),
+        );
+    }
+    let mut watch = tap.watch("peer_closes", &ports);
+
+    let ConnectedPair { client, server } = closing;
     drop(server);
+    watch.mark(peer_closes_marks::CLOSED);
     let mut buffer = [0u8; 64];
     let recv_after_close = (&client).read(&mut buffer).ok();
 
-    let ConnectedPair { client, server } = ConnectedPair::open()?;
+    let ConnectedPair { client, server } = resetting;
     // SO_LINGER with a zero timeout makes close() discard the connection and send a RST
     // instead of the orderly FIN.
     socket2::SockRef::from(&server)
         .set_linger(Some(Duration::ZERO))
         .map_err(Error::socket("setsockopt"))?;
     drop(server);
+    watch.mark(peer_closes_marks::RESET);
     let recv_after_reset = (&client)
         .read(&mut buffer)
         .err()
@@ -764,5 +794,6 @@ pub fn peer_closes() -> Result<PeerCloses, Error> {
         experiment: "peer_closes",
         recv_after_close,
         recv_after_reset,
+        wire: watch.finish(),
     })
 }

@@ -100,7 +100,9 @@ pub fn socket_calls_chapter(
     on_the_wire::narrate_walk_through(&walk, tap, narrator)?;
     narrate::no_message_boundaries(&calls::no_message_boundaries()?, narrator)?;
     narrate::partial_send(&calls::partial_send()?, narrator)?;
-    narrate::peer_closes(&calls::peer_closes()?, narrator)?;
+    let closes = calls::peer_closes_watched(tap)?;
+    narrate::peer_closes(&closes, narrator)?;
+    on_the_wire::narrate_peer_closes(&closes, tap, narrator)?;
     match syscalls::trace_socket_calls(probe)? {
         syscalls::Traced::Recorded(trace) => narrate::syscall_trace(&trace, narrator)?,
         syscalls::Traced::Unavailable(why) => {

@@ -12,7 +12,7 @@ use lab_capture::{Packet, Wire, Wiretap};
 use lab_kit::narrate::Narrator;
 use std::io;
 
-use crate::calls::{WalkThrough, marks};
+use crate::calls::{PeerCloses, WalkThrough, marks};
 
 /// The three packets of the first handshake, if the capture has them in order: the SYN, the
 /// SYN-ACK answering it, the ACK answering that.
@@ -42,6 +42,40 @@ pub fn client_fin(wire: &Wire) -> Option<&Packet> {
     wire.packets
         .iter()
         .find(|p| p.has("FIN") && p.src == syn.src)
+}
+
+/// The ending of each connection of `peer_closes`, as the server's first FIN or RST to the
+/// client: `(flags of connection 1's ending, flags of connection 2's ending)`.
+pub fn endings(wire: &Wire) -> (Option<&str>, Option<&str>) {
+    let ending = |port: u16| {
+        wire.packets
+            .iter()
+            .find(|p| {
+                !p.toward_server
+                    && (p.has("FIN") || p.has("RST"))
+                    && p.src.ends_with(&format!(":{port}"))
+            })
+            .map(|p| p.flags.as_str())
+    };
+    match wire.capture.ports[..] {
+        [closed, reset, ..] => (ending(closed), ending(reset)),
+        _ => (None, None),
+    }
+}
+
+/// The packets of `peer_closes`, and what they prove.
+pub fn narrate_peer_closes(report: &PeerCloses, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
+    let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
+        return Ok(());
+    };
+    match endings(wire) {
+        (Some(fin), Some(rst)) if fin.contains("FIN") && rst.contains("RST") => n.say(
+            "close() sent a FIN: the orderly end, which recv() on the other side reads as 0. \
+             close() after SO_LINGER 0 sent a RST instead: the connection is thrown away, and \
+             recv() on the other side fails with ConnectionReset.",
+        ),
+        _ => n.warn("the capture does not show a FIN then a RST; see the packets above"),
+    }
 }
 
 /// The walk-through's packets, and what they prove.

@@ -77,3 +77,22 @@ fn the_walk_through_ladder() {
     ]);
     insta::with_settings!({ filters => filters }, { insta::assert_snapshot!(text) });
 }
+
+#[test]
+fn close_sends_a_fin_and_so_linger_zero_a_reset() {
+    let Some(tap) = Wiretap::for_test("close_sends_a_fin_and_so_linger_zero_a_reset", None) else {
+        return;
+    };
+    let report = calls::peer_closes_watched(&tap).unwrap();
+    assert_eq!(report.recv_after_close, Some(0));
+    let wire = report.wire.as_ref().unwrap();
+    assert!(wire.is_complete(), "{:?}", wire.capture);
+    let (closed, reset) = on_the_wire::endings(wire);
+    let closed = closed.expect("connection 1 ended on the wire");
+    let reset = reset.expect("connection 2 ended on the wire");
+    assert!(
+        closed.contains("FIN") && !closed.contains("RST"),
+        "{closed}"
+    );
+    assert!(reset.contains("RST") && !reset.contains("FIN"), "{reset}");
+}
