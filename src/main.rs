@@ -36,7 +36,7 @@ const CHAPTERS: &[Chapter] = &[
     Chapter {
         command: Command::Localhost,
         question: "2. What is localhost, and how is it used to develop networked programs?",
-        run: |n, p, _| Ok(lab_echo::localhost_chapter(n, p)?),
+        run: |n, p, tap| Ok(lab_echo::localhost_chapter(n, p, tap)?),
     },
     Chapter {
         command: Command::Sleep,

@@ -3,13 +3,14 @@
 //!
 //! Stopping is the subtle part. The frames of the experiment may still sit in the socket's
 //! queue when the experiment returns, and waiting "a little while" would be a guess. So the
-//! capture sends itself a *marker*: one UDP datagram on loopback, to a port the filter also
-//! accepts. Frames reach the socket's queue in the order the kernel handled them, so when
-//! the reader sees the marker, everything the experiment sent before it has been read. The
-//! marker itself is not kept.
+//! capture sends a *marker*: one UDP datagram from a port the filter also accepts, to itself
+//! on loopback, or across the link to the host on the other side (the ICMP error that may
+//! come back is ignored too). Frames reach the socket's queue in the order the kernel
+//! handled them, so when the reader sees the marker, everything the experiment's calls sent
+//! before it has been read. The marker itself is not kept.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -59,6 +60,8 @@ pub struct Capture {
     stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<io::Result<Collected>>>,
     marker: UdpSocket,
+    /// Where the marker goes: through the captured interface.
+    marker_to: SocketAddr,
     /// The time the capture started, on the same clock as the kernel's timestamps.
     pub started: SystemTime,
     timestamps_late: Option<String>,
@@ -67,10 +70,20 @@ pub struct Capture {
 impl Capture {
     /// Starts capturing, on `interface`, the packets to or from `ports`. Returns once the
     /// socket is bound: any packet sent after this returns is captured.
-    pub fn start(interface: &str, ports: &[u16]) -> io::Result<Self> {
+    ///
+    /// `across` is, for an interface other than `lo`, an address on the other side of it
+    /// (where the end marker is sent); on `lo` the marker goes to the capture itself.
+    pub fn start(interface: &str, ports: &[u16], across: Option<IpAddr>) -> io::Result<Self> {
         let timestamps_late = crate::socket::keep_kernel_timestamps_on().err();
-        let marker = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let marker = match across {
+            None => UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?,
+            Some(_) => UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?,
+        };
         let marker_port = marker.local_addr()?.port();
+        let marker_to = match across {
+            None => marker.local_addr()?,
+            Some(ip) => SocketAddr::new(ip, marker_port),
+        };
         let mut filtered = ports.to_vec();
         filtered.push(marker_port);
         let socket = PacketSocket::open(interface, &ports_filter(&filtered))?;
@@ -86,6 +99,7 @@ impl Capture {
             stop,
             reader: Some(reader),
             marker,
+            marker_to,
             started: SystemTime::now(),
             timestamps_late,
         })
@@ -94,9 +108,8 @@ impl Capture {
     /// Sends the marker, waits until the reader has seen it, and returns every frame.
     pub fn finish(mut self) -> io::Result<Collected> {
         self.stop.store(true, Ordering::SeqCst);
-        let to_self: SocketAddr = self.marker.local_addr()?;
         self.marker
-            .send_to(b"lab-capture: end of experiment", to_self)?;
+            .send_to(b"lab-capture: end of experiment", self.marker_to)?;
         match self.reader.take().map(JoinHandle::join) {
             Some(Ok(collected)) => collected.map(|mut collected| {
                 collected.timestamps_late = self.timestamps_late.take();
@@ -113,10 +126,7 @@ impl Drop for Capture {
         // A capture dropped without finish() (an experiment failed): stop the reader.
         self.stop.store(true, Ordering::SeqCst);
         if let Some(reader) = self.reader.take() {
-            let _ = self
-                .marker
-                .local_addr()
-                .and_then(|me| self.marker.send_to(b"lab-capture: stop", me));
+            let _ = self.marker.send_to(b"lab-capture: stop", self.marker_to);
             let _ = reader.join();
         }
     }
@@ -141,12 +151,13 @@ fn read_until_marker(
                     continue;
                 }
                 let data = &buffer[..frame.captured];
-                if is_marker(data, marker_port) {
-                    if stop.load(Ordering::SeqCst) {
+                match marker(data, marker_port) {
+                    Some(Marker::Datagram) if stop.load(Ordering::SeqCst) => {
                         collected.marker_seen = true;
                         break;
                     }
-                    continue;
+                    Some(_) => continue,
+                    None => {}
                 }
                 let keep = if kept_bytes + data.len() <= KEEP_IN_FULL {
                     data.len()
@@ -186,10 +197,28 @@ fn read_until_marker(
     Ok(collected)
 }
 
-/// True if `frame` is a UDP datagram to the capture's own marker port.
-fn is_marker(frame: &[u8], marker_port: u16) -> bool {
-    matches!(
-        etherparse::SlicedPacket::from_ethernet(frame).map(|p| p.transport),
-        Ok(Some(etherparse::TransportSlice::Udp(udp))) if udp.destination_port() == marker_port
-    )
+enum Marker {
+    /// The end marker itself.
+    Datagram,
+    /// An ICMP error about it (nobody listens for it on the other side of a link).
+    Echo,
+}
+
+/// Whether `frame` is the capture's own end marker, or an ICMP error quoting it.
+fn marker(frame: &[u8], marker_port: u16) -> Option<Marker> {
+    use etherparse::TransportSlice;
+    match etherparse::SlicedPacket::from_ethernet(frame)
+        .ok()?
+        .transport?
+    {
+        TransportSlice::Udp(udp) if udp.destination_port() == marker_port => Some(Marker::Datagram),
+        TransportSlice::Icmpv4(icmp) => {
+            let quoted = etherparse::LaxSlicedPacket::from_ip(icmp.payload()).ok()?;
+            match quoted.transport? {
+                TransportSlice::Udp(udp) if udp.source_port() == marker_port => Some(Marker::Echo),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }

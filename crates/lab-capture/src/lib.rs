@@ -152,22 +152,39 @@ impl Wiretap {
 
     /// Starts watching the packets to or from `ports` on loopback, for the experiment named
     /// `experiment` (also the pcap file's name). Call it before the experiment's first packet.
-    pub fn watch(&self, experiment: &str, ports: &[u16]) -> Watch<'_> {
-        self.watch_on(experiment, LOOPBACK, ports)
+    pub fn watch(&self, experiment: &str, ports: &[u16]) -> Watch {
+        self.watch_interface(experiment, LOOPBACK, ports, None)
     }
 
-    /// Like [`watch`](Self::watch), on another interface (in this network namespace).
-    pub fn watch_on(&self, experiment: &str, interface: &str, ports: &[u16]) -> Watch<'_> {
+    /// Like [`watch`](Self::watch), on the link `interface` of the calling thread's network
+    /// namespace; `across` is an address on the other side of the link.
+    pub fn watch_link(
+        &self,
+        experiment: &str,
+        interface: &str,
+        ports: &[u16],
+        across: std::net::IpAddr,
+    ) -> Watch {
+        self.watch_interface(experiment, interface, ports, Some(across))
+    }
+
+    fn watch_interface(
+        &self,
+        experiment: &str,
+        interface: &str,
+        ports: &[u16],
+        across: Option<std::net::IpAddr>,
+    ) -> Watch {
         let running = match &self.state {
             State::Off => Running::Off,
             State::Unavailable(why) => Running::NotCapturing(why.clone()),
-            State::On => match Capture::start(interface, ports) {
+            State::On => match Capture::start(interface, ports, across) {
                 Ok(capture) => Running::Capturing(capture),
                 Err(e) => Running::NotCapturing(format!("could not capture on {interface}: {e}")),
             },
         };
         Watch {
-            tap: self,
+            pcap_dir: self.pcap_dir.clone(),
             experiment: experiment.to_string(),
             interface: interface.to_string(),
             ports: ports.to_vec(),
@@ -206,8 +223,9 @@ impl std::fmt::Debug for Running {
 
 /// One experiment being watched.
 #[derive(Debug)]
-pub struct Watch<'tap> {
-    tap: &'tap Wiretap,
+pub struct Watch {
+    /// Where the pcap file goes, if anywhere.
+    pcap_dir: Option<PathBuf>,
     experiment: String,
     interface: String,
     ports: Vec<u16>,
@@ -228,7 +246,7 @@ pub struct Mark {
     pub timestamp: Duration,
 }
 
-impl Watch<'_> {
+impl Watch {
     /// Records that `label` happened now, by the clock of the packet timestamps.
     pub fn mark(&mut self, label: impl Into<String>) {
         self.mark_at(label, SystemTime::now());
@@ -317,7 +335,7 @@ impl Watch<'_> {
             mark.t_us =
                 u64::try_from(mark.timestamp.saturating_sub(first).as_micros()).unwrap_or(u64::MAX);
         }
-        if let Some(dir) = &self.tap.pcap_dir {
+        if let Some(dir) = &self.pcap_dir {
             let path = dir.join(format!("{}.pcap", self.experiment));
             match pcap::write(&path, &collected.frames) {
                 Ok(()) => capture.pcap = Some(path.display().to_string()),

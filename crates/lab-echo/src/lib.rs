@@ -61,7 +61,11 @@ returns whatever bytes have arrived, up to the buffer, with no message boundarie
 when the peer has closed. Messages exist only if the program frames them.";
 
 /// Chapter for question 2: runs the localhost experiments and narrates them.
-pub fn localhost_chapter(narrator: &mut Narrator, _probe: &Probe) -> Result<(), Error> {
+pub fn localhost_chapter(
+    narrator: &mut Narrator,
+    _probe: &Probe,
+    tap: &Wiretap,
+) -> Result<(), Error> {
     narrator.heading(LOCALHOST_QUESTION)?;
     narrate::resolution(&localhost::resolve_localhost()?, narrator)?;
     narrate::ipv6_first_trap(&localhost::ipv6_first_trap()?, narrator)?;
@@ -70,8 +74,11 @@ pub fn localhost_chapter(narrator: &mut Narrator, _probe: &Probe) -> Result<(), 
     match namespaces::unavailable_reason() {
         // Where namespaces should work but the system refuses (a kernel without veth,
         // a locked-down container), the chapter says so and goes on.
-        None => match namespaces::across_a_link() {
-            Ok(report) => narrate::across_a_link(&report, narrator)?,
+        None => match namespaces::across_a_link_watched(tap) {
+            Ok(report) => {
+                narrate::across_a_link(&report, narrator)?;
+                on_the_wire::narrate_across_a_link(&report, tap, narrator)?;
+            }
             Err(error) => {
                 narrator.section("Across a real (virtual) link: two network namespaces")?;
                 narrator.skipped("the namespace experiment", &error.to_string())?;

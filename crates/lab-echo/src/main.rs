@@ -124,7 +124,9 @@ fn run(cli: Cli) -> Result<(), Error> {
         .map(|_| ()),
         Command::Localhost => {
             let probe = Probe::current().map_err(Error::socket("current_exe"))?;
-            lab_echo::localhost_chapter(&mut Narrator::stdout(format), &probe)
+            let tap = lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref())
+                .map_err(|e| Error::Unexpected(e.to_string()))?;
+            lab_echo::localhost_chapter(&mut Narrator::stdout(format), &probe, &tap)
         }
         Command::Calls => {
             let probe = Probe::current().map_err(Error::socket("current_exe"))?;

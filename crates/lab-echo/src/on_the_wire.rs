@@ -13,6 +13,7 @@ use lab_kit::narrate::Narrator;
 use std::io;
 
 use crate::calls::{PeerCloses, WalkThrough, marks};
+use crate::namespaces::AcrossALink;
 
 /// The three packets of the first handshake, if the capture has them in order: the SYN, the
 /// SYN-ACK answering it, the ACK answering that.
@@ -42,6 +43,62 @@ pub fn client_fin(wire: &Wire) -> Option<&Packet> {
     wire.packets
         .iter()
         .find(|p| p.has("FIN") && p.src == syn.src)
+}
+
+/// What crossed the link in `across_a_link`: (a handshake with the `0.0.0.0` server, a
+/// reset from the server host for the `127.0.0.1` server's port, no loopback address on the
+/// link).
+pub fn across_the_link(wire: &Wire) -> (bool, bool, bool) {
+    let [wildcard, loopback, ..] = wire.capture.ports[..] else {
+        return (false, false, false);
+    };
+    let to = |port: u16| move |p: &&Packet| p.dst.ends_with(&format!(":{port}"));
+    let from = |port: u16| move |p: &&Packet| p.src.ends_with(&format!(":{port}"));
+    let handshake = wire
+        .packets
+        .iter()
+        .filter(to(wildcard))
+        .any(|p| p.is("SYN"))
+        && wire
+            .packets
+            .iter()
+            .filter(from(wildcard))
+            .any(|p| p.is("SYN,ACK"));
+    let reset = wire
+        .packets
+        .iter()
+        .filter(to(loopback))
+        .any(|p| p.is("SYN"))
+        && wire
+            .packets
+            .iter()
+            .filter(from(loopback))
+            .any(|p| p.has("RST"));
+    let no_loopback = !wire
+        .packets
+        .iter()
+        .any(|p| p.src.starts_with("127.") || p.dst.starts_with("127."));
+    (handshake, reset, no_loopback)
+}
+
+/// The packets that crossed the link, and what they prove.
+pub fn narrate_across_a_link(
+    report: &AcrossALink,
+    tap: &Wiretap,
+    n: &mut Narrator,
+) -> io::Result<()> {
+    let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
+        return Ok(());
+    };
+    match across_the_link(wire) {
+        (true, true, true) => n.say(
+            "On the link: the handshake with the server bound to 0.0.0.0, then a SYN for the \
+             server bound to 127.0.0.1, answered with a reset by the server host (that port is \
+             closed on its link address). The third attempt, to 127.0.0.1, never appears here: \
+             loopback traffic stays inside its own host.",
+        ),
+        _ => n.warn("the link's packets are not what this experiment expects; see above"),
+    }
 }
 
 /// The ending of each connection of `peer_closes`, as the server's first FIN or RST to the

@@ -96,3 +96,31 @@ fn close_sends_a_fin_and_so_linger_zero_a_reset() {
     );
     assert!(reset.contains("RST") && !reset.contains("FIN"), "{reset}");
 }
+
+#[test]
+fn across_a_veth_link_the_handshake_and_the_reset_cross_and_loopback_does_not() {
+    if let Some(why) = lab_echo::namespaces::unavailable_reason() {
+        lab_kit::skip::skip_unless_ci("across_a_veth_link (namespaces)", why);
+        return;
+    }
+    let Some(tap) = Wiretap::for_test("across_a_veth_link", None) else {
+        return;
+    };
+    let report = lab_echo::namespaces::across_a_link_watched(&tap).unwrap();
+    let wire = report.wire.as_ref().unwrap();
+    assert_eq!(wire.capture.interface, lab_echo::namespaces::SERVER_LINK);
+    assert!(wire.is_complete(), "{:?}", wire.capture);
+    assert_eq!(
+        on_the_wire::across_the_link(wire),
+        (true, true, true),
+        "{:#?}",
+        wire.packets
+    );
+    // Every packet on the link is between the two hosts' link addresses.
+    for packet in &wire.packets {
+        assert!(
+            packet.src.starts_with("192.0.2.") && packet.dst.starts_with("192.0.2."),
+            "{packet:?}"
+        );
+    }
+}
