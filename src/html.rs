@@ -46,6 +46,7 @@ svg rect.gap { fill: #fff; }
 svg path.break { fill: none; stroke: #888; stroke-width: 2; }
 svg text.gap { fill: #555; font-size: 13px; }
 svg text.summary { fill: #333; }
+svg text.tls { fill: #0b6e4f; font-size: 14px; }
 footer { margin-top: 3rem; font-size: 0.8rem; color: #555; }
 @media print {
   body { font-size: 11pt; max-width: none; padding: 0; }

@@ -28,6 +28,19 @@ const TAIL_ARROWS: usize = 10;
 
 /// What the arrow of `packet` says.
 pub fn label(packet: &Packet) -> String {
+    match tls_label(packet) {
+        Some(tls) => format!("{}: {tls}", transport_label(packet)),
+        None => transport_label(packet),
+    }
+}
+
+/// The TLS records that begin in `packet`, if any: `ServerHello 122, ApplicationData 640`.
+pub fn tls_label(packet: &Packet) -> Option<String> {
+    (!packet.tls.is_empty()).then(|| packet.tls.join(", "))
+}
+
+/// What the arrow of `packet` says about its transport: flags, numbers, length or ICMP.
+pub fn transport_label(packet: &Packet) -> String {
     match packet.protocol {
         Protocol::Tcp => {
             let mut label = packet.flags.clone();
@@ -39,9 +52,6 @@ pub fn label(packet: &Packet) -> String {
             }
             if packet.len > 0 {
                 label.push_str(&format!(" len={}", packet.len));
-            }
-            if !packet.tls.is_empty() {
-                label.push_str(&format!(": {}", packet.tls.join(", ")));
             }
             label
         }

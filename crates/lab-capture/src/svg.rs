@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use lab_kit::narrate::{human_count, human_duration, human_micros};
 
-use crate::ladder::{Row, first_ends, label, timeline};
+use crate::ladder::{Row, first_ends, timeline, tls_label, transport_label};
 use crate::packet::{Packet, Protocol};
 use crate::{Mark, Wire};
 
@@ -39,18 +39,24 @@ pub fn ladder(wire: &Wire) -> String {
     let mut body = String::new();
     let mut y = TOP;
     let mut previous: Option<Duration> = None;
+    // Room taken under the previous arrow by its line of TLS records.
+    let mut below = 0.0;
     for (at, row) in &rows {
         if let Some(before) = previous {
             let gap = at.saturating_sub(before);
             if gap > BREAK_AFTER {
                 // Below the previous arrow's slanted end.
-                draw_break(&mut body, y + SLANT + 8.0, gap);
-                y += BREAK_HEIGHT;
+                draw_break(&mut body, y + SLANT + 8.0 + below, gap);
+                y += BREAK_HEIGHT + below;
             } else {
-                y += (gap.as_secs_f64() * 1000.0 * PX_PER_MS).max(ROW);
+                y += (gap.as_secs_f64() * 1000.0 * PX_PER_MS).max(ROW) + below;
             }
         }
         previous = Some(*at);
+        below = match row {
+            Row::Packet(packet) if !packet.tls.is_empty() => 18.0,
+            _ => 0.0,
+        };
         let since =
             human_micros(u64::try_from(at.saturating_sub(first).as_micros()).unwrap_or(u64::MAX));
         let _ = write!(
@@ -120,8 +126,18 @@ fn draw_arrow(body: &mut String, y: f64, packet: &Packet) {
         y + SLANT,
         (CLIENT_X + SERVER_X) / 2.0,
         y - 5.0,
-        escape(&label(packet))
+        escape(&transport_label(packet))
     );
+    // The TLS records on a line of their own, under the arrow.
+    if let Some(tls) = tls_label(packet) {
+        let _ = write!(
+            body,
+            r#"<text class="tls" x="{:.0}" y="{:.1}" text-anchor="middle">TLS: {}</text>"#,
+            (CLIENT_X + SERVER_X) / 2.0,
+            y + SLANT + 16.0,
+            escape(&tls)
+        );
+    }
 }
 
 fn draw_mark(body: &mut String, y: f64, mark: &Mark) {
