@@ -42,7 +42,7 @@ type Segments = BTreeMap<u32, (usize, Vec<u8>)>;
 
 /// Finds the TLS records in the TCP streams of `packets` (decoded from `frames`, each
 /// packet knowing its frame) and names them in each packet's `tls` list, e.g. `ClientHello 517`. A
-/// direction whose stream does not begin with a TLS handshake record is left alone.
+/// direction whose stream does not begin with a TLS record header is left alone.
 pub fn label_records(packets: &mut [Packet], frames: &[RawFrame]) {
     // Each direction's segments, by relative sequence number.
     let mut streams: BTreeMap<(String, String), Segments> = BTreeMap::new();
@@ -79,7 +79,9 @@ pub fn label_records(packets: &mut [Packet], frames: &[RawFrame]) {
             stream.extend_from_slice(&payload[skip..]);
             next = Some(seq + payload.len() as u32);
         }
-        if stream.first() != Some(&22) {
+        // A TLS stream starts with a record header: type 20-23, version 3.x. (A capture that
+        // starts after the handshake, as when a lab watches only a session's end, still reads.)
+        if !(stream.len() >= 3 && (20..=23).contains(&stream[0]) && stream[1] == 3) {
             continue;
         }
         let mut at = 0;

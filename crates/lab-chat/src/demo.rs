@@ -486,11 +486,19 @@ pub struct ImpostorReport {
     pub impostor_saw: String,
     /// Did any chat line reach the impostor?
     pub lines_leaked: usize,
+    /// The attempt's packets, when watched (`packets`, `capture`).
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
 }
 
 /// An impostor terminates TLS with its own CA's certificate for `localhost`; the client
 /// (trusting only the lab CA) must refuse it.
 pub fn impostor(files: &PkiFiles) -> Result<ImpostorReport, Error> {
+    impostor_watched(files, &Wiretap::off())
+}
+
+/// Like [`impostor`], with the attempt's packets captured by `tap`.
+pub fn impostor_watched(files: &PkiFiles, tap: &Wiretap) -> Result<ImpostorReport, Error> {
     let fake_ca = LabCa::generate("impostor CA")?;
     let fake = fake_ca.issue(&LeafSpec::lab_server())?;
     let impostor_subject = tls::certs_from_pem(&fake.cert_pem, "the impostor's certificate")?
@@ -503,6 +511,7 @@ pub fn impostor(files: &PkiFiles) -> Result<ImpostorReport, Error> {
         Versions::Tls13Only,
     )?);
     let impostor = start_server(Some(impostor_config))?;
+    let watch = tap.watch("impostor", &[impostor.addr.port()]);
     let client_config = crate::keys::client_config(&files.ca_cert, None)?;
     let client = start_client(impostor.addr, Some(client_config))?;
     let _ = client.input.send(LocalInput::Line(SECRET.into()));
@@ -531,6 +540,7 @@ pub fn impostor(files: &PkiFiles) -> Result<ImpostorReport, Error> {
         client_error,
         impostor_saw,
         lines_leaked,
+        wire: watch.finish(),
     })
 }
 
@@ -624,17 +634,43 @@ pub struct TruncationReport {
     pub server_saw: String,
     /// What the client printed about the end.
     pub client_saw: String,
+    /// The session's end between the relay and the server, when watched (`packets`,
+    /// `capture`): a bare FIN where a close_notify record should have come.
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
 }
+
+/// The mark placed among the packets when the relay cuts the session.
+pub const RELAY_CUTS: &str = "relay: cuts the connection (FIN, no close_notify)";
 
 /// A chat through the relay, which then cuts the connection (a bare FIN to each side).
 pub fn truncation(files: &PkiFiles, plaintext: bool) -> Result<TruncationReport, Error> {
+    truncation_watched(files, plaintext, &Wiretap::off())
+}
+
+/// Like [`truncation`], with the packets between the relay and the server captured by
+/// `tap` (from just after the relay connected) and the cut marked among them.
+pub fn truncation_watched(
+    files: &PkiFiles,
+    plaintext: bool,
+    tap: &Wiretap,
+) -> Result<TruncationReport, Error> {
     let (server, relay, client) = chat_through_relay(files, plaintext)?;
+    let mut watch = tap.watch(
+        if plaintext {
+            "truncation_plaintext"
+        } else {
+            "truncation_tls"
+        },
+        &[server.addr.port()],
+    );
     let _ = client
         .input
         .send(LocalInput::Line("transfer 10 euros to Bob".into()));
     if !server.log.wait_count(1, is_line) {
         return Err(step_failed("the first line", &server.log));
     }
+    watch.mark(RELAY_CUTS);
     relay.cut();
     let ended = |e: &ChatEvent| {
         matches!(
@@ -662,6 +698,7 @@ pub fn truncation(files: &PkiFiles, plaintext: bool) -> Result<TruncationReport,
         detected: matches!(server_end, ChatEvent::Truncated { .. }),
         server_saw: server_end.to_string(),
         client_saw: client_end.to_string(),
+        wire: watch.finish(),
     })
 }
 
@@ -935,14 +972,16 @@ pub fn run_demo_watched(n: &mut Narrator, tap: &Wiretap) -> Result<DemoReport, E
     narrate_eavesdrop(&eavesdrop_plaintext, n)?;
     let eavesdrop_tls = eavesdrop(&files, false)?;
     narrate_eavesdrop(&eavesdrop_tls, n)?;
-    let impostor = impostor(&files)?;
+    let impostor = impostor_watched(&files, tap)?;
     narrate_impostor(&impostor, n)?;
+    crate::on_the_wire::narrate_impostor(&impostor, tap, n)?;
     let tamper_plaintext = tamper(&files, true)?;
     narrate_tamper(&tamper_plaintext, n)?;
     let tamper_tls = tamper(&files, false)?;
     narrate_tamper(&tamper_tls, n)?;
-    let truncation_tls = truncation(&files, false)?;
+    let truncation_tls = truncation_watched(&files, false, tap)?;
     narrate_truncation(&truncation_tls, n)?;
+    crate::on_the_wire::narrate_truncation(&truncation_tls, tap, n)?;
     let truncation_plaintext = truncation(&files, true)?;
     narrate_truncation(&truncation_plaintext, n)?;
     let mutual_tls = mutual_tls(&files)?;

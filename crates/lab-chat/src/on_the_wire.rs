@@ -12,7 +12,7 @@ use std::io;
 use lab_capture::{Wire, Wiretap};
 use lab_kit::narrate::Narrator;
 
-use crate::demo::ConversationReport;
+use crate::demo::{ConversationReport, ImpostorReport, TruncationReport};
 
 /// The names of one direction's TLS records, in order (`ClientHello`, `ApplicationData`…).
 pub fn records(wire: &Wire, toward_server: bool) -> Vec<&str> {
@@ -60,5 +60,83 @@ pub fn narrate_conversation(
         ))
     } else {
         n.warn("the capture does not show TLS hellos followed by opaque records; see above")
+    }
+}
+
+/// The size of a TLS 1.3 `close_notify` on the wire: an alert (2 bytes) and its content
+/// type (1), sealed with a 16-byte authentication tag (AES-GCM and ChaCha20-Poly1305 alike).
+pub const CLOSE_NOTIFY_RECORD: &str = "ApplicationData 19";
+
+/// The records the client side sent before its first FIN (all of them if it sent none).
+fn client_records_before_fin(wire: &Wire) -> Vec<&str> {
+    let fin = wire
+        .packets
+        .iter()
+        .find(|p| p.toward_server && p.has("FIN"))
+        .map(|p| p.timestamp);
+    wire.packets
+        .iter()
+        .filter(|p| p.toward_server && fin.is_none_or(|fin| p.timestamp <= fin))
+        .flat_map(|p| p.tls.iter().map(String::as_str))
+        .collect()
+}
+
+/// True if the client side ended with a FIN and no close_notify-sized record before it.
+pub fn bare_fin(wire: &Wire) -> bool {
+    let has_fin = wire.packets.iter().any(|p| p.toward_server && p.has("FIN"));
+    has_fin && !client_records_before_fin(wire).contains(&CLOSE_NOTIFY_RECORD)
+}
+
+/// True if the client side sent a close_notify-sized record, then its FIN.
+pub fn close_notify_then_fin(wire: &Wire) -> bool {
+    let has_fin = wire.packets.iter().any(|p| p.toward_server && p.has("FIN"));
+    has_fin && client_records_before_fin(wire).last() == Some(&CLOSE_NOTIFY_RECORD)
+}
+
+/// The impostor attempt's packets, and what they prove.
+pub fn narrate_impostor(
+    report: &ImpostorReport,
+    tap: &Wiretap,
+    n: &mut Narrator,
+) -> io::Result<()> {
+    let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
+        return Ok(());
+    };
+    let after_hello = records(wire, true)
+        .iter()
+        .skip(1)
+        .filter(|r| **r == "ApplicationData")
+        .count();
+    if report.lines_leaked == 0
+        && records(wire, true).first() == Some(&"ClientHello")
+        && after_hello <= 1
+    {
+        n.say(&format!(
+            "The client sent its ClientHello and, after checking the impostor's certificate, \
+             {} encrypted record (its alert) before closing: no chat line ever left it.",
+            after_hello
+        ))
+    } else {
+        n.warn("the impostor attempt's packets are not a refused handshake; see above")
+    }
+}
+
+/// The cut session's packets, and what they prove.
+pub fn narrate_truncation(
+    report: &TruncationReport,
+    tap: &Wiretap,
+    n: &mut Narrator,
+) -> io::Result<()> {
+    let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
+        return Ok(());
+    };
+    if bare_fin(wire) {
+        n.say(
+            "After the line, a bare FIN: no 19-byte record before it, where a close_notify \
+             (an encrypted alert: 2 bytes, its type, a 16-byte tag) would have come. TCP says \
+             \"the end\"; TLS says nothing, and that is how the server knows it was cut.",
+        )
+    } else {
+        n.warn("the cut session's packets do not end with a bare FIN; see above")
     }
 }

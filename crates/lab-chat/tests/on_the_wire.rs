@@ -58,4 +58,54 @@ fn the_secure_conversation_shows_only_its_hellos_and_sizes() {
         "{keys}"
     );
     assert!(pcaps.join("conversation.pcap").exists());
+    // The client's goodbye: a close_notify-sized record, then the FIN.
+    assert!(
+        on_the_wire::close_notify_then_fin(wire),
+        "{:#?}",
+        wire.packets
+    );
+}
+
+#[test]
+fn the_impostor_gets_a_hello_and_an_alert_and_no_line() {
+    let scratch = tempfile::Builder::new()
+        .prefix("lab-chat-wire")
+        .tempdir()
+        .unwrap();
+    let Some(tap) = Wiretap::for_test("the_impostor_gets_a_hello_and_an_alert", None) else {
+        return;
+    };
+    let (files, _) = demo::make_keys(&scratch.path().join("certs")).unwrap();
+    let report = demo::impostor_watched(&files, &tap).unwrap();
+    assert!(report.refused);
+    let wire = report.wire.as_ref().unwrap();
+    assert!(wire.is_complete(), "{:?}", wire.capture);
+    let client: Vec<&str> = on_the_wire::records(wire, true)
+        .into_iter()
+        .filter(|r| *r != "ChangeCipherSpec")
+        .collect();
+    assert_eq!(
+        client,
+        ["ClientHello", "ApplicationData"],
+        "{:#?}",
+        wire.packets
+    );
+}
+
+#[test]
+fn a_cut_tls_session_ends_with_a_bare_fin() {
+    let scratch = tempfile::Builder::new()
+        .prefix("lab-chat-wire")
+        .tempdir()
+        .unwrap();
+    let Some(tap) = Wiretap::for_test("a_cut_tls_session_ends_with_a_bare_fin", None) else {
+        return;
+    };
+    let (files, _) = demo::make_keys(&scratch.path().join("certs")).unwrap();
+    let report = demo::truncation_watched(&files, false, &tap).unwrap();
+    assert!(report.detected, "{report:?}");
+    let wire = report.wire.as_ref().unwrap();
+    assert!(wire.is_complete(), "{:?}", wire.capture);
+    assert!(on_the_wire::bare_fin(wire), "{:#?}", wire.packets);
+    assert!(!on_the_wire::close_notify_then_fin(wire));
 }
