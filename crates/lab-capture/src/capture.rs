@@ -62,8 +62,6 @@ pub struct Capture {
     marker: UdpSocket,
     /// Where the marker goes: through the captured interface.
     marker_to: SocketAddr,
-    /// The time the capture started, on the same clock as the kernel's timestamps.
-    pub started: SystemTime,
     timestamps_late: Option<String>,
 }
 
@@ -100,7 +98,6 @@ impl Capture {
             reader: Some(reader),
             marker,
             marker_to,
-            started: SystemTime::now(),
             timestamps_late,
         })
     }
