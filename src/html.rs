@@ -27,7 +27,7 @@ pre.evidence { background: #f3f5f8; border-left: 4px solid #8aa4c2; padding: 0.5
 p.answer { background: #eef7ee; border-left: 6px solid #2e7d32; padding: 0.6rem 0.9rem; margin-top: 1.25rem; }
 p.skipped, p.warn { background: #fff6e0; border-left: 6px solid #b7791f; padding: 0.4rem 0.8rem; }
 figure.ladder { margin: 0.75rem 0 1rem; }
-figure.ladder svg { max-width: 100%; height: auto; background: #fff; }
+figure.ladder svg { width: 100%; max-width: 56rem; height: auto; background: #fff; }
 svg text { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 15px; fill: #111; }
 svg text.end { font-family: system-ui, sans-serif; font-size: 17px; font-weight: 700; }
 svg text.addr, svg text.time { font-size: 13px; fill: #444; }
