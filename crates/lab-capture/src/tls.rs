@@ -140,3 +140,104 @@ impl rustls::KeyLog for KeyLogLines {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use etherparse::PacketBuilder;
+
+    use super::*;
+    use crate::packet::{decode, relate};
+
+    const CLIENT: u16 = 40_000;
+    const SERVER: u16 = 443;
+
+    /// A TCP segment on loopback, as the capture would hold it.
+    fn segment(from_client: bool, seq: u32, syn: bool, payload: &[u8]) -> Vec<u8> {
+        let (src, dst) = if from_client {
+            (CLIENT, SERVER)
+        } else {
+            (SERVER, CLIENT)
+        };
+        let builder = PacketBuilder::ethernet2([0; 6], [0; 6])
+            .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
+            .tcp(src, dst, seq, 65_535);
+        let builder = if syn { builder.syn() } else { builder.ack(1) };
+        let mut frame = Vec::new();
+        builder.write(&mut frame, payload).unwrap();
+        frame
+    }
+
+    fn record(content_type: u8, body: &[u8]) -> Vec<u8> {
+        let mut record = vec![content_type, 3, 3];
+        record.extend((body.len() as u16).to_be_bytes());
+        record.extend(body);
+        record
+    }
+
+    fn label(frames: Vec<Vec<u8>>) -> Vec<Vec<String>> {
+        let frames: Vec<RawFrame> = frames
+            .into_iter()
+            .enumerate()
+            .map(|(i, data)| RawFrame {
+                timestamp: Duration::from_micros(i as u64),
+                length: data.len(),
+                data,
+            })
+            .collect();
+        let mut packets: Vec<Packet> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let mut p = decode(&f.data, f.timestamp, &[SERVER]).unwrap();
+                p.frame = i;
+                p
+            })
+            .collect();
+        relate(&mut packets);
+        label_records(&mut packets, &frames);
+        packets.into_iter().map(|p| p.tls).collect()
+    }
+
+    #[test]
+    fn records_are_found_across_and_within_segments_and_retransmissions_count_once() {
+        let mut hello_body = vec![1u8];
+        hello_body.resize(300, 0);
+        let client_hello = record(22, &hello_body);
+        let first_data = record(23, &[0; 20]);
+        let mut client_stream = client_hello.clone();
+        client_stream.extend(&first_data);
+        let (part1, part2) = client_stream.split_at(200);
+        let mut server_hello_body = vec![2u8];
+        server_hello_body.resize(90, 0);
+        let mut server_stream = record(22, &server_hello_body);
+        server_stream.extend(record(20, &[1]));
+        server_stream.extend(record(23, &[0; 50]));
+        let labels = label(vec![
+            segment(true, 1000, true, &[]),
+            segment(false, 5000, true, &[]),
+            segment(true, 1001, false, part1),
+            segment(true, 1201, false, part2),
+            // The same bytes again: a retransmission.
+            segment(true, 1201, false, part2),
+            segment(false, 5001, false, &server_stream),
+        ]);
+        assert_eq!(labels[2], ["ClientHello 300"]);
+        assert_eq!(labels[3], ["ApplicationData 20"]);
+        assert!(labels[4].is_empty(), "a retransmission is not a new record");
+        assert_eq!(
+            labels[5],
+            ["ServerHello 90", "ChangeCipherSpec 1", "ApplicationData 50"]
+        );
+    }
+
+    #[test]
+    fn a_stream_that_is_not_tls_is_left_alone() {
+        let labels = label(vec![
+            segment(true, 1000, true, &[]),
+            segment(true, 1001, false, b"GET / HTTP/1.1\r\n\r\n"),
+        ]);
+        assert!(labels.iter().all(Vec::is_empty));
+    }
+}
