@@ -62,6 +62,36 @@ pub fn transport_label(packet: &Packet) -> String {
     }
 }
 
+/// The server's end of `packet`: its destination going to the server, its source coming back.
+fn server_end(packet: &Packet) -> &str {
+    if packet.toward_server {
+        &packet.dst
+    } else {
+        &packet.src
+    }
+}
+
+/// True if the packets of `wire` involve more than one server address or port, so that each
+/// arrow must say which one it is about.
+pub(crate) fn several_servers(wire: &Wire) -> bool {
+    let mut servers = wire
+        .packets
+        .iter()
+        .filter(|p| p.client.is_some())
+        .map(server_end);
+    let first = servers.next();
+    servers.any(|s| Some(s) != first)
+}
+
+/// The arrow's words: with the server's address in front when several servers took part.
+pub(crate) fn arrow_label(packet: &Packet, several_servers: bool, text: String) -> String {
+    if several_servers && packet.client.is_some() {
+        format!("{} {text}", server_end(packet))
+    } else {
+        text
+    }
+}
+
 /// One row of a ladder: a packet, a program's own event, or a run of packets left out.
 pub(crate) enum Row<'a> {
     Packet(&'a Packet),
@@ -128,6 +158,7 @@ pub fn lines(wire: &Wire) -> Vec<String> {
     }
     lines.push(format!("client{}server", " ".repeat(WIDTH + 2 - 12)));
     let rows = timeline(wire, MAX_ARROWS, HEAD_ARROWS, TAIL_ARROWS);
+    let several = several_servers(wire);
     // Times count from the first row, packet or mark.
     let first = rows.first().map(|(t, _)| *t).unwrap_or_default();
     for (at, row) in &rows {
@@ -136,7 +167,10 @@ pub fn lines(wire: &Wire) -> Vec<String> {
         match row {
             Row::Packet(packet) => lines.push(format!(
                 "{} {since}",
-                arrow(&label(packet), packet.toward_server)
+                arrow(
+                    &arrow_label(packet, several, label(packet)),
+                    packet.toward_server
+                )
             )),
             Row::Mark(mark) => {
                 let text = format!(" ┈┈ {} ┈┈", mark.label);
@@ -169,6 +203,11 @@ fn ends(wire: &Wire) -> Option<(String, String)> {
             clients.push(packet_client);
         }
     }
+    let server = if several_servers(wire) {
+        "(several: each arrow names its own)".to_string()
+    } else {
+        server
+    };
     match clients.len() {
         0 | 1 => Some((client, server)),
         2 | 3 => Some((

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use lab_kit::narrate::{human_count, human_duration, human_micros};
 
-use crate::ladder::{Row, first_ends, timeline, tls_label, transport_label};
+use crate::ladder::{
+    Row, arrow_label, first_ends, several_servers, timeline, tls_label, transport_label,
+};
 use crate::packet::{Packet, Protocol};
 use crate::{Mark, Wire};
 
@@ -34,6 +36,7 @@ const MAX_ARROWS: usize = 40;
 /// The SVG drawing of `wire`'s packets and marks.
 pub fn ladder(wire: &Wire) -> String {
     let rows = timeline(wire, MAX_ARROWS, MAX_ARROWS * 2 / 3, MAX_ARROWS / 3);
+    let several = several_servers(wire);
     let first = rows.first().map(|(t, _)| *t).unwrap_or_default();
 
     let mut body = String::new();
@@ -67,13 +70,18 @@ pub fn ladder(wire: &Wire) -> String {
             escape(&since)
         );
         match row {
-            Row::Packet(packet) => draw_arrow(&mut body, y, packet),
+            Row::Packet(packet) => draw_arrow(&mut body, y, packet, several),
             Row::Mark(mark) => draw_mark(&mut body, y, mark),
             Row::Summary(skipped) => draw_summary(&mut body, y, skipped),
         }
     }
     let height = y + 40.0;
     let (client, server) = first_ends(wire).unwrap_or_default();
+    let server = if several {
+        "(each arrow names its own)".to_string()
+    } else {
+        server
+    };
     let mut svg = String::new();
     let _ = write!(
         svg,
@@ -103,7 +111,7 @@ pub fn ladder(wire: &Wire) -> String {
     svg
 }
 
-fn draw_arrow(body: &mut String, y: f64, packet: &Packet) {
+fn draw_arrow(body: &mut String, y: f64, packet: &Packet, several_servers: bool) {
     let (x1, x2) = if packet.toward_server {
         (CLIENT_X, SERVER_X)
     } else {
@@ -126,7 +134,11 @@ fn draw_arrow(body: &mut String, y: f64, packet: &Packet) {
         y + SLANT,
         (CLIENT_X + SERVER_X) / 2.0,
         y - 5.0,
-        escape(&transport_label(packet))
+        escape(&arrow_label(
+            packet,
+            several_servers,
+            transport_label(packet)
+        ))
     );
     // The TLS records on a line of their own, under the arrow.
     if let Some(tls) = tls_label(packet) {

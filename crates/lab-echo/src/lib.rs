@@ -70,7 +70,9 @@ pub fn localhost_chapter(
     narrate::resolution(&localhost::resolve_localhost()?, narrator)?;
     narrate::ipv6_first_trap(&localhost::ipv6_first_trap()?, narrator)?;
     narrate::loopback_interface(&localhost::loopback_interface()?, narrator)?;
-    narrate::bind_address(&localhost::bind_address_matters()?, narrator)?;
+    let bound = localhost::bind_address_matters_watched(tap)?;
+    narrate::bind_address(&bound, narrator)?;
+    on_the_wire::narrate_bind_address(&bound, tap, narrator)?;
     match namespaces::unavailable_reason() {
         // Where namespaces should work but the system refuses (a kernel without veth,
         // a locked-down container), the chapter says so and goes on.

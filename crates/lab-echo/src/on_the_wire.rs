@@ -13,6 +13,7 @@ use lab_kit::narrate::Narrator;
 use std::io;
 
 use crate::calls::{PeerCloses, WalkThrough, marks};
+use crate::localhost::BindAddressMatters;
 use crate::namespaces::AcrossALink;
 
 /// The three packets of the first handshake, if the capture has them in order: the SYN, the
@@ -43,6 +44,45 @@ pub fn client_fin(wire: &Wire) -> Option<&Packet> {
     wire.packets
         .iter()
         .find(|p| p.has("FIN") && p.src == syn.src)
+}
+
+/// For `bind_address`: true if the server bound to 127.0.0.1 (the first watched port) got
+/// a handshake on 127.0.0.1 and answered a SYN to 127.0.0.2 with a reset, while the server
+/// bound to 0.0.0.0 (the second) completed handshakes on both.
+pub fn bound_address_decides(wire: &Wire) -> bool {
+    let [loopback, wildcard, ..] = wire.capture.ports[..] else {
+        return false;
+    };
+    let answered = |ip: &str, port: u16, flags: &str| {
+        let at = format!("{ip}:{port}");
+        wire.packets.iter().any(|p| p.src == at && p.has(flags))
+    };
+    answered("127.0.0.1", loopback, "SYN")
+        && answered("127.0.0.2", loopback, "RST")
+        && !answered("127.0.0.2", loopback, "SYN")
+        && answered("127.0.0.1", wildcard, "SYN")
+        && answered("127.0.0.2", wildcard, "SYN")
+}
+
+/// The bind-address attempts' packets, and what they prove.
+pub fn narrate_bind_address(
+    report: &BindAddressMatters,
+    tap: &Wiretap,
+    n: &mut Narrator,
+) -> io::Result<()> {
+    let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
+        return Ok(());
+    };
+    if bound_address_decides(wire) {
+        n.say(
+            "On lo: the server bound to 127.0.0.1 answered a SYN to 127.0.0.1 with a SYN-ACK \
+             and a SYN to 127.0.0.2 with a reset, exactly as a closed port; the server bound \
+             to 0.0.0.0 answered both. The same kernel, the same port number: the address a \
+             server binds decides which SYNs it gets.",
+        )
+    } else {
+        n.warn("the bind-address packets are not what this experiment expects; see above")
+    }
 }
 
 /// What crossed the link in `across_a_link`: (a handshake with the `0.0.0.0` server, a

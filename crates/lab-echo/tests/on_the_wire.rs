@@ -124,3 +124,18 @@ fn across_a_veth_link_the_handshake_and_the_reset_cross_and_loopback_does_not() 
         );
     }
 }
+
+#[test]
+fn on_lo_the_bound_address_decides_which_syns_a_server_answers() {
+    let Some(tap) = Wiretap::for_test("on_lo_the_bound_address_decides", None) else {
+        return;
+    };
+    let report = lab_echo::localhost::bind_address_matters_watched(&tap).unwrap();
+    let wire = report.wire.as_ref().unwrap();
+    assert!(wire.is_complete(), "{:?}", wire.capture);
+    assert!(
+        on_the_wire::bound_address_decides(wire),
+        "{:#?}",
+        wire.packets
+    );
+}
