@@ -37,7 +37,15 @@ fn the_tour_writes_a_pcap_file_per_watched_experiment_and_json_packets() {
     std::fs::remove_dir_all(&dir).ok();
     assert!(output.status.success(), "{output:?}");
     files.sort();
-    assert_eq!(files, ["peer_closes.pcap", "socket_calls.pcap"]);
+    assert_eq!(
+        files,
+        [
+            "nagle.pcap",
+            "nagle_nodelay.pcap",
+            "peer_closes.pcap",
+            "socket_calls.pcap"
+        ]
+    );
     let text = String::from_utf8(output.stdout).unwrap();
     let walk: serde_json::Value = text
         .lines()

@@ -137,6 +137,11 @@ impl Wiretap {
         }
     }
 
+    /// True if watched experiments will really be captured (on, and permitted).
+    pub fn captures(&self) -> bool {
+        matches!(self.state, State::On)
+    }
+
     /// True unless capture was turned off.
     pub fn is_on(&self) -> bool {
         !matches!(self.state, State::Off)
@@ -318,18 +323,18 @@ impl Watch {
         capture.frames_truncated = collected.truncated;
         capture.complete = collected.marker_seen;
         capture.timestamps_late = collected.timestamps_late.take();
-        let mut packets: Vec<Packet> = collected
-            .frames
-            .iter()
-            .enumerate()
-            .filter_map(|(index, f)| {
-                let mut packet = packet::decode(&f.data, f.timestamp, &capture.ports)?;
-                packet.frame = index;
-                Some(packet)
-            })
-            .collect();
+        // The experiment's frames (decoded), in the pcap file and the ladder alike.
+        let mut frames = Vec::with_capacity(collected.frames.len());
+        let mut packets: Vec<Packet> = Vec::with_capacity(collected.frames.len());
+        for frame in std::mem::take(&mut collected.frames) {
+            if let Some(mut packet) = packet::decode(&frame.data, frame.timestamp, &capture.ports) {
+                packet.frame = frames.len();
+                packets.push(packet);
+                frames.push(frame);
+            }
+        }
         packet::relate(&mut packets);
-        tls::label_records(&mut packets, &collected.frames);
+        tls::label_records(&mut packets, &frames);
         let first = packets.first().map(|p| p.timestamp).unwrap_or_default();
         for mark in &mut capture.marks {
             mark.t_us =
@@ -337,7 +342,7 @@ impl Watch {
         }
         if let Some(dir) = &self.pcap_dir {
             let path = dir.join(format!("{}.pcap", self.experiment));
-            match pcap::write(&path, &collected.frames) {
+            match pcap::write(&path, &frames) {
                 Ok(()) => capture.pcap = Some(path.display().to_string()),
                 Err(e) => {
                     capture.pcap_error = Some(format!("could not write {}: {e}", path.display()))
@@ -359,7 +364,7 @@ impl Watch {
         Some(Wire {
             packets,
             capture,
-            frames: collected.frames,
+            frames,
         })
     }
 }

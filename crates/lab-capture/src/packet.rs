@@ -87,7 +87,10 @@ impl Packet {
 }
 
 /// Parses one Ethernet frame. `server_ports` decides which end is the server. Returns None
-/// for a frame that is not IPv4/IPv6 TCP, UDP or ICMP (the filter lets none through).
+/// for a frame that is not IPv4/IPv6 TCP, UDP or ICMP (the filter lets none through), and
+/// for one whose *both* ports are watched ports: an experiment's client always uses a port
+/// the kernel chose for it, so such a frame is another program's that happens to use the
+/// same port number (on loopback, two sockets with `SO_REUSEADDR` can share a port number).
 pub fn decode(frame: &[u8], timestamp: Duration, server_ports: &[u16]) -> Option<Packet> {
     let sliced = SlicedPacket::from_ethernet(frame).ok()?;
     let (src_ip, dst_ip): (IpAddr, IpAddr) = match sliced.net.as_ref()? {
@@ -128,7 +131,14 @@ pub fn decode(frame: &[u8], timestamp: Duration, server_ports: &[u16]) -> Option
             server_ports.contains(&dst_port) || !server_ports.contains(&src_port);
         packet.client = Some(if packet.toward_server { src } else { dst });
     };
+    let foreign = |src: u16, dst: u16| server_ports.contains(&src) && server_ports.contains(&dst);
     match sliced.transport? {
+        TransportSlice::Tcp(tcp) if foreign(tcp.source_port(), tcp.destination_port()) => {
+            return None;
+        }
+        TransportSlice::Udp(udp) if foreign(udp.source_port(), udp.destination_port()) => {
+            return None;
+        }
         TransportSlice::Tcp(tcp) => {
             ends(tcp.source_port(), tcp.destination_port(), &mut packet);
             let flags = [
@@ -244,5 +254,33 @@ pub fn relate(packets: &mut [Packet]) {
             let peer = base.get(&(packet.dst.clone(), packet.src.clone())).copied();
             packet.ack = peer.map(|peer| packet.wire_ack.wrapping_sub(peer));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use etherparse::PacketBuilder;
+
+    use super::*;
+
+    fn tcp_frame(src: u16, dst: u16) -> Vec<u8> {
+        let mut frame = Vec::new();
+        PacketBuilder::ethernet2([0; 6], [0; 6])
+            .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
+            .tcp(src, dst, 1, 65_535)
+            .syn()
+            .write(&mut frame, &[])
+            .unwrap();
+        frame
+    }
+
+    #[test]
+    fn the_server_end_is_the_watched_port_and_a_frame_between_two_watched_ports_is_foreign() {
+        let to_server = decode(&tcp_frame(40_000, 5000), Duration::ZERO, &[5000]).unwrap();
+        assert!(to_server.toward_server && to_server.is("SYN"));
+        assert_eq!(to_server.client, Some("127.0.0.1:40000".parse().unwrap()));
+        let back = decode(&tcp_frame(5000, 40_000), Duration::ZERO, &[5000]).unwrap();
+        assert!(!back.toward_server);
+        assert!(decode(&tcp_frame(5000, 6000), Duration::ZERO, &[5000, 6000]).is_none());
     }
 }

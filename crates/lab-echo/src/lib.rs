@@ -112,6 +112,7 @@ pub fn socket_calls_chapter(
     let closes = calls::peer_closes_watched(tap)?;
     narrate::peer_closes(&closes, narrator)?;
     on_the_wire::narrate_peer_closes(&closes, tap, narrator)?;
+    on_the_wire::nagle_on_the_wire(tap, narrator)?;
     match syscalls::trace_socket_calls(probe)? {
         syscalls::Traced::Recorded(trace) => narrate::syscall_trace(&trace, narrator)?,
         syscalls::Traced::Unavailable(why) => {

@@ -141,6 +141,86 @@ pub fn narrate_across_a_link(
     }
 }
 
+/// The round trips of the Nagle lesson: each request's two segments (`hello `, `world\n`),
+/// as (first, second) pairs of the client's data segments, in order.
+pub fn request_pairs(wire: &Wire) -> Vec<(&Packet, &Packet)> {
+    let data: Vec<&Packet> = wire
+        .packets
+        .iter()
+        .filter(|p| p.toward_server && p.len > 0)
+        .collect();
+    data.chunks_exact(2)
+        .map(|pair| (pair[0], pair[1]))
+        .collect()
+}
+
+/// True if every request's second segment left only after the server acknowledged the first
+/// (Nagle's rule: a small segment waits while earlier data is unacknowledged).
+pub fn second_waits_for_ack(wire: &Wire) -> bool {
+    let pairs = request_pairs(wire);
+    !pairs.is_empty()
+        && pairs.iter().all(|(first, second)| {
+            let first_end = first.seq.unwrap_or(0) + first.len as u32;
+            wire.packets.iter().any(|p| {
+                !p.toward_server
+                    && p.ack.is_some_and(|ack| ack >= first_end)
+                    && p.timestamp <= second.timestamp
+            })
+        })
+}
+
+/// The longest wait between a request's two segments.
+pub fn longest_hold(wire: &Wire) -> std::time::Duration {
+    request_pairs(wire)
+        .iter()
+        .map(|(first, second)| second.timestamp.saturating_sub(first.timestamp))
+        .max()
+        .unwrap_or_default()
+}
+
+/// A section of its own: the Nagle stall on the wire, with and without `TCP_NODELAY`.
+/// Runs only where packets are captured (it has nothing to show otherwise).
+pub fn nagle_on_the_wire(tap: &Wiretap, n: &mut Narrator) -> Result<(), crate::Error> {
+    /// Enough round trips for the stall to show: the first one is answered at once.
+    const ROUND_TRIPS: usize = 3;
+    if !tap.captures() {
+        return Ok(());
+    }
+    n.section("On the wire: the Nagle stall (two small writes, then a read)")?;
+    n.say(&format!(
+        "A client writes each request in two pieces (\"hello \", then \"world\\n\") to a \
+         server that answers only whole lines, {ROUND_TRIPS} times: first with TCP_NODELAY off \
+         (the default), then on."
+    ))?;
+    let with_nagle = crate::bench::nagle_lesson_watched(false, ROUND_TRIPS, tap)?;
+    n.record(&with_nagle)?;
+    n.say("First with TCP_NODELAY off (Nagle's algorithm on):")?;
+    if let Some(wire) = lab_capture::narrate::wire(with_nagle.wire.as_ref(), tap, n)? {
+        if second_waits_for_ack(wire) {
+            n.say(&format!(
+                "With Nagle's algorithm, each \"world\\n\" waited until the server \
+                 acknowledged \"hello \". The server's kernel delays that ACK, hoping to send \
+                 it with a reply, and the reply needs the whole line: both sides wait, up to \
+                 {} here, until the delayed-ACK timer fires.",
+                lab_kit::narrate::human_duration(longest_hold(wire))
+            ))?;
+        } else {
+            n.warn("a second segment did not wait for the ACK of the first; see above")?;
+        }
+    }
+    let without = crate::bench::nagle_lesson_watched(true, ROUND_TRIPS, tap)?;
+    n.record(&without)?;
+    n.say("Then with TCP_NODELAY on:")?;
+    if let Some(wire) = lab_capture::narrate::wire(without.wire.as_ref(), tap, n)? {
+        n.say(&format!(
+            "With TCP_NODELAY, each piece left as soon as it was written: the longest wait \
+             between the two was {}. (Better still: build the request, then write it once.)",
+            lab_kit::narrate::human_duration(longest_hold(wire))
+        ))?;
+    }
+    Ok(())
+}
+
 /// The ending of each connection of `peer_closes`, as the server's first FIN or RST to the
 /// client: `(flags of connection 1's ending, flags of connection 2's ending)`.
 pub fn endings(wire: &Wire) -> (Option<&str>, Option<&str>) {

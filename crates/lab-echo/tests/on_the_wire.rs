@@ -139,3 +139,34 @@ fn on_lo_the_bound_address_decides_which_syns_a_server_answers() {
         wire.packets
     );
 }
+
+#[test]
+fn with_nagle_the_second_small_write_waits_for_the_ack_of_the_first() {
+    let Some(tap) = Wiretap::for_test("with_nagle_the_second_small_write_waits", None) else {
+        return;
+    };
+    let report = lab_echo::bench::nagle_lesson_watched(false, 3, &tap).unwrap();
+    let wire = report.wire.as_ref().unwrap();
+    assert!(wire.is_complete(), "{:?}", wire.capture);
+    assert_eq!(
+        on_the_wire::request_pairs(wire).len(),
+        3,
+        "{:#?}",
+        wire.packets
+    );
+    // Nagle's rule, seen on the wire: how long the wait is depends on the delayed-ACK
+    // timer and the machine, that the wait happens does not.
+    assert!(
+        on_the_wire::second_waits_for_ack(wire),
+        "{:#?}",
+        wire.packets
+    );
+    let nodelay = lab_echo::bench::nagle_lesson_watched(true, 3, &tap).unwrap();
+    let wire = nodelay.wire.as_ref().unwrap();
+    assert_eq!(
+        on_the_wire::request_pairs(wire).len(),
+        3,
+        "{:#?}",
+        wire.packets
+    );
+}
