@@ -3,9 +3,9 @@
 //!
 //! Stopping is the subtle part. The frames of the experiment may still sit in the socket's
 //! queue when the experiment returns, and waiting "a little while" would be a guess. So the
-//! capture sends a *marker*: one UDP datagram from a port the filter also accepts, to itself
-//! on loopback, or across the link to the host on the other side (the ICMP error that may
-//! come back is ignored too). Frames reach the socket's queue in the order the kernel
+//! capture sends a *marker*: one UDP datagram from a port the filter also accepts (for UDP
+//! only), to itself on loopback, or across the link to the host on the other side (whose
+//! ICMP answer the filter does not let through). Frames reach the socket's queue in the order the kernel
 //! handled them, so when the reader sees the marker, everything the experiment's calls sent
 //! before it has been read. The marker itself is not kept.
 
@@ -82,9 +82,7 @@ impl Capture {
             None => marker.local_addr()?,
             Some(ip) => SocketAddr::new(ip, marker_port),
         };
-        let mut filtered = ports.to_vec();
-        filtered.push(marker_port);
-        let socket = PacketSocket::open(interface, &ports_filter(&filtered))?;
+        let socket = PacketSocket::open(interface, &ports_filter(ports, &[marker_port]))?;
         let loopback = interface == "lo";
         let stop = Arc::new(AtomicBool::new(false));
         let reader = {
@@ -148,13 +146,12 @@ fn read_until_marker(
                     continue;
                 }
                 let data = &buffer[..frame.captured];
-                match marker(data, marker_port) {
-                    Some(Marker::Datagram) if stop.load(Ordering::SeqCst) => {
+                if is_marker(data, marker_port) {
+                    if stop.load(Ordering::SeqCst) {
                         collected.marker_seen = true;
                         break;
                     }
-                    Some(_) => continue,
-                    None => {}
+                    continue;
                 }
                 let keep = if kept_bytes + data.len() <= KEEP_IN_FULL {
                     data.len()
@@ -194,28 +191,10 @@ fn read_until_marker(
     Ok(collected)
 }
 
-enum Marker {
-    /// The end marker itself.
-    Datagram,
-    /// An ICMP error about it (nobody listens for it on the other side of a link).
-    Echo,
-}
-
-/// Whether `frame` is the capture's own end marker, or an ICMP error quoting it.
-fn marker(frame: &[u8], marker_port: u16) -> Option<Marker> {
-    use etherparse::TransportSlice;
-    match etherparse::SlicedPacket::from_ethernet(frame)
-        .ok()?
-        .transport?
-    {
-        TransportSlice::Udp(udp) if udp.destination_port() == marker_port => Some(Marker::Datagram),
-        TransportSlice::Icmpv4(icmp) => {
-            let quoted = etherparse::LaxSlicedPacket::from_ip(icmp.payload()).ok()?;
-            match quoted.transport? {
-                TransportSlice::Udp(udp) if udp.source_port() == marker_port => Some(Marker::Echo),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
+/// True if `frame` is a UDP datagram to the capture's own marker port.
+fn is_marker(frame: &[u8], marker_port: u16) -> bool {
+    matches!(
+        etherparse::SlicedPacket::from_ethernet(frame).map(|p| p.transport),
+        Ok(Some(etherparse::TransportSlice::Udp(udp))) if udp.destination_port() == marker_port
+    )
 }

@@ -52,8 +52,10 @@ enum Step {
     Label(&'static str),
 }
 
-/// The program that accepts only packets to or from `ports` (see the module's doc).
-pub fn ports_filter(ports: &[u16]) -> Vec<Instruction> {
+/// The program that accepts only packets to or from `ports` (see the module's doc), and
+/// IPv4 UDP datagrams to or from `udp_only` (the capture's end marker: UDP port numbers are
+/// not TCP's, and another program's TCP connection may well use the same number).
+pub fn ports_filter(ports: &[u16], udp_only: &[u16]) -> Vec<Instruction> {
     use Step::{Jump, Label, Op};
     use Target::{Drop, Next};
     let mut steps = vec![
@@ -64,16 +66,24 @@ pub fn ports_filter(ports: &[u16]) -> Vec<Instruction> {
         // IPv4: the protocol byte, then the ports after a header of variable length.
         Label("ipv4"),
         Op(LD_B_ABS, 14 + 9),
-        Jump(JEQ_K, TCP, Target::Label("ipv4_ports"), Next),
-        Jump(JEQ_K, UDP, Target::Label("ipv4_ports"), Next),
+        Jump(JEQ_K, TCP, Target::Label("ipv4_tcp"), Next),
+        Jump(JEQ_K, UDP, Target::Label("ipv4_udp"), Next),
         Jump(JEQ_K, ICMP, Target::Label("icmp"), Drop),
-        Label("ipv4_ports"),
+        Label("ipv4_tcp"),
         // A fragment after the first carries no ports.
         Op(LD_H_ABS, 14 + 6),
         Jump(JSET_K, 0x1fff, Drop, Next),
         Op(LDX_B_MSH, 14),
     ];
     either_port(&mut steps, LD_H_IND, 14, ports);
+    steps.extend([
+        Label("ipv4_udp"),
+        Op(LD_H_ABS, 14 + 6),
+        Jump(JSET_K, 0x1fff, Drop, Next),
+        Op(LDX_B_MSH, 14),
+    ]);
+    let udp_ports: Vec<u16> = ports.iter().chain(udp_only).copied().collect();
+    either_port(&mut steps, LD_H_IND, 14, &udp_ports);
     steps.extend([Label("icmp"), Op(LDX_B_MSH, 14)]);
     // ICMP header (8 bytes), the quoted IPv4 header (20 bytes), then its ports.
     either_port(&mut steps, LD_H_IND, 14 + 8 + 20, ports);
@@ -212,7 +222,7 @@ mod tests {
 
     #[test]
     fn keeps_our_ports_in_either_direction_and_nothing_else() {
-        let program = ports_filter(&[5000, 6000]);
+        let program = ports_filter(&[5000, 6000], &[]);
         assert!(run(&program, &ipv4(6, &ports(41000, 5000))));
         assert!(run(&program, &ipv4(6, &ports(5000, 41000))));
         assert!(run(&program, &ipv4(17, &ports(41000, 6000))));
@@ -221,8 +231,19 @@ mod tests {
     }
 
     #[test]
+    fn keeps_the_marker_port_for_udp_only() {
+        let program = ports_filter(&[5000], &[7000]);
+        assert!(run(&program, &ipv4(17, &ports(7000, 7000))));
+        assert!(
+            !run(&program, &ipv4(6, &ports(41000, 7000))),
+            "TCP on the marker's number"
+        );
+        assert!(run(&program, &ipv4(6, &ports(41000, 5000))));
+    }
+
+    #[test]
     fn keeps_an_icmp_error_only_if_it_quotes_our_port() {
-        let program = ports_filter(&[5000]);
+        let program = ports_filter(&[5000], &[]);
         let quoted = ipv4(17, &ports(41000, 5000));
         let mut icmp = vec![3, 3, 0, 0, 0, 0, 0, 0];
         icmp.extend(&quoted[14..]);
@@ -235,7 +256,7 @@ mod tests {
 
     #[test]
     fn keeps_ipv6_tcp_on_our_port() {
-        let program = ports_filter(&[5000]);
+        let program = ports_filter(&[5000], &[]);
         let mut frame = vec![0u8; 12];
         frame.extend([0x86, 0xdd]);
         let mut ip = vec![0x60, 0, 0, 0, 0, 20, 6, 64];

@@ -88,9 +88,9 @@ impl Packet {
 
 /// Parses one Ethernet frame. `server_ports` decides which end is the server. Returns None
 /// for a frame that is not IPv4/IPv6 TCP, UDP or ICMP (the filter lets none through), and
-/// for one whose *both* ports are watched ports: an experiment's client always uses a port
-/// the kernel chose for it, so such a frame is another program's that happens to use the
-/// same port number (on loopback, two sockets with `SO_REUSEADDR` can share a port number).
+/// for a TCP or UDP frame with a watched port at neither end or at both: an experiment's
+/// packets go between a watched (server) port and a client's port that the kernel chose, so
+/// such a frame belongs to another program that happens to use the same port numbers.
 pub fn decode(frame: &[u8], timestamp: Duration, server_ports: &[u16]) -> Option<Packet> {
     let sliced = SlicedPacket::from_ethernet(frame).ok()?;
     let (src_ip, dst_ip): (IpAddr, IpAddr) = match sliced.net.as_ref()? {
@@ -131,7 +131,12 @@ pub fn decode(frame: &[u8], timestamp: Duration, server_ports: &[u16]) -> Option
             server_ports.contains(&dst_port) || !server_ports.contains(&src_port);
         packet.client = Some(if packet.toward_server { src } else { dst });
     };
-    let foreign = |src: u16, dst: u16| server_ports.contains(&src) && server_ports.contains(&dst);
+    // Neither end on a watched port: let through by the kernel for the end marker's UDP port
+    // number (or, where it is IPv6, not this experiment's at all).
+    let foreign = |src: u16, dst: u16| {
+        let watched = |port: u16| server_ports.contains(&port);
+        watched(src) == watched(dst)
+    };
     match sliced.transport? {
         TransportSlice::Tcp(tcp) if foreign(tcp.source_port(), tcp.destination_port()) => {
             return None;
@@ -282,5 +287,6 @@ mod tests {
         let back = decode(&tcp_frame(5000, 40_000), Duration::ZERO, &[5000]).unwrap();
         assert!(!back.toward_server);
         assert!(decode(&tcp_frame(5000, 6000), Duration::ZERO, &[5000, 6000]).is_none());
+        assert!(decode(&tcp_frame(40_000, 7000), Duration::ZERO, &[5000]).is_none());
     }
 }
