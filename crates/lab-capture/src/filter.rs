@@ -151,10 +151,12 @@ fn assemble(steps: &[Step]) -> Vec<Instruction> {
     let mut program: Vec<Instruction> = instructions
         .iter()
         .enumerate()
-        .map(|(at, step)| match **step {
-            Step::Op(code, k) => instruction(code, 0, 0, k),
-            Step::Jump(code, k, yes, no) => instruction(code, offset(at, yes), offset(at, no), k),
-            Step::Label(_) => unreachable!("labels were filtered out"),
+        .filter_map(|(at, step)| match **step {
+            Step::Op(code, k) => Some(instruction(code, 0, 0, k)),
+            Step::Jump(code, k, yes, no) => {
+                Some(instruction(code, offset(at, yes), offset(at, no), k))
+            }
+            Step::Label(_) => None,
         })
         .collect();
     program.push(instruction(RET_K, 0, 0, WHOLE_FRAME));
