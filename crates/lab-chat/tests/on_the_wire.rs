@@ -64,6 +64,46 @@ fn the_secure_conversation_shows_only_its_hellos_and_sizes() {
         "{:#?}",
         wire.packets
     );
+
+    // Wireshark's engine (tshark) decrypts the session with the key log, and not without.
+    let pcap = pcaps.join("conversation.pcap");
+    let keys = pcaps.join("conversation.keys");
+    let Some(with_keys) = tshark_hex(&pcap, Some(&keys)) else {
+        return;
+    };
+    assert!(with_keys.contains("client line 1 of"), "{with_keys}");
+    assert!(with_keys.contains("server line 1 of"), "{with_keys}");
+    let without_keys = tshark_hex(&pcap, None).unwrap();
+    assert!(
+        !without_keys.contains("client line 1 of"),
+        "decrypted without the keys?"
+    );
+}
+
+/// tshark's hex dump of every packet of `pcap` (decrypted with `keys` if given), or None
+/// after saying why where tshark is missing (a failure in CI, which installs it).
+fn tshark_hex(pcap: &std::path::Path, keys: Option<&std::path::Path>) -> Option<String> {
+    let mut command = std::process::Command::new("tshark");
+    command.arg("-r").arg(pcap).arg("-x");
+    if let Some(keys) = keys {
+        command
+            .arg("-o")
+            .arg(format!("tls.keylog_file:{}", keys.display()));
+    }
+    let mut child = match lab_kit::child::RunningChild::spawn(&mut command) {
+        Ok(child) => child,
+        Err(e) => {
+            lab_kit::skip::skip_unless_ci("decrypting the chat's pcap with tshark", e);
+            return None;
+        }
+    };
+    let status = child
+        .wait_timeout(std::time::Duration::from_secs(60))
+        .unwrap();
+    let text = child.text(lab_kit::child::Stream::Stdout);
+    let _ = child.kill();
+    assert!(status.is_some_and(|s| s.success()), "tshark failed: {text}");
+    Some(text)
 }
 
 #[test]
