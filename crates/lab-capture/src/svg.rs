@@ -229,3 +229,84 @@ pub fn escape(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use etherparse::PacketBuilder;
+
+    use super::*;
+    use crate::capture::RawFrame;
+    use crate::{CaptureFacts, packet};
+
+    /// A capture of the same SYN sent at 0 s and 1 s, then a reset 10 µs later.
+    fn wire() -> Wire {
+        let frame = |src: u16, dst: u16, rst: bool| {
+            let builder = PacketBuilder::ethernet2([0; 6], [0; 6])
+                .ipv4([127, 0, 0, 1], [127, 0, 0, 1], 64)
+                .tcp(src, dst, 7, 65_535);
+            let builder = if rst {
+                builder.rst().ack(8)
+            } else {
+                builder.syn()
+            };
+            let mut data = Vec::new();
+            builder.write(&mut data, &[]).unwrap();
+            data
+        };
+        let at = [0, 1_000_000, 1_000_010];
+        let frames: Vec<RawFrame> = [
+            frame(40_000, 5000, false),
+            frame(40_000, 5000, false),
+            frame(5000, 40_000, true),
+        ]
+        .into_iter()
+        .zip(at)
+        .map(|(data, us)| RawFrame {
+            timestamp: Duration::from_micros(us),
+            length: data.len(),
+            data,
+        })
+        .collect();
+        let mut packets: Vec<Packet> = frames
+            .iter()
+            .map(|f| packet::decode(&f.data, f.timestamp, &[5000]).unwrap())
+            .collect();
+        packet::relate(&mut packets);
+        Wire {
+            packets,
+            capture: CaptureFacts {
+                interface: "lo".into(),
+                ports: vec![5000],
+                kernel_drops: Some(0),
+                frames_truncated: 0,
+                complete: true,
+                pcap: None,
+                pcap_error: None,
+                key_log: None,
+                timestamps_late: None,
+                unavailable: None,
+                marks: Vec::new(),
+            },
+            frames,
+        }
+    }
+
+    #[test]
+    fn a_long_gap_is_a_labelled_break_and_the_labels_are_text() {
+        let svg = ladder(&wire());
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        assert_eq!(svg.matches(">SYN seq=0</text>").count(), 2);
+        assert!(svg.contains(">RST,ACK seq=0 ack=1</text>"), "{svg}");
+        assert_eq!(
+            svg.matches("later (not to scale)").count(),
+            1,
+            "one break, for the 1 s gap"
+        );
+        assert!(svg.contains(">1.00 s later (not to scale)</text>"), "{svg}");
+    }
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(escape("<a & \"b\">"), "&lt;a &amp; &quot;b&quot;&gt;");
+    }
+}
