@@ -3,8 +3,9 @@
 //! A listening socket has an *accept queue* (the backlog): connections whose handshake the
 //! kernel has completed, waiting for the program to call `accept()`. When that queue is
 //! full, Linux does not refuse new connections: it silently drops their SYN, hoping the
-//! program will soon make room. The client's kernel hears nothing, resends the SYN after
-//! about a second, then two, four… A `connect()` with a deadline gives up at the deadline
+//! program will soon make room. The client's kernel hears nothing and resends the SYN after
+//! about a second, and again and again (how often is the kernel's choice: the capture in
+//! [`crate::on_the_wire`] shows it). A `connect()` with a deadline gives up at the deadline
 //! with `TimedOut`: not in microseconds, but exactly as long as you were willing to wait.
 //!
 //! This is also what a firewall that drops packets, or a host that is down or unreachable,
