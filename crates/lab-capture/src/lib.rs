@@ -462,16 +462,16 @@ impl Wiretap {
         if no_capture {
             return Ok(Wiretap::off());
         }
+        let tap = Wiretap::on(pcap_dir.map(Path::to_path_buf));
         if let Some(dir) = pcap_dir {
+            if let Some(why) = tap.unavailable() {
+                return Err(Error::PcapUnavailable(why.to_string()));
+            }
             std::fs::create_dir_all(dir).map_err(|source| Error::PcapDir {
                 dir: dir.to_path_buf(),
                 source,
             })?;
         }
-        let tap = Wiretap::on(pcap_dir.map(Path::to_path_buf));
-        match (tap.unavailable(), pcap_dir) {
-            (Some(why), Some(_)) => Err(Error::PcapUnavailable(why.to_string())),
-            _ => Ok(tap),
-        }
+        Ok(tap)
     }
 }
