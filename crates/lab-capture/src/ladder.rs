@@ -26,14 +26,6 @@ const MAX_ARROWS: usize = 40;
 const HEAD_ARROWS: usize = 26;
 const TAIL_ARROWS: usize = 10;
 
-/// What the arrow of `packet` says.
-pub fn label(packet: &Packet) -> String {
-    match tls_label(packet) {
-        Some(tls) => format!("{}: {tls}", transport_label(packet)),
-        None => transport_label(packet),
-    }
-}
-
 /// The TLS records that begin in `packet`, if any: `ServerHello 122, ApplicationData 640`.
 pub fn tls_label(packet: &Packet) -> Option<String> {
     (!packet.tls.is_empty()).then(|| packet.tls.join(", "))
@@ -165,13 +157,14 @@ pub fn lines(wire: &Wire) -> Vec<String> {
         let since =
             human_micros(u64::try_from(at.saturating_sub(first).as_micros()).unwrap_or(u64::MAX));
         match row {
-            Row::Packet(packet) => lines.push(format!(
-                "{} {since}",
-                arrow(
-                    &arrow_label(packet, several, label(packet)),
-                    packet.toward_server
-                )
-            )),
+            Row::Packet(packet) => {
+                let text = arrow_label(packet, several, transport_label(packet));
+                lines.push(format!("{} {since}", arrow(&text, packet.toward_server)));
+                // The TLS records on a line of their own, under the arrow.
+                if let Some(tls) = tls_label(packet) {
+                    lines.push(format!("│   TLS: {tls}"));
+                }
+            }
             Row::Mark(mark) => {
                 let text = format!(" ┈┈ {} ┈┈", mark.label);
                 let pad = WIDTH.saturating_sub(text.chars().count());
