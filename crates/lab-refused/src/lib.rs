@@ -4,13 +4,17 @@
 //! retrying until it appears". This lab shows what really happens, on real sockets, with
 //! the kernel's own evidence:
 //!
-//! 1. [`refused`]: the connect fails *at once* with `ConnectionRefused` (errno 111): the
-//!    server's kernel answered the SYN with a reset, and the counters say so.
+//! 1. [`refused`]: on Linux the connect fails *at once* with `ConnectionRefused` (errno
+//!    111): the server's kernel answered the SYN with a reset, and the counters say so.
+//!    (Windows resends the SYN and fails after about 2 s: see the docs' per-OS table.)
 //! 2. [`retry`]: retrying exists only as a loop someone writes.
-//! 3. [`backlog`]: a different failure, silence: a full accept queue drops the SYN and the
-//!    client times out at its deadline, as behind a firewall.
+//! 3. [`backlog`]: a different failure, silence: a full accept queue drops the SYN, the
+//!    client's kernel sends it again after 1 s, and the client times out at its deadline.
 //! 4. [`udp`]: UDP has no connection to refuse; the refusal shows up on the next `recv`.
-//! 5. [`kernel_view`]: `strace` shows the one `connect()` system call and its answer.
+//! 5. [`kernel_view`]: `strace` shows the one `connect()` system call and its answer (and
+//!    why it cannot show retransmissions: [`retransmissions`]).
+//! 6. [`host_down`]: a host that is down on the client's own link is neither refused nor a
+//!    timeout of ours: nobody answers ARP, and `connect()` fails with `EHOSTUNREACH`.
 //!
 //! Where the process may capture packets (root or `CAP_NET_RAW`), experiments 1, 3 and 4 also
 //! show their packets on the wire, and [`on_the_wire`] checks what they prove.
@@ -19,10 +23,12 @@
 //! prints it.
 
 pub mod backlog;
+pub mod host_down;
 pub mod kernel_view;
 pub mod narrate;
 pub mod on_the_wire;
 pub mod refused;
+pub mod retransmissions;
 pub mod retry;
 pub mod udp;
 
@@ -62,16 +68,18 @@ pub enum Experiment {
     Backlog,
     Udp,
     Strace,
+    HostDown,
 }
 
 impl Experiment {
     /// All of them, in order.
-    pub const ALL: [Experiment; 5] = [
+    pub const ALL: [Experiment; 6] = [
         Experiment::Refused,
         Experiment::Retry,
         Experiment::Backlog,
         Experiment::Udp,
         Experiment::Strace,
+        Experiment::HostDown,
     ];
 }
 
@@ -86,6 +94,9 @@ pub struct LabOptions {
     pub retry: retry::RetryPolicy,
     /// How long the UDP socket waits for the refusal (experiment 4).
     pub udp_deadline: Duration,
+    /// The client's own deadline for the host that is down (experiment 6): far longer than
+    /// ARP's 3 s, so that the kernel's answer, not ours, ends the wait.
+    pub host_down_deadline: Duration,
     /// Whether the packets of experiments 1, 3 and 4 are captured (off by default).
     pub wiretap: Wiretap,
 }
@@ -93,12 +104,11 @@ pub struct LabOptions {
 impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {
-            // Just past the client's first SYN retransmission (1 s after the SYN), so that its
-            // capture shows the SYN sent again; no longer, since it adds to the tour's time.
-            backlog_deadline: Duration::from_millis(1250),
+            backlog_deadline: Duration::from_millis(2500),
             server_delay: Duration::from_millis(60),
             retry: retry::RetryPolicy::default(),
             udp_deadline: Duration::from_secs(2),
+            host_down_deadline: Duration::from_secs(20),
             wiretap: Wiretap::off(),
         }
     }
@@ -143,6 +153,10 @@ pub fn run_experiment(
             let result = kernel_view::trace_refused_connect(probe);
             narrate::narrate_strace(&result, n)?;
         }
+        Experiment::HostDown => {
+            let result = host_down::connect_to_a_host_that_is_down(options.host_down_deadline);
+            narrate::narrate_host_down(&result, n)?;
+        }
     }
     Ok(())
 }
@@ -159,6 +173,7 @@ pub fn run(
         run_experiment(experiment, options, probe, n)?;
     }
     n.answer(narrate::ANSWER)?;
+    n.elsewhere(narrate::ELSEWHERE)?;
     n.flush()?;
     Ok(())
 }

@@ -5,16 +5,14 @@
 //! packets really say so.
 //! - Refused: exactly one SYN, answered by exactly one RST. The refusal *is* that reset.
 //! - Full queue: the SYN, sent again by the client's kernel after about a second, and no
-//!   SYN-ACK: silence, not a refusal. How often it is sent again is the kernel's choice:
-//!   the capture shows the gaps, and `net.ipv4.tcp_syn_linear_timeouts` (where it exists)
-//!   says how many retries come a second apart before the wait doubles.
+//!   SYN-ACK: silence, not a refusal. (When it is sent again is measured and explained by
+//!   the experiment itself, from `TCP_INFO`: see [`crate::retransmissions`].)
 //! - UDP: the datagram, answered by an ICMP "port unreachable".
 
 use std::io;
 
 use lab_capture::{Protocol, Wire, Wiretap};
 use lab_kit::narrate::Narrator;
-use lab_kit::narrate::human_duration as human;
 
 /// The TCP flags of a capture's packets, in order (`["SYN", "RST,ACK"]`).
 pub fn tcp_flags(wire: &Wire) -> Vec<&str> {
@@ -74,41 +72,16 @@ pub fn narrate_backlog(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> 
         return Ok(());
     };
     match syns_and_answers(wire) {
-        (syns, 0) if syns >= 2 => {
-            n.say(
-                "The client's kernel sent the same SYN again when no answer came, and nothing \
-                 ever answered: no SYN-ACK, no RST. Silence on the wire is what a timeout \
-                 looks like.",
-            )?;
-            let syn_times: Vec<_> = wire
-                .packets
-                .iter()
-                .filter(|p| p.is("SYN"))
-                .map(|p| p.timestamp)
-                .collect();
-            let gaps: Vec<String> = syn_times
-                .windows(2)
-                .map(|pair| human(pair[1].saturating_sub(pair[0])))
-                .collect();
-            n.fact("gaps between the SYNs", gaps.join(", "))?;
-            n.fact("tcp_syn_linear_timeouts", linear_timeouts())
-        }
+        (syns, 0) if syns >= 2 => n.say(
+            "The client's kernel sent the same SYN again when no answer came, and nothing \
+             ever answered: no SYN-ACK, no RST. Silence on the wire is what a timeout looks \
+             like.",
+        ),
         (1, 0) => n.say(
             "One SYN and no answer. The client's kernel would have sent it again after about \
              a second; the deadline came first.",
         ),
         _ => n.warn("the capture is not a SYN without an answer; see the packets above"),
-    }
-}
-
-/// What `net.ipv4.tcp_syn_linear_timeouts` says about the SYN retries on this kernel.
-fn linear_timeouts() -> String {
-    match std::fs::read_to_string("/proc/sys/net/ipv4/tcp_syn_linear_timeouts") {
-        Ok(value) => format!(
-            "{} (this many retries come a second apart; then the wait doubles each time)",
-            value.trim()
-        ),
-        Err(_) => "not on this kernel: each retry waits twice as long as the one before".into(),
     }
 }
 

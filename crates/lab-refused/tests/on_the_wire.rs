@@ -81,8 +81,6 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         r"(?m)(^  │ │─ SYN seq=0 ─+▶│ \[DURATION\]\n){2,}",
         "  │ [the same SYN, sent again and again]\n",
     ));
-    filters.push((r"(?m)^(  gaps between the SYNs +)[^\n]*$", "$1[DURATIONS]"));
-    filters.push((r"(?m)^(  tcp_syn_linear_timeouts +)[^\n]*$", "$1[SYSCTL]"));
     filters
 }
 
