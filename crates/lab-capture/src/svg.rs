@@ -78,7 +78,7 @@ pub fn ladder(wire: &Wire) -> String {
     let height = y + 40.0;
     let (client, server) = first_ends(wire).unwrap_or_default();
     let server = if several {
-        "(each arrow names its own)".to_string()
+        "(see each arrow)".to_string()
     } else {
         server
     };
