@@ -89,3 +89,36 @@ fn a_pcap_directory_that_cannot_be_made_is_a_clear_error() {
             "cannot create the pcap directory /proc/socket-lab-cannot-be-here",
         ));
 }
+
+#[test]
+fn without_cap_net_raw_each_chapter_says_so_once_and_goes_on() {
+    let exe = env!("CARGO_BIN_EXE_socket-lab");
+    // Where this test may capture, it gives CAP_NET_RAW up for the child (setpriv, from
+    // util-linux), as a student's ordinary account has it; elsewhere it already lacks it.
+    let mut command = if lab_capture::Wiretap::on(None).captures() {
+        let mut command = std::process::Command::new("setpriv");
+        command.args(["--bounding-set=-net_raw", "--inh-caps=-net_raw", "--", exe]);
+        command
+    } else {
+        std::process::Command::new(exe)
+    };
+    let output = match command.args(["calls"]).env("NO_COLOR", "1").output() {
+        Ok(output) => output,
+        Err(e) => {
+            lab_kit::skip::skip_unless_ci("the tour without CAP_NET_RAW", format!("setpriv: {e}"));
+            return;
+        }
+    };
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        text.matches(
+            "skipped: the packets on the wire: capturing packets needs root or CAP_NET_RAW"
+        )
+        .count(),
+        1,
+        "{text}"
+    );
+    assert!(!text.contains("On the wire:"), "{text}");
+    assert!(text.contains("Answer:"), "{text}");
+}
