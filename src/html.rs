@@ -47,6 +47,7 @@ svg path.break { fill: none; stroke: #888; stroke-width: 2; }
 svg text.gap { fill: #555; font-size: 13px; }
 svg text.summary { fill: #333; }
 svg text.tls { fill: #0b6e4f; font-size: 14px; }
+svg text.known { fill: #6a1b9a; font-style: italic; font-size: 13px; }
 footer { margin-top: 3rem; font-size: 0.8rem; color: #555; }
 @media print {
   body { font-size: 11pt; max-width: none; padding: 0; }

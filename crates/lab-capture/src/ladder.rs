@@ -31,6 +31,16 @@ pub fn tls_label(packet: &Packet) -> Option<String> {
     (!packet.tls.is_empty()).then(|| packet.tls.join(", "))
 }
 
+/// What the endpoints said `packet` carried, marked as such, if they said anything.
+pub fn known_label(packet: &Packet) -> Option<String> {
+    (!packet.known_from_endpoints.is_empty()).then(|| {
+        format!(
+            "known from the endpoints, not seen: {}",
+            packet.known_from_endpoints.join("; ")
+        )
+    })
+}
+
 /// What the arrow of `packet` says about its transport: flags, numbers, length or ICMP.
 pub fn transport_label(packet: &Packet) -> String {
     match packet.protocol {
@@ -163,6 +173,9 @@ pub fn lines(wire: &Wire) -> Vec<String> {
                 // The TLS records on a line of their own, under the arrow.
                 if let Some(tls) = tls_label(packet) {
                     lines.push(format!("│   TLS: {tls}"));
+                }
+                if let Some(known) = known_label(packet) {
+                    lines.push(format!("│   {known}"));
                 }
             }
             Row::Mark(mark) => {

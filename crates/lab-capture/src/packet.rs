@@ -55,6 +55,10 @@ pub struct Packet {
     /// `ApplicationData 58` (type and length, all an eavesdropper can read).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tls: Vec<String>,
+    /// What the endpoints say this packet carried, which the wire does not show (such as
+    /// which opaque TLS record was a typed line): added by the lab, never inferred here.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub known_from_endpoints: Vec<String>,
     /// When the kernel captured it, since the Unix epoch.
     #[serde(skip)]
     pub timestamp: Duration,
@@ -115,6 +119,7 @@ pub fn decode(frame: &[u8], timestamp: Duration, server_ports: &[u16]) -> Option
         len: 0,
         icmp: None,
         tls: Vec::new(),
+        known_from_endpoints: Vec::new(),
         timestamp,
         toward_server: true,
         wire_seq: 0,

@@ -13,7 +13,8 @@ use std::time::Duration;
 use lab_kit::narrate::{human_count, human_duration, human_micros};
 
 use crate::ladder::{
-    Row, arrow_label, first_ends, several_servers, timeline, tls_label, transport_label,
+    Row, arrow_label, first_ends, known_label, several_servers, timeline, tls_label,
+    transport_label,
 };
 use crate::packet::{Packet, Protocol};
 use crate::{Mark, Wire};
@@ -57,7 +58,11 @@ pub fn ladder(wire: &Wire) -> String {
         }
         previous = Some(*at);
         below = match row {
-            Row::Packet(packet) if !packet.tls.is_empty() => 18.0,
+            Row::Packet(packet) => {
+                let lines = usize::from(!packet.tls.is_empty())
+                    + usize::from(!packet.known_from_endpoints.is_empty());
+                18.0 * lines as f64
+            }
             _ => 0.0,
         };
         let since =
@@ -140,14 +145,23 @@ fn draw_arrow(body: &mut String, y: f64, packet: &Packet, several_servers: bool)
             transport_label(packet)
         ))
     );
-    // The TLS records on a line of their own, under the arrow.
+    // The TLS records on a line of their own, under the arrow, then what the endpoints said.
+    let mut under = y + SLANT + 16.0;
     if let Some(tls) = tls_label(packet) {
         let _ = write!(
             body,
-            r#"<text class="tls" x="{:.0}" y="{:.1}" text-anchor="middle">TLS: {}</text>"#,
+            r#"<text class="tls" x="{:.0}" y="{under:.1}" text-anchor="middle">TLS: {}</text>"#,
             (CLIENT_X + SERVER_X) / 2.0,
-            y + SLANT + 16.0,
             escape(&tls)
+        );
+        under += 18.0;
+    }
+    if let Some(known) = known_label(packet) {
+        let _ = write!(
+            body,
+            r#"<text class="known" x="{:.0}" y="{under:.1}" text-anchor="middle">{}</text>"#,
+            (CLIENT_X + SERVER_X) / 2.0,
+            escape(&known)
         );
     }
 }

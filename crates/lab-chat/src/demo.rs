@@ -343,22 +343,25 @@ pub fn conversation_watched(files: &PkiFiles, tap: &Wiretap) -> Result<Conversat
         Some(ChatEvent::SessionStarted { security, .. }) => security,
         _ => Security::Plaintext,
     };
+    // What each user typed, in order: the endpoints' own account of the records to come.
+    let mut server_typed = vec!["Hi! The server speaks first.".to_string()];
+    let mut client_typed = Vec::new();
     watch.mark(SERVER_TYPED);
-    let _ = server
-        .input
-        .send(LocalInput::Line("Hi! The server speaks first.".into()));
+    let _ = server.input.send(LocalInput::Line(server_typed[0].clone()));
     let server_spoke_first = client.log.wait_count(1, is_line);
     // Both users type at the same moment: neither waits for the other's line.
     const AT_ONCE: usize = 3;
     for i in 1..=AT_ONCE {
+        let (server_line, client_line) = (
+            format!("server line {i} of {AT_ONCE}"),
+            format!("client line {i} of {AT_ONCE}"),
+        );
+        server_typed.push(server_line.clone());
+        client_typed.push(client_line.clone());
         watch.mark(SERVER_TYPED);
         watch.mark(CLIENT_TYPED);
-        let _ = server
-            .input
-            .send(LocalInput::Line(format!("server line {i} of {AT_ONCE}")));
-        let _ = client
-            .input
-            .send(LocalInput::Line(format!("client line {i} of {AT_ONCE}")));
+        let _ = server.input.send(LocalInput::Line(server_line));
+        let _ = client.input.send(LocalInput::Line(client_line));
     }
     let client_done = client.log.wait_count(1 + AT_ONCE, is_line);
     let server_done = server.log.wait_count(AT_ONCE, is_line);
@@ -388,7 +391,10 @@ pub fn conversation_watched(files: &PkiFiles, tap: &Wiretap) -> Result<Conversat
         server_received: count(&server_output),
         server_output,
         client_output,
-        wire: watch.finish(),
+        wire: watch.finish().map(|mut wire| {
+            crate::on_the_wire::label_from_endpoints(&mut wire, &client_typed, &server_typed);
+            wire
+        }),
     })
 }
 

@@ -24,6 +24,87 @@ pub fn records(wire: &Wire, toward_server: bool) -> Vec<&str> {
         .collect()
 }
 
+/// What sealing adds to a TLS 1.3 record's content: its content type (1 byte) and the
+/// AEAD tag (16 bytes, AES-GCM and ChaCha20-Poly1305 alike); rustls adds no padding.
+const SEALING: usize = 17;
+
+/// Adds to the conversation's packets what the two programs know and the wire does not
+/// show, each note marked as coming from the endpoints. The programs know what each user
+/// typed, in order, and how a line is framed (`text\n`), so a record whose size is exactly
+/// that of the next typed line(s) sealed is named with them; after Exit the client sends the
+/// line `Exit`, then its 19-byte `close_notify`; the client's first encrypted record is its
+/// handshake Finished. A record whose size does not fit is left as the wire shows it.
+pub fn label_from_endpoints(wire: &mut Wire, client_typed: &[String], server_typed: &[String]) {
+    let mut notes: Vec<(usize, String)> = Vec::new();
+    for toward_server in [true, false] {
+        let mut typed: std::collections::VecDeque<String> = if toward_server {
+            client_typed
+                .iter()
+                .cloned()
+                .chain([crate::session::EXIT_WORD.to_string()])
+                .collect()
+        } else {
+            server_typed.iter().cloned().collect()
+        };
+        let mut first_opaque = toward_server;
+        let mut said_exit = false;
+        for (index, packet) in wire.packets.iter().enumerate() {
+            if packet.toward_server != toward_server {
+                continue;
+            }
+            for record in &packet.tls {
+                let Some(size) = record
+                    .strip_prefix("ApplicationData ")
+                    .and_then(|n| n.parse::<usize>().ok())
+                else {
+                    continue;
+                };
+                if first_opaque {
+                    first_opaque = false;
+                    notes.push((index, "the client's handshake Finished".into()));
+                    continue;
+                }
+                if said_exit && size == CLOSE_NOTIFY_SIZE {
+                    notes.push((index, "close_notify, after Exit".into()));
+                    said_exit = false;
+                    continue;
+                }
+                // The typed lines this record holds, if its size says so exactly.
+                let mut content = 0;
+                let mut lines = 0;
+                while content + SEALING < size && lines < typed.len() {
+                    content += typed[lines].len() + 1;
+                    lines += 1;
+                }
+                if lines == 0 || content + SEALING != size {
+                    continue;
+                }
+                let held: Vec<String> = typed.drain(..lines).collect();
+                said_exit =
+                    toward_server && held.last().is_some_and(|l| l == crate::session::EXIT_WORD);
+                notes.push((
+                    index,
+                    format!(
+                        "{} {}",
+                        if held.len() == 1 {
+                            "the line"
+                        } else {
+                            "the lines"
+                        },
+                        held.iter()
+                            .map(|l| format!("{l:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    for (index, note) in notes {
+        wire.packets[index].known_from_endpoints.push(note);
+    }
+}
+
 /// True if each side's first record is its hello and nothing after is readable.
 pub fn only_hellos_readable(wire: &Wire) -> bool {
     let client = records(wire, true);
@@ -55,8 +136,8 @@ pub fn narrate_conversation(
              come {opaque} \"ApplicationData\" records (the rest of the handshake, every \
              line, the close_notify; a one-byte ChangeCipherSpec is only there for old \
              middleboxes): an eavesdropper learns their sizes and times, nothing more. What \
-             each one was is known from the two programs (their typing is marked among the \
-             packets), not from the wire."
+             the named ones carried is known from the two programs (what their users typed, \
+             and a sealed record's size: its content plus 17 bytes), not from the wire."
         ))
     } else {
         n.warn("the capture does not show TLS hellos followed by opaque records; see above")
@@ -66,6 +147,8 @@ pub fn narrate_conversation(
 /// The size of a TLS 1.3 `close_notify` on the wire: an alert (2 bytes) and its content
 /// type (1), sealed with a 16-byte authentication tag (AES-GCM and ChaCha20-Poly1305 alike).
 pub const CLOSE_NOTIFY_RECORD: &str = "ApplicationData 19";
+/// The same, as a number of bytes.
+const CLOSE_NOTIFY_SIZE: usize = 19;
 
 /// The records the client side sent before its first FIN (all of them if it sent none).
 fn client_records_before_fin(wire: &Wire) -> Vec<&str> {

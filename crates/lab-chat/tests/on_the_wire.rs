@@ -58,6 +58,34 @@ fn the_secure_conversation_shows_only_its_hellos_and_sizes() {
         "{keys}"
     );
     assert!(pcaps.join("conversation.pcap").exists());
+    // What the endpoints know: every typed line named on the record that carried it, the
+    // goodbye (Exit, close_notify) and the client's encrypted Finished.
+    let known: Vec<&str> = wire
+        .packets
+        .iter()
+        .flat_map(|p| p.known_from_endpoints.iter().map(String::as_str))
+        .collect();
+    let known = known.join("\n");
+    let received: Vec<&str> = report
+        .client_output
+        .iter()
+        .chain(&report.server_output)
+        .filter_map(|line| line.strip_prefix("peer: "))
+        .collect();
+    assert_eq!(received.len(), 1 + 2 * report.sent_at_once, "{received:?}");
+    for text in received {
+        assert!(
+            known.contains(&format!("{text:?}")),
+            "{text} not named: {known}"
+        );
+    }
+    for note in [
+        "the client's handshake Finished",
+        "the line \"Exit\"",
+        "close_notify, after Exit",
+    ] {
+        assert!(known.contains(note), "{note} missing: {known}");
+    }
     // The client's goodbye: a close_notify-sized record, then the FIN.
     assert!(
         on_the_wire::close_notify_then_fin(wire),
