@@ -149,7 +149,8 @@ pub fn page(blocks: &[Block]) -> String {
         "<footer>Made by socket-lab (<code>socket-lab --html FILE</code>). Ladder diagrams: \
          time runs down; rows closer than the smallest readable distance are spread apart, \
          and long gaps are drawn as breaks with their length. Dashed purple lines are the \
-         programs' own events, not packets.</footer>\n</body>\n</html>\n",
+         programs' own events, not packets; purple italic notes (↳) under an arrow are what \
+         the programs know that packet carried, not what the wire shows.</footer>\n</body>\n</html>\n",
     );
     html
 }

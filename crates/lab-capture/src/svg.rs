@@ -13,8 +13,7 @@ use std::time::Duration;
 use lab_kit::narrate::{human_count, human_duration, human_micros};
 
 use crate::ladder::{
-    Row, arrow_label, first_ends, known_label, several_servers, timeline, tls_label,
-    transport_label,
+    Row, arrow_label, first_ends, several_servers, timeline, tls_label, transport_label,
 };
 use crate::packet::{Packet, Protocol};
 use crate::{Mark, Wire};
@@ -59,8 +58,7 @@ pub fn ladder(wire: &Wire) -> String {
         previous = Some(*at);
         below = match row {
             Row::Packet(packet) => {
-                let lines = usize::from(!packet.tls.is_empty())
-                    + usize::from(!packet.known_from_endpoints.is_empty());
+                let lines = usize::from(!packet.tls.is_empty()) + packet.known_from_endpoints.len();
                 18.0 * lines as f64
             }
             _ => 0.0,
@@ -156,13 +154,15 @@ fn draw_arrow(body: &mut String, y: f64, packet: &Packet, several_servers: bool)
         );
         under += 18.0;
     }
-    if let Some(known) = known_label(packet) {
+    // Short, in the endpoints' colour (the page's legend says what it means), one per note.
+    for note in &packet.known_from_endpoints {
         let _ = write!(
             body,
-            r#"<text class="known" x="{:.0}" y="{under:.1}" text-anchor="middle">{}</text>"#,
+            r#"<text class="known" x="{:.0}" y="{under:.1}" text-anchor="middle">↳ {}</text>"#,
             (CLIENT_X + SERVER_X) / 2.0,
-            escape(&known)
+            escape(note)
         );
+        under += 18.0;
     }
 }
 
