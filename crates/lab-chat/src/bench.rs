@@ -30,6 +30,19 @@ use crate::Error;
 use crate::framing::LineDecoder;
 use crate::transport::{self, Established};
 
+/// The room's flood limits, opened wide: the load client is one address sending as fast
+/// as the room relays (its own pacing keeps every member within the backlog).
+const ROOM_LOAD_FLAGS: [&str; 8] = [
+    "--max-members",
+    "20000",
+    "--max-per-address",
+    "20000",
+    "--max-pending",
+    "20000",
+    "--max-lines-per-second",
+    "1000000",
+];
+
 /// How big a run is.
 #[derive(Debug, Clone, Copy)]
 pub struct BenchSize {
@@ -789,7 +802,7 @@ fn our_room(
         Command::new(exe)
             .args(["server", "--room", "--listen", "127.0.0.1:0", "--certs"])
             .arg(&files.dir)
-            .args(["--max-queue", &(clients * lines + 100).to_string()])
+            .args(ROOM_LOAD_FLAGS)
             .env("NO_COLOR", "1"),
     )
     .map_err(|e| bench_error("room", e))?;
@@ -1105,7 +1118,7 @@ mod parts {
             Command::new(exe)
                 .args(["server", "--room", "--listen", "127.0.0.1:0", "--certs"])
                 .arg(&files.dir)
-                .args(["--max-queue", &(clients * lines + 100).to_string()]),
+                .args(ROOM_LOAD_FLAGS),
         )
         .unwrap();
         let addr = server.wait_for_listening(Duration::from_secs(30)).unwrap();

@@ -64,6 +64,15 @@ pub enum Error {
         dir: std::path::PathBuf,
         missing: String,
     },
+    #[error(
+        "refusing the key folder {}: {reason}; whoever can write there could replace the \
+         CA or the server's key",
+        .dir.display()
+    )]
+    UnsafeDir {
+        dir: std::path::PathBuf,
+        reason: String,
+    },
     #[error("the server is busy with another client; try again later")]
     Busy,
     #[error("{}", describe(.0))]

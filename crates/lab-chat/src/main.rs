@@ -111,6 +111,7 @@ impl LimitArgs {
         Ok(Limits {
             max_line: self.max_line,
             handshake_timeout: timeout,
+            idle_timeout: None,
         })
     }
 }
@@ -126,7 +127,7 @@ struct ServerArgs {
     /// Mutual TLS: clients must present a certificate signed by the lab CA.
     #[arg(long)]
     require_client_cert: bool,
-    /// Exit after the first client instead of waiting for the next.
+    /// Exit after the first session (a completed handshake) instead of waiting for the next.
     #[arg(long)]
     once: bool,
     /// No TLS: bare TCP, readable by anyone on the path (for comparison only).
@@ -135,9 +136,24 @@ struct ServerArgs {
     /// A room: many clients, each line relayed to all the others.
     #[arg(long)]
     room: bool,
-    /// In a room: lines queued for one client before it is dropped.
-    #[arg(long, value_name = "LINES", default_value_t = lab_chat::room::DEFAULT_MAX_QUEUE)]
-    max_queue: usize,
+    /// In a room: bytes still unsent to one client after a write before it is dropped.
+    #[arg(long, value_name = "BYTES", default_value_t = lab_chat::room::DEFAULT_MAX_BACKLOG)]
+    max_backlog: usize,
+    /// In a room: the most members at once.
+    #[arg(long, value_name = "N", default_value_t = lab_chat::room::DEFAULT_MAX_MEMBERS)]
+    max_members: usize,
+    /// In a room: lines one member may send per second (bursts of five seconds' worth).
+    #[arg(long, value_name = "LINES", default_value_t = lab_chat::room::DEFAULT_MAX_LINES_PER_SECOND)]
+    max_lines_per_second: u32,
+    /// In a room: a member that sends nothing for this long is disconnected, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = lab_chat::room::DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    idle_timeout: f64,
+    /// Connections at once still in their TLS handshake (or being told "busy"); newer ones are refused.
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_PENDING)]
+    max_pending: usize,
+    /// Connections at once from one IP address (pending, or in the room).
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_PER_ADDRESS)]
+    max_per_address: usize,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -300,11 +316,28 @@ fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
             first(ChatEvent::CertificatesCreated { dir: dir.clone() });
         }
     });
+    let admission = server::AdmissionLimits {
+        max_pending: args.max_pending.max(1),
+        max_per_address: args.max_per_address.max(1),
+    };
     if args.room {
+        let idle_timeout = Duration::try_from_secs_f64(args.idle_timeout)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .ok_or_else(|| {
+                format!(
+                    "--idle-timeout {} is not a positive duration in seconds",
+                    args.idle_timeout
+                )
+            })?;
         let options = lab_chat::room::RoomOptions {
             tls,
             limits,
-            max_queue: args.max_queue.max(1),
+            max_backlog: args.max_backlog.max(1),
+            max_members: args.max_members.max(1),
+            max_lines_per_second: args.max_lines_per_second.max(1),
+            idle_timeout,
+            admission,
         };
         lab_chat::room::serve_room(listener, options, input, announced)?;
     } else {
@@ -312,6 +345,7 @@ fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
             tls,
             limits,
             once: args.once,
+            admission,
         };
         server::serve(listener, options, input, announced)?;
     }

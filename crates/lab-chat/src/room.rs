@@ -4,39 +4,137 @@
 //! - **Names.** With mutual TLS the name is the client certificate's common name: the
 //!   server *knows* who this is, and the name cannot be changed. Without a certificate a
 //!   member is `guestN` until it sends `/name NAME` (`lab-chat client --name NAME` does).
+//!   One rule ([`check_name`]) applies to every source of names, certificates included:
+//!   1 to 32 ASCII letters, digits, `-`, `_` or `.` (no look-alike letters, no control
+//!   characters, no spaces or colons), `server` and `guestN` reserved, unique in the room
+//!   ignoring case. A second connection with a name already present is turned away.
+//! - **Who said it.** A member's line reaches the others as `NAME: text`; the operator's
+//!   lines as `server: text` and the room's news as `* …`. No member can produce either:
+//!   `server` is reserved, and every member line starts with its valid name.
 //! - **Fan-out without stalls.** A line from one member is queued for every other member;
 //!   each member has its own writer, so a slow reader only slows its own queue.
-//! - **Bounded queues.** A member whose queue passes `--max-queue` lines is *dropped*: its
-//!   queue is abandoned, it gets one notice, everyone else is told. Without the bound one
-//!   client that stops reading would make the server buffer without limit.
+//! - **Bounded queues, measured in bytes.** A member whose unsent bytes pass
+//!   `--max-backlog` after its writer tried to write is *dropped*: its queue is
+//!   abandoned, it gets one notice, everyone else is told. A burst that a member's socket
+//!   takes at once never counts against it; one that stays unsent does.
+//! - **Floods.** Each member may send `--max-lines-per-second` lines a second, with bursts
+//!   of five seconds' worth (a line costs one more for each KiB past the first); lines past
+//!   that are not relayed, and the sender is told how many. The room holds at most
+//!   `--max-members`, an address at most `--max-per-address` connections, handshakes are
+//!   bounded as in the one-client server ([`crate::server::Admission`]), a member silent
+//!   for `--idle-timeout` is disconnected, and the open-files limit is raised at start.
+//!   Each member costs two threads and three descriptors: [`serve_room`] says how many
+//!   members the open-files limit allows.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::Error;
-use crate::server::{after_failed_accept, establish, local_address_of};
+use crate::server::{
+    Admission, AdmissionLimits, Ticket, admit, handshake, local_address_of, raise_open_file_limit,
+    turn_away,
+};
 use crate::session::{
     Backlog, ChatEvent, EventSink, Limits, LocalInput, ROOM_WELCOME, SessionCommand, SessionHooks,
     command_channel, run_session,
 };
 use crate::transport::Security;
 
-/// The default limit of lines queued for one member.
-pub const DEFAULT_MAX_QUEUE: usize = 1000;
+/// The default limit of bytes waiting for one member after a write: 1 MiB.
+pub const DEFAULT_MAX_BACKLOG: usize = 1024 * 1024;
+/// The default number of members.
+pub const DEFAULT_MAX_MEMBERS: usize = 500;
+/// The default rate of lines one member may send, per second.
+pub const DEFAULT_MAX_LINES_PER_SECOND: u32 = 20;
+/// The default time a member may stay silent: 15 minutes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// A member whose socket accepts nothing for this long is gone, whatever its queue says.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The rule every name obeys, as members are told it.
+pub const NAME_RULE: &str = "names are 1 to 32 ASCII letters, digits, '-', '_' or '.'; \
+                             `server` and `guestN` are reserved";
 
 /// How a room runs.
 #[derive(Debug, Clone)]
 pub struct RoomOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The room sets `idle_timeout` from [`RoomOptions::idle_timeout`].
     pub limits: Limits,
-    /// Lines queued for one member before it is dropped.
-    pub max_queue: usize,
+    /// Bytes waiting for one member, after a write, before it is dropped.
+    pub max_backlog: usize,
+    pub max_members: usize,
+    /// Lines one member may send per second (bursts of five seconds' worth).
+    pub max_lines_per_second: u32,
+    pub idle_timeout: Duration,
+    pub admission: AdmissionLimits,
+}
+
+impl Default for RoomOptions {
+    fn default() -> Self {
+        RoomOptions {
+            tls: None,
+            limits: Limits::default(),
+            max_backlog: DEFAULT_MAX_BACKLOG,
+            max_members: DEFAULT_MAX_MEMBERS,
+            max_lines_per_second: DEFAULT_MAX_LINES_PER_SECOND,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            admission: AdmissionLimits::default(),
+        }
+    }
+}
+
+/// Whether `name` may be a member's name (not yet whether it is free): see [`NAME_RULE`].
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    let lower = name.to_ascii_lowercase();
+    let reserved = lower == "server"
+        || lower
+            .strip_prefix("guest")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if !valid || reserved {
+        return Err(NAME_RULE.into());
+    }
+    Ok(())
+}
+
+/// A token bucket: `rate` tokens a second, at most five seconds' worth saved up.
+#[derive(Debug)]
+struct RateLimit {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second.max(1));
+        RateLimit {
+            rate,
+            tokens: rate * 5.0,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes `cost` tokens if there are that many.
+    fn allow(&mut self, cost: f64) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + earned).min(self.rate * 5.0);
+        self.last = now;
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 struct Member {
@@ -50,10 +148,16 @@ struct Member {
 
 struct Room {
     members: Mutex<Vec<Member>>,
-    max_queue: usize,
+    options: RoomOptions,
     events: EventSink,
     next_guest: AtomicU64,
     stopping: AtomicBool,
+}
+
+/// Why a member could not join.
+enum JoinRefused {
+    Full(usize),
+    NameTaken(String),
 }
 
 impl Room {
@@ -62,9 +166,9 @@ impl Room {
     }
 
     /// Queues `text` (one or more lines) for every member except `from`; drops members
-    /// too far behind.
+    /// whose backlog reached twice the limit (their writer is stuck).
     fn broadcast(&self, from: Option<u64>, text: &str) {
-        let lines = text.split('\n').count();
+        let bytes = text.len() + 1;
         // One copy of the text, shared by every member's queue.
         let shared: Arc<str> = Arc::from(text);
         let mut dropped = Vec::new();
@@ -74,11 +178,8 @@ impl Room {
                 if Some(member.id) == from {
                     return true;
                 }
-                if member.backlog.push(lines) > self.max_queue {
-                    let reason = format!(
-                        "more than {} lines were waiting for you; you were dropped",
-                        self.max_queue
-                    );
+                if member.backlog.push(bytes) > 2 * member.backlog.limit() {
+                    let reason = member.backlog.drop_reason();
                     member.backlog.drop_with(reason.clone());
                     let _ = member.commands.send(SessionCommand::Drop(reason));
                     dropped.push(member.name.clone());
@@ -91,17 +192,17 @@ impl Room {
             });
         }
         for name in dropped {
-            let reason = format!("more than {} lines behind", self.max_queue);
-            (self.events)(ChatEvent::Dropped {
-                name: name.clone(),
-                reason: reason.clone(),
-            });
-            self.broadcast(None, &format!("* {name} was dropped: {reason}"));
+            self.announce_dropped(&name);
         }
     }
 
-    fn names(&self) -> Vec<String> {
-        self.lock().iter().map(|m| m.name.clone()).collect()
+    fn announce_dropped(&self, name: &str) {
+        let reason = format!("more than {} bytes behind", self.options.max_backlog);
+        (self.events)(ChatEvent::Dropped {
+            name: name.to_string(),
+            reason: reason.clone(),
+        });
+        self.broadcast(None, &format!("* {name} was dropped: {reason}"));
     }
 
     fn name_of(&self, id: u64) -> Option<String> {
@@ -109,6 +210,24 @@ impl Room {
             .iter()
             .find(|m| m.id == id)
             .map(|m| m.name.clone())
+    }
+
+    /// Adds a member, unless the room is full or the name is taken; returns who was
+    /// already here.
+    fn join(&self, member: Member) -> Result<Vec<String>, JoinRefused> {
+        let mut members = self.lock();
+        if members.len() >= self.options.max_members {
+            return Err(JoinRefused::Full(self.options.max_members));
+        }
+        if members
+            .iter()
+            .any(|m| m.name.eq_ignore_ascii_case(&member.name))
+        {
+            return Err(JoinRefused::NameTaken(member.name));
+        }
+        let here = members.iter().map(|m| m.name.clone()).collect();
+        members.push(member);
+        Ok(here)
     }
 
     /// Removes a member; false if it was already gone (dropped).
@@ -121,17 +240,15 @@ impl Room {
 
     /// Handles `/name NEW`: the notice to send back to the member only, if any.
     fn rename(&self, id: u64, wanted: &str) -> Option<String> {
-        let valid = !wanted.is_empty()
-            && wanted.len() <= 32
-            && wanted
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.');
-        if !valid {
-            return Some("* names are 1 to 32 letters, digits, '-', '_' or '.'".into());
+        if let Err(rule) = check_name(wanted) {
+            return Some(format!("* {rule}"));
         }
         let from = {
             let mut members = self.lock();
-            if members.iter().any(|m| m.name == wanted) {
+            let taken = members
+                .iter()
+                .any(|m| m.id != id && m.name.eq_ignore_ascii_case(wanted));
+            if taken {
                 return Some(format!("* the name {wanted} is taken"));
             }
             let member = members.iter_mut().find(|m| m.id == id)?;
@@ -163,15 +280,36 @@ fn common_name(subject: &str) -> Option<String> {
 /// Runs the room on `listener` until the input ends.
 pub fn serve_room(
     listener: TcpListener,
-    options: RoomOptions,
+    mut options: RoomOptions,
     input: Receiver<LocalInput>,
     events: EventSink,
 ) -> Result<(), Error> {
     let addr = listener.local_addr()?;
     events(ChatEvent::Listening { addr });
+    options.limits.idle_timeout = Some(options.idle_timeout);
+    match raise_open_file_limit() {
+        // Three descriptors a member, and some for pending connections and the program.
+        Ok(open_files) => {
+            let members_allowed = (open_files.saturating_sub(64) / 3) as usize;
+            if members_allowed < options.max_members {
+                events(ChatEvent::Error {
+                    error: format!(
+                        "the open-files limit ({open_files}, RLIMIT_NOFILE) allows about \
+                         {members_allowed} members, fewer than --max-members {}: past them, \
+                         the limit, not the room, refuses clients",
+                        options.max_members
+                    ),
+                });
+            }
+        }
+        Err(e) => events(ChatEvent::Error {
+            error: format!("could not read or raise the open-files limit: {e}"),
+        }),
+    }
+    let admission = Arc::new(Admission::new(options.admission));
     let room = Arc::new(Room {
         members: Mutex::new(Vec::new()),
-        max_queue: options.max_queue,
+        options,
         events: Arc::clone(&events),
         next_guest: AtomicU64::new(1),
         stopping: AtomicBool::new(false),
@@ -188,18 +326,14 @@ pub fn serve_room(
             break;
         }
         members.retain(|member| !member.is_finished());
-        let tcp = match accepted {
-            Ok(tcp) => tcp,
-            Err(e) => {
-                after_failed_accept(&e, &events);
-                continue;
-            }
+        let Some((tcp, peer, ticket)) = admit(accepted, &admission, &events) else {
+            continue;
         };
-        let (room, options) = (Arc::clone(&room), options.clone());
+        let room = Arc::clone(&room);
         let spawned = thread::Builder::new()
             .name("room-member".into())
             .stack_size(256 * 1024)
-            .spawn(move || member(tcp, &room, &options));
+            .spawn(move || member(tcp, peer, ticket, &room));
         match spawned {
             Ok(handle) => members.push(handle),
             Err(e) => events(ChatEvent::Error {
@@ -232,19 +366,24 @@ fn room_input(input: Receiver<LocalInput>, room: &Room, addr: SocketAddr) {
     }
 }
 
+/// The cost of a line against the rate limit: one, and one more per KiB past the first.
+fn line_cost(line: &str) -> f64 {
+    1.0 + (line.len() / 1024) as f64
+}
+
 /// One member, from handshake to goodbye.
-fn member(tcp: TcpStream, room: &Arc<Room>, options: &RoomOptions) {
-    let Ok(peer) = tcp.peer_addr() else { return };
+fn member(tcp: TcpStream, peer: SocketAddr, mut ticket: Ticket, room: &Arc<Room>) {
     let events = Arc::clone(&room.events);
-    let established = match establish(tcp, &options.tls, &options.limits) {
-        Ok(established) => established,
-        Err(error) => {
-            events(ChatEvent::HandshakeFailed {
-                peer,
-                error: error.to_string(),
-            });
-            return;
-        }
+    let options = &room.options;
+    let Some(established) = handshake(
+        tcp,
+        peer,
+        &mut ticket,
+        &options.tls,
+        &options.limits,
+        &events,
+    ) else {
+        return;
     };
     let _ = established.writer.set_write_timeout(Some(WRITE_TIMEOUT));
     events(ChatEvent::SessionStarted {
@@ -257,17 +396,55 @@ fn member(tcp: TcpStream, room: &Arc<Room>, options: &RoomOptions) {
     };
     let certified = certified_name.is_some();
     let id = room.next_guest.fetch_add(1, Ordering::Relaxed);
-    let name = certified_name.unwrap_or_else(|| format!("guest{id}"));
+    let name = match certified_name {
+        Some(name) => match check_name(&name) {
+            Ok(()) => name,
+            Err(rule) => {
+                let shown = crate::framing::escape_controls(&name).into_owned();
+                events(ChatEvent::Refused {
+                    peer,
+                    reason: format!("its certificate's name {shown:?} breaks the name rule"),
+                });
+                turn_away(
+                    established,
+                    &format!(
+                        "* your certificate's name {shown:?} cannot be used in the room: \
+                         {rule}"
+                    ),
+                );
+                return;
+            }
+        },
+        None => format!("guest{id}"),
+    };
     let (commands_tx, commands) = command_channel();
-    let backlog = Arc::new(Backlog::default());
-    let others = room.names();
-    room.lock().push(Member {
+    let backlog = Arc::new(Backlog::new(options.max_backlog));
+    let joined = room.join(Member {
         id,
         name: name.clone(),
         certified,
         commands: commands_tx.clone(),
         backlog: Arc::clone(&backlog),
     });
+    let others = match joined {
+        Ok(others) => others,
+        Err(refused) => {
+            let notice = match refused {
+                JoinRefused::Full(max) => {
+                    format!("* the room is full (at most {max} members); try again later")
+                }
+                JoinRefused::NameTaken(name) => {
+                    format!("* {name} is already in the room (one connection per certificate)")
+                }
+            };
+            events(ChatEvent::Refused {
+                peer,
+                reason: notice.trim_start_matches("* ").to_string(),
+            });
+            turn_away(established, &notice);
+            return;
+        }
+    };
     let welcome = if others.is_empty() {
         format!("{ROOM_WELCOME}, {name}; nobody else is here yet")
     } else {
@@ -283,12 +460,19 @@ fn member(tcp: TcpStream, room: &Arc<Room>, options: &RoomOptions) {
 
     let relay_room = Arc::clone(room);
     let reply = commands_tx.clone();
+    let mut rate = RateLimit::new(options.max_lines_per_second);
+    let max_lines_per_second = options.max_lines_per_second;
     // All the lines one read completed are relayed as one batch: one wake-up per
     // recipient, not one per line.
     let on_lines = Box::new(move |lines: Vec<String>| {
         let mut name = relay_room.name_of(id).unwrap_or_default();
         let mut batch = String::new();
+        let mut over_rate = 0usize;
         for text in lines {
+            if !rate.allow(line_cost(&text)) {
+                over_rate += 1;
+                continue;
+            }
             if let Some(wanted) = text.strip_prefix("/name ") {
                 if !batch.is_empty() {
                     relay_room.broadcast(Some(id), &std::mem::take(&mut batch));
@@ -308,6 +492,12 @@ fn member(tcp: TcpStream, room: &Arc<Room>, options: &RoomOptions) {
         }
         if !batch.is_empty() {
             relay_room.broadcast(Some(id), &batch);
+        }
+        if over_rate > 0 {
+            let _ = reply.send(SessionCommand::Send(format!(
+                "* slow down: {over_rate} of your lines were not relayed (at most \
+                 {max_lines_per_second} lines a second, a line costing one more per KiB)"
+            )));
         }
     });
     // The room's own log shows how members ended badly; their lines and goodbyes are
@@ -331,13 +521,19 @@ fn member(tcp: TcpStream, room: &Arc<Room>, options: &RoomOptions) {
         quiet,
         SessionHooks {
             on_lines,
-            backlog: Some(backlog),
+            backlog: Some(Arc::clone(&backlog)),
             peer_is_server: false,
         },
     );
     let name = room.name_of(id).unwrap_or(name);
     if room.remove(id) {
-        events(ChatEvent::LeftRoom { name: name.clone() });
-        room.broadcast(None, &format!("* {name} left"));
+        // Dropped by its own writer (too far behind after a write), or gone by itself.
+        if backlog.dropped().is_some() {
+            room.announce_dropped(&name);
+        } else {
+            events(ChatEvent::LeftRoom { name: name.clone() });
+            room.broadcast(None, &format!("* {name} left"));
+        }
     }
+    drop(ticket);
 }

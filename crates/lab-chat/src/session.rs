@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::framing::{FrameError, LineDecoder};
+use crate::framing::{FrameError, LineDecoder, escape_controls};
 use crate::transport::{Established, Security, WireReader};
 
 /// The goodbye line (the homework's word for leaving).
@@ -52,6 +52,9 @@ pub struct Limits {
     pub max_line: usize,
     /// Longest time a TLS handshake may take.
     pub handshake_timeout: Duration,
+    /// A peer that sends nothing for this long is disconnected (a room sets it; a
+    /// one-to-one conversation may be quiet as long as it likes).
+    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -59,6 +62,7 @@ impl Default for Limits {
         Limits {
             max_line: crate::framing::DEFAULT_MAX_LINE,
             handshake_timeout: Duration::from_secs(10),
+            idle_timeout: None,
         }
     }
 }
@@ -167,6 +171,10 @@ pub enum ChatEvent {
         peer: SocketAddr,
         error: String,
     },
+    Refused {
+        peer: SocketAddr,
+        reason: String,
+    },
     NotSent {
         reason: String,
     },
@@ -205,20 +213,22 @@ impl std::fmt::Display for ChatEvent {
                     "session with {peer}: {}, {}, peer certificate: {}",
                     facts.protocol,
                     facts.cipher_suite,
-                    facts
-                        .peer_subject
-                        .as_deref()
-                        .unwrap_or("none (not asked for)")
+                    escape_controls(
+                        facts
+                            .peer_subject
+                            .as_deref()
+                            .unwrap_or("none (not asked for)")
+                    )
                 ),
                 Security::Plaintext => write!(
                     f,
                     "session with {peer}: PLAINTEXT TCP, no encryption, no authentication"
                 ),
             },
-            ChatEvent::PeerLine { text } => write!(f, "peer: {text}"),
-            ChatEvent::RoomLine { text } => write!(f, "{text}"),
+            ChatEvent::PeerLine { text } => write!(f, "peer: {}", escape_controls(text)),
+            ChatEvent::RoomLine { text } => write!(f, "{}", escape_controls(text)),
             ChatEvent::Renamed { from, to } => write!(f, "* {from} is now {to}"),
-            ChatEvent::Notice { text } => write!(f, "{text}"),
+            ChatEvent::Notice { text } => write!(f, "{}", escape_controls(text)),
             ChatEvent::PeerLeft { said_exit, secure } => {
                 let how = match (said_exit, secure) {
                     (true, true) => "said Exit, then closed the session with close_notify",
@@ -247,8 +257,13 @@ impl std::fmt::Display for ChatEvent {
                 write!(f, "turned away {peer}: busy with another client")
             }
             ChatEvent::HandshakeFailed { peer, error } => {
-                write!(f, "TLS handshake with {peer} failed: {error}")
+                write!(
+                    f,
+                    "TLS handshake with {peer} failed: {}",
+                    escape_controls(error)
+                )
             }
+            ChatEvent::Refused { peer, reason } => write!(f, "refused {peer}: {reason}"),
             ChatEvent::NotSent { reason } => write!(f, "not sent: {reason}"),
             ChatEvent::Waiting => write!(f, "waiting for the next client"),
             ChatEvent::Joined { name } => write!(f, "* {name} joined"),
@@ -286,6 +301,18 @@ pub struct SessionReport {
     pub lines_sent: u64,
     /// Notices (`* …` lines) the peer sent, e.g. the busy notice.
     pub notices: Vec<String>,
+}
+
+impl SessionReport {
+    /// A session that could not even start.
+    fn not_started(error: String) -> Self {
+        SessionReport {
+            end: SessionEnd::SendFailed { error },
+            lines_received: 0,
+            lines_sent: 0,
+            notices: Vec::new(),
+        }
+    }
 }
 
 /// What the reader thread counted.
@@ -333,30 +360,63 @@ impl std::fmt::Debug for SessionHooks {
     }
 }
 
-/// The lines queued for one room member and not yet written to its socket. A member whose
-/// queue passes the room's limit is *dropped*: its queue is abandoned (so a slow client
+/// The bytes queued for one room member and not yet written to its socket (counted until
+/// the write that carries them has returned). A member whose backlog passes the room's
+/// limit after a write was attempted is *dropped*: its queue is abandoned (so a slow client
 /// cannot make the server buffer without bound, or stall anyone else) and it gets one
-/// notice saying why.
-#[derive(Debug, Default)]
+/// notice saying why. A backlog of twice the limit drops it at once, even while a write
+/// is still blocked.
+#[derive(Debug)]
 pub struct Backlog {
-    queued: AtomicUsize,
+    unsent: AtomicUsize,
+    limit: usize,
     dropped: Mutex<Option<String>>,
 }
 
 impl Backlog {
-    /// Lines queued and not yet sent.
-    pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+    /// An empty backlog that may hold `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Backlog {
+            unsent: AtomicUsize::new(0),
+            limit,
+            dropped: Mutex::new(None),
+        }
     }
 
-    /// Counts `lines` more queued lines; returns the new depth.
-    pub fn push(&self, lines: usize) -> usize {
-        self.queued.fetch_add(lines, Ordering::Relaxed) + lines
+    /// Bytes queued and not yet written.
+    pub fn unsent(&self) -> usize {
+        self.unsent.load(Ordering::Relaxed)
     }
 
-    fn sent(&self, lines: usize) {
-        self.queued
-            .fetch_sub(lines.min(self.queued()), Ordering::Relaxed);
+    /// The most bytes that may wait after a write.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Counts `bytes` more queued bytes; returns the new total.
+    pub fn push(&self, bytes: usize) -> usize {
+        self.unsent.fetch_add(bytes, Ordering::Relaxed) + bytes
+    }
+
+    fn sent(&self, bytes: usize) {
+        let _ = self
+            .unsent
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |unsent| {
+                Some(unsent.saturating_sub(bytes))
+            });
+    }
+
+    /// The reason to drop the member, measured after a write: more than the limit unsent.
+    fn too_far_behind(&self) -> Option<String> {
+        (self.unsent() > self.limit).then(|| self.drop_reason())
+    }
+
+    /// What a dropped member is told.
+    pub fn drop_reason(&self) -> String {
+        format!(
+            "more than {} bytes were waiting for you; you were dropped",
+            self.limit
+        )
     }
 
     /// Marks the member as dropped, with the reason it will be told.
@@ -395,12 +455,16 @@ pub fn run_session(
         peer_is_server,
     } = hooks;
     let Established {
-        reader,
+        mut reader,
         mut writer,
         security,
         ..
     } = established;
     let secure = matches!(security, Security::Tls(_));
+    if let Err(e) = reader.set_idle_timeout(limits.idle_timeout) {
+        writer.abort();
+        return SessionReport::not_started(format!("could not set the idle timeout: {e}"));
+    }
     let reader_events = Arc::clone(&events);
     let reader_thread = thread::Builder::new()
         .name("chat-reader".into())
@@ -408,7 +472,7 @@ pub fn run_session(
         .spawn(move || {
             read_lines(
                 reader,
-                limits.max_line,
+                limits,
                 peer_is_server,
                 commands_tx,
                 reader_events,
@@ -419,14 +483,7 @@ pub fn run_session(
         Ok(handle) => handle,
         Err(e) => {
             writer.abort();
-            return SessionReport {
-                end: SessionEnd::SendFailed {
-                    error: format!("could not start the reader thread: {e}"),
-                },
-                lines_received: 0,
-                lines_sent: 0,
-                notices: Vec::new(),
-            };
+            return SessionReport::not_started(format!("could not start the reader thread: {e}"));
         }
     };
 
@@ -500,12 +557,8 @@ pub fn run_session(
                         Err(_) => break,
                     }
                 }
-                // A command may carry several lines (a room relays a batch at once). They
-                // leave the queue now: what is being written is bounded by the batch size.
+                // A command may carry several lines (a room relays a batch at once).
                 let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-                if let Some(backlog) = &backlog {
-                    backlog.sent(lines as usize);
-                }
                 if let Err(e) = writer.write_all(&bytes) {
                     writer.abort();
                     break SessionEnd::SendFailed {
@@ -513,6 +566,14 @@ pub fn run_session(
                     };
                 }
                 lines_sent += lines;
+                // The bytes are with the kernel now; what is still queued is really unsent.
+                if let Some(backlog) = &backlog {
+                    backlog.sent(bytes.len());
+                    // The lines still queued find the mark and turn into the drop notice.
+                    if let Some(reason) = backlog.too_far_behind() {
+                        backlog.drop_with(reason);
+                    }
+                }
             }
             SessionCommand::Leave => {
                 let _ = writer.write_all(format!("{EXIT_WORD}\n").as_bytes());
@@ -577,13 +638,13 @@ pub fn run_session(
 /// The reader thread: network bytes in, lines and one final [`PeerEnd`] out.
 fn read_lines(
     mut reader: WireReader,
-    max_line: usize,
+    limits: Limits,
     peer_is_server: bool,
     commands_tx: Sender<SessionCommand>,
     events: EventSink,
     mut on_lines: Box<dyn FnMut(Vec<String>) + Send>,
 ) -> ReaderTally {
-    let mut decoder = LineDecoder::new(max_line);
+    let mut decoder = LineDecoder::new(limits.max_line);
     let mut buf = vec![0u8; 16 * 1024];
     let mut tally = ReaderTally {
         lines: 0,
@@ -600,7 +661,7 @@ fn read_lines(
         let n = match reader.read(&mut buf) {
             Ok(0) => break PeerEnd::Closed { said_exit },
             Ok(n) => n,
-            Err(e) => break classify_read_error(&e),
+            Err(e) => break classify_read_error(&e, limits.idle_timeout),
         };
         decoder.push(&buf[..n]);
         while let Some(line) = decoder.next_line() {
@@ -642,10 +703,18 @@ fn broke_rules(error: &FrameError) -> PeerEnd {
     }
 }
 
-/// Truncation, reset, and TLS failures, told apart.
-fn classify_read_error(error: &io::Error) -> PeerEnd {
+/// Truncation, reset, TLS failures and silence past the idle timeout, told apart.
+fn classify_read_error(error: &io::Error, idle_timeout: Option<Duration>) -> PeerEnd {
     let facts = lab_kit::errors::ErrorFacts::of(error);
     match error.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut if idle_timeout.is_some() => {
+            PeerEnd::BrokeRules {
+                error: format!(
+                    "sent nothing for {} s (the idle timeout)",
+                    idle_timeout.unwrap_or_default().as_secs_f64()
+                ),
+            }
+        }
         io::ErrorKind::UnexpectedEof => PeerEnd::Truncated {
             detail: "the TCP connection ended with a bare FIN".into(),
         },

@@ -18,20 +18,23 @@ pub fn exe() -> &'static str {
     env!("CARGO_BIN_EXE_lab-chat")
 }
 
-/// A temporary folder with the lab's six PEM files.
+/// A temporary folder with the lab's six PEM files (and the CA, to issue more).
 pub struct Certs {
     pub dir: tempfile::TempDir,
     pub files: PkiFiles,
+    pub ca: LabCa,
 }
 
 impl Certs {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let files = LabPki::generate("alice")
-            .unwrap()
-            .write_to(dir.path(), false)
-            .unwrap();
-        Certs { dir, files }
+        let pki = LabPki::generate("alice").unwrap();
+        let files = pki.write_to(dir.path(), false).unwrap();
+        Certs {
+            dir,
+            files,
+            ca: pki.ca,
+        }
     }
 
     /// A folder whose server certificate is `server` (signed by a fresh CA).
@@ -44,7 +47,29 @@ impl Certs {
             ca,
         };
         let files = pki.write_to(dir.path(), false).unwrap();
-        Certs { dir, files }
+        Certs {
+            dir,
+            files,
+            ca: pki.ca,
+        }
+    }
+
+    /// A client certificate whose common name is `name` (anything, even a line break),
+    /// signed by this folder's CA: the `--cert` and `--key` paths.
+    pub fn client_named(&self, file_stem: &str, name: &str) -> (String, String) {
+        let issued = self
+            .ca
+            .issue(&LeafSpec {
+                common_name: name.into(),
+                names: Vec::new(),
+                ..LeafSpec::client("unused")
+            })
+            .unwrap();
+        let cert = self.path().join(format!("{file_stem}.pem"));
+        let key = self.path().join(format!("{file_stem}-key.pem"));
+        std::fs::write(&cert, &issued.cert_pem).unwrap();
+        std::fs::write(&key, &issued.key_pem).unwrap();
+        (path_str(&cert), path_str(&key))
     }
 
     pub fn path(&self) -> &Path {
@@ -96,6 +121,22 @@ pub fn expect_line(child: &RunningChild, stream: Stream, needle: &str) -> String
                 child.text(Stream::Stderr)
             )
         })
+}
+
+/// Waits until `count` lines of the child's stdout contain `needle`.
+#[track_caller]
+pub fn expect_out_times(child: &RunningChild, needle: &str, count: usize) {
+    let mut seen = 0;
+    let found = child.wait_for_line(Stream::Stdout, PATIENCE, |line| {
+        seen += usize::from(line.contains(needle));
+        seen >= count
+    });
+    assert!(
+        found.is_some(),
+        "{} printed {needle:?} fewer than {count} times\nstdout:\n{}",
+        child.program(),
+        child.text(Stream::Stdout)
+    );
 }
 
 #[track_caller]
