@@ -20,12 +20,6 @@ use lab_chat::{Error, eavesdrop, framing};
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
 
-/// Blocks of 2 to 64 KiB on a cache-line boundary: rustls copies every record it decrypts
-/// into such a block, and on this course's machines an aligned copy is many times faster
-/// (see `lab_chat::transport`, "Where bulk time goes").
-#[global_allocator]
-static ALLOCATOR: lab_chat::transport::CacheLineAligned = lab_chat::transport::CacheLineAligned;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "lab-chat",
