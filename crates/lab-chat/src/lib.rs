@@ -10,6 +10,7 @@
 //! - [`framing`]: lines out of a byte stream, with limits;
 //! - [`session`]: one conversation, both ways at once, and how it ended;
 //! - [`server`] and [`client`]: the two programs; [`keys`]: where certificates come from;
+//! - [`terminal`]: typing that survives incoming lines, when a person types in a terminal;
 //! - [`eavesdrop`]: a relay in the middle that reads (and can cut) the wire;
 //! - [`demo`]: the chapter for the tour and `lab-chat demo`.
 
@@ -22,6 +23,7 @@ pub mod keys;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod terminal;
 pub mod transport;
 
 use std::io;

@@ -16,6 +16,7 @@ use lab_chat::client::{self, ClientOptions};
 use lab_chat::keys;
 use lab_chat::server::{self, ServerOptions};
 use lab_chat::session::{BUSY_NOTICE, ChatEvent, EventSink, Limits, LocalInput};
+use lab_chat::terminal::{self, LineEditor};
 use lab_chat::{Error, eavesdrop, framing};
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
@@ -197,8 +198,8 @@ fn main() -> ExitCode {
                 })
                 .map_err(Failure::from)
         }
-        Command::Server(args) => run_server(args, events),
-        Command::Client(args) => run_client(args, events),
+        Command::Server(args) => run_server(args, cli.json, events),
+        Command::Client(args) => run_client(args, cli.json, events),
         Command::Demo => run_demo(cli.json),
         Command::Bench { quick } => run_bench(quick, cli.json),
         Command::Eavesdrop { listen, upstream } => run_eavesdrop(listen, upstream, cli.json),
@@ -286,7 +287,25 @@ fn stdin_lines(events: EventSink) -> Receiver<LocalInput> {
     rx
 }
 
-fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
+/// What the user types, and where events go: a line editor when stdin and stdout are a
+/// terminal (see `lab_chat::terminal`), plain lines otherwise. Keep the editor's guard
+/// alive as long as the chat runs: dropping it gives the terminal back its mode.
+fn typed_input(
+    json: bool,
+    events: EventSink,
+) -> (Receiver<LocalInput>, EventSink, Option<LineEditor>) {
+    if terminal::is_interactive() {
+        match LineEditor::start(json) {
+            Ok((editor, input, printed)) => return (input, printed, Some(editor)),
+            Err(e) => events(ChatEvent::Error {
+                error: format!("no line editor ({e}): reading plain lines"),
+            }),
+        }
+    }
+    (stdin_lines(Arc::clone(&events)), events, None)
+}
+
+fn run_server(args: ServerArgs, json: bool, events: EventSink) -> Result<(), Failure> {
     let limits = args.limits.limits()?;
     let mut created = None;
     let tls = if args.plaintext {
@@ -300,7 +319,7 @@ fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
         Some(keys::server_config(&files, args.require_client_cert)?)
     };
     let listener = server::bind(args.listen)?;
-    let input = stdin_lines(Arc::clone(&events));
+    let (input, events, _editor) = typed_input(json, events);
     // `listening on` must be the first line: print it, then the certificate news.
     let first = Arc::clone(&events);
     let announced: EventSink = Arc::new(move |event| {
@@ -346,7 +365,7 @@ fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
     Ok(())
 }
 
-fn run_client(args: ClientArgs, events: EventSink) -> Result<(), Failure> {
+fn run_client(args: ClientArgs, json: bool, events: EventSink) -> Result<(), Failure> {
     let limits = args.limits.limits()?;
     let tls = if args.plaintext {
         None
@@ -364,7 +383,7 @@ fn run_client(args: ClientArgs, events: EventSink) -> Result<(), Failure> {
         limits,
     };
     let tcp = client::connect(&args.connect, limits.handshake_timeout)?;
-    let typed = stdin_lines(Arc::clone(&events));
+    let (typed, events, _editor) = typed_input(json, events);
     let input = match &args.name {
         // The name goes first, then whatever the user types.
         Some(name) => {
