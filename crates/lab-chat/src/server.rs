@@ -373,8 +373,10 @@ impl Default for AdmissionLimits {
 
 /// Connections at once in their handshake (or being told "busy"); more are closed at once.
 pub const DEFAULT_MAX_PENDING: usize = 64;
-/// Connections at once from one IP address (pending, or members of a room).
-pub const DEFAULT_MAX_PER_ADDRESS: usize = 64;
+/// Connections at once from one IP address (pending, or members of a room): half the
+/// pending places, so that one address can never hold all of them. (A class behind one
+/// NAT address needs a larger `--max-per-address`.)
+pub const DEFAULT_MAX_PER_ADDRESS: usize = DEFAULT_MAX_PENDING / 2;
 
 /// Why a connection was closed before its handshake.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,7 +7,6 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
-use std::sync::Arc;
 
 use common::*;
 use lab_kit::child::Stream;
@@ -218,13 +217,7 @@ fn raw_tls_client(
     certs: &Certs,
     addr: std::net::SocketAddr,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let ca = std::fs::read_to_string(&certs.files.ca_cert).unwrap();
-    let config = lab_kit::tls::client_config(&ca, None, lab_kit::tls::Versions::Tls13Only).unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-    rustls::StreamOwned::new(conn, tcp)
+    raw_tls(certs, TcpStream::connect(addr).unwrap())
 }
 
 #[test]

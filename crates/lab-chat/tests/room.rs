@@ -356,3 +356,39 @@ fn control_characters_in_a_members_line_are_shown_escaped() {
     );
     assert!(!viewer.text(Stream::Stdout).contains('\u{1b}'));
 }
+
+#[test]
+fn a_flood_from_one_address_does_not_keep_a_client_from_another_out() {
+    // Idle connections that never start TLS, all from 127.0.0.1: only two may wait for
+    // their handshake (half the pending places), the rest are refused at once. A client
+    // from another address (127.0.0.2, also loopback on Linux) still gets a place.
+    let certs = Certs::new();
+    let (server, addr) = server(
+        certs.path(),
+        &[
+            "--room",
+            "--max-pending",
+            "4",
+            "--max-per-address",
+            "2",
+            "--handshake-timeout",
+            "600",
+        ],
+    );
+    let flood: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    expect_out_times(
+        &server,
+        "the limit of 2 connections from 127.0.0.1 is reached",
+        8,
+    );
+    let other = connect_from("127.0.0.2".parse().unwrap(), addr);
+    let mut tls = raw_tls(&certs, other);
+    let mut welcome = String::new();
+    BufReader::new(&mut tls).read_line(&mut welcome).unwrap();
+    assert!(
+        welcome.starts_with("* welcome to the room, guest"),
+        "{welcome:?}"
+    );
+    expect_out(&server, "joined");
+    drop(flood);
+}

@@ -3,7 +3,7 @@
 //! killed and reaped whatever happens).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -165,6 +165,30 @@ pub fn exit_code(child: &mut RunningChild) -> i32 {
 
 pub fn path_str(path: &Path) -> String {
     path.display().to_string()
+}
+
+/// A TLS client written in the test itself over `tcp` (trusting the folder's CA), to send
+/// bytes our own client never would, or to connect from an address of the test's choice.
+pub fn raw_tls(
+    certs: &Certs,
+    tcp: TcpStream,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let ca = std::fs::read_to_string(&certs.files.ca_cert).unwrap();
+    let config = lab_kit::tls::client_config(&ca, None, lab_kit::tls::Versions::Tls13Only).unwrap();
+    let conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap())
+            .unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// A TCP connection to `addr` from the local address `source` (on Linux every 127.x.y.z
+/// is loopback: a second "machine" for tests of per-address limits).
+pub fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    socket.into()
 }
 
 /// Where `name` is installed, if it is (the benchmark's own lookup).
