@@ -1,4 +1,16 @@
-//! `lab-chat server --room`: many clients, each line relayed to everyone else.
+//! `lab-chat server --room`: many clients, each line relayed to everyone else, on an event
+//! loop.
+//!
+//! # Threads for one conversation, an event loop for thousands
+//! The one-client chat ([`crate::server`], [`crate::session`]) uses blocking sockets and two
+//! threads per conversation: the code reads top to bottom, like a student's, and a thread
+//! costs nothing when there is one. A room for a whole school cannot afford that: each
+//! thread reserves a stack and each wake-up is a context switch (the threaded room took
+//! ~124 MiB and 23-34 s for 1,000 clients). So the room runs on tokio, the ecosystem's
+//! event loop (the design of tokio's own chat example and of mini-redis), with
+//! tokio-rustls: each member is one task, a few hundred bytes plus its TLS buffers, and the
+//! two worker threads sleep in `epoll` until some socket is ready. The room's rules are
+//! the same code as before (names, queues, limits): only the waiting changed.
 //!
 //! The homework's chat has one client; a room is where the design questions get sharper:
 //! - **Names.** With mutual TLS the name is the client certificate's common name: the
@@ -26,23 +38,28 @@
 //!   Each member costs two threads and three descriptors: [`serve_room`] says how many
 //!   members the open-files limit allows.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread;
 use std::time::{Duration, Instant};
 
+use lab_kit::tls::SessionFacts;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+
 use crate::Error;
+use crate::framing::LineDecoder;
 use crate::server::{
-    Admission, AdmissionLimits, Ticket, admit, handshake, local_address_of, raise_open_file_limit,
-    turn_away,
+    ACCEPT_PAUSE, Admission, AdmissionLimits, Ticket, failed_accept, raise_open_file_limit, refuse,
 };
 use crate::session::{
-    Backlog, ChatEvent, EventSink, Limits, LocalInput, ROOM_WELCOME, SessionCommand, SessionHooks,
-    command_channel, run_session,
+    Backlog, CLOSE_WAIT, ChatEvent, EXIT_WORD, EventSink, Limits, LocalInput, NOTICE_PREFIX,
+    PeerEnd, ROOM_WELCOME, broke_rules, classify_read_error, idle,
 };
-use crate::transport::Security;
+use crate::transport::{HandshakeError, Security};
 
 /// The default limit of bytes waiting for one member after a write: 1 MiB.
 pub const DEFAULT_MAX_BACKLOG: usize = 1024 * 1024;
@@ -54,6 +71,8 @@ pub const DEFAULT_MAX_LINES_PER_SECOND: u32 = 20;
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// A member whose socket accepts nothing for this long is gone, whatever its queue says.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read from a member at once (small: a room holds thousands of these buffers).
+const READ_BUFFER: usize = 4 * 1024;
 /// The rule every name obeys, as members are told it.
 pub const NAME_RULE: &str = "names are 1 to 32 ASCII letters, digits, '-', '_' or '.'; \
                              `server` and `guestN` are reserved";
@@ -137,13 +156,50 @@ impl RateLimit {
     }
 }
 
+/// What a member's writer task is told to do.
+#[derive(Debug)]
+enum Outgoing {
+    /// Lines for this member (one or more, without the final newline), shared by every
+    /// recipient.
+    Lines(Arc<str>),
+    /// The room closes: our goodbye (`Exit`), then `close_notify`.
+    Leave,
+    /// Too far behind: one notice, then `close_notify`.
+    Drop(String),
+    /// The peer broke the rules: one error line, then `close_notify`.
+    Error(String),
+    /// The peer closed its side: answer with our `close_notify`.
+    Close,
+    /// The peer vanished: stop at once.
+    Abort,
+}
+
+/// Where a member's lines go: its writer task, and the count of what waits there.
+#[derive(Debug, Clone)]
+struct Mailbox {
+    tx: UnboundedSender<Outgoing>,
+    backlog: Arc<Backlog>,
+}
+
+impl Mailbox {
+    /// Queues `text` (counted in the backlog until written); the new backlog.
+    fn lines(&self, text: Arc<str>) -> usize {
+        let unsent = self.backlog.push(text.len() + 1);
+        let _ = self.tx.send(Outgoing::Lines(text));
+        unsent
+    }
+
+    fn tell(&self, text: String) {
+        self.lines(Arc::from(text));
+    }
+}
+
 struct Member {
     id: u64,
     name: String,
     /// The name came from a verified client certificate and cannot be changed.
     certified: bool,
-    commands: Sender<SessionCommand>,
-    backlog: Arc<Backlog>,
+    mailbox: Mailbox,
 }
 
 struct Room {
@@ -168,7 +224,6 @@ impl Room {
     /// Queues `text` (one or more lines) for every member except `from`; drops members
     /// whose backlog reached twice the limit (their writer is stuck).
     fn broadcast(&self, from: Option<u64>, text: &str) {
-        let bytes = text.len() + 1;
         // One copy of the text, shared by every member's queue.
         let shared: Arc<str> = Arc::from(text);
         let mut dropped = Vec::new();
@@ -178,17 +233,15 @@ impl Room {
                 if Some(member.id) == from {
                     return true;
                 }
-                if member.backlog.push(bytes) > 2 * member.backlog.limit() {
-                    let reason = member.backlog.drop_reason();
-                    member.backlog.drop_with(reason.clone());
-                    let _ = member.commands.send(SessionCommand::Drop(reason));
+                let backlog = &member.mailbox.backlog;
+                if member.mailbox.lines(Arc::clone(&shared)) > 2 * backlog.limit() {
+                    let reason = backlog.drop_reason();
+                    backlog.drop_with(reason.clone());
+                    let _ = member.mailbox.tx.send(Outgoing::Drop(reason));
                     dropped.push(member.name.clone());
                     return false;
                 }
-                member
-                    .commands
-                    .send(SessionCommand::Relay(Arc::clone(&shared)))
-                    .is_ok()
+                !member.mailbox.tx.is_closed()
             });
         }
         for name in dropped {
@@ -267,6 +320,14 @@ impl Room {
         self.broadcast(None, &format!("* {from} is now {wanted}"));
         None
     }
+
+    /// The room closes: every member says goodbye.
+    fn close(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for member in self.lock().iter() {
+            let _ = member.mailbox.tx.send(Outgoing::Leave);
+        }
+    }
 }
 
 /// The common name in a subject such as `CN=alice, O=socket-lab`.
@@ -277,7 +338,8 @@ fn common_name(subject: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Runs the room on `listener` until the input ends.
+/// Runs the room on `listener` until the input ends: an event loop (tokio, two worker
+/// threads) with one task per member.
 pub fn serve_room(
     listener: TcpListener,
     mut options: RoomOptions,
@@ -288,9 +350,9 @@ pub fn serve_room(
     events(ChatEvent::Listening { addr });
     options.limits.idle_timeout = Some(options.idle_timeout);
     match raise_open_file_limit() {
-        // Three descriptors a member, and some for pending connections and the program.
+        // About one descriptor a member, and some for the program.
         Ok(open_files) => {
-            let members_allowed = (open_files.saturating_sub(64) / 3) as usize;
+            let members_allowed = open_files.saturating_sub(64) as usize;
             if members_allowed < options.max_members {
                 events(ChatEvent::Error {
                     error: format!(
@@ -306,7 +368,24 @@ pub fn serve_room(
             error: format!("could not read or raise the open-files limit: {e}"),
         }),
     }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("room")
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_room(listener, options, input, events))
+}
+
+async fn run_room(
+    listener: TcpListener,
+    options: RoomOptions,
+    input: Receiver<LocalInput>,
+    events: EventSink,
+) -> Result<(), Error> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
     let admission = Arc::new(Admission::new(options.admission));
+    let acceptor = options.tls.clone().map(TlsAcceptor::from);
     let room = Arc::new(Room {
         members: Mutex::new(Vec::new()),
         options,
@@ -314,83 +393,147 @@ pub fn serve_room(
         next_guest: AtomicU64::new(1),
         stopping: AtomicBool::new(false),
     });
-    {
-        let room = Arc::clone(&room);
-        thread::Builder::new()
-            .name("room-input".into())
-            .spawn(move || room_input(input, &room, addr))?;
-    }
-    let mut members: Vec<thread::JoinHandle<()>> = Vec::new();
-    for accepted in listener.incoming() {
-        if room.stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        members.retain(|member| !member.is_finished());
-        let Some((tcp, peer, ticket)) = admit(accepted, &admission, &events) else {
-            continue;
-        };
-        let room = Arc::clone(&room);
-        let spawned = thread::Builder::new()
-            .name("room-member".into())
-            .stack_size(256 * 1024)
-            .spawn(move || member(tcp, peer, ticket, &room));
-        match spawned {
-            Ok(handle) => members.push(handle),
-            Err(e) => events(ChatEvent::Error {
-                error: format!("could not start a thread for a member: {e}"),
-            }),
+    // The server's own stdin (a blocking read, so a thread) feeds the loop.
+    let (typed_tx, mut typed) = unbounded_channel();
+    std::thread::Builder::new()
+        .name("room-input".into())
+        .spawn(move || {
+            for line in input {
+                if typed_tx.send(line).is_err() {
+                    return;
+                }
+            }
+            let _ = typed_tx.send(LocalInput::EndOfInput);
+        })?;
+    let mut members = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // EMFILE fails again at once: pause instead of spinning.
+                        events(failed_accept(&e));
+                        tokio::time::sleep(ACCEPT_PAUSE).await;
+                        continue;
+                    }
+                };
+                match admission.admit(peer.ip()) {
+                    Ok(ticket) => {
+                        members.spawn(member(tcp, peer, ticket, Arc::clone(&room), acceptor.clone()));
+                    }
+                    Err(refusal) => {
+                        if let Ok(tcp) = tcp.into_std() {
+                            refuse(tcp, peer, &refusal, &events);
+                        }
+                    }
+                }
+            }
+            line = typed.recv() => match line {
+                Some(LocalInput::Line(line)) => room.broadcast(None, &format!("server: {line}")),
+                Some(LocalInput::Exit | LocalInput::EndOfInput) | None => {
+                    room.close();
+                    break;
+                }
+            },
+            // Finished members are reaped as they end (the set would otherwise grow).
+            Some(_) = members.join_next(), if !members.is_empty() => {}
         }
     }
     // Every member was told to leave: let each finish its goodbye (Exit, close_notify)
     // before the process ends, or the clients would see a truncated session.
-    for member in members {
-        let _ = member.join();
-    }
+    while members.join_next().await.is_some() {}
     Ok(())
 }
 
-/// The server's own stdin: its lines go to everyone; end of input closes the room.
-fn room_input(input: Receiver<LocalInput>, room: &Room, addr: SocketAddr) {
-    loop {
-        match input.recv().unwrap_or(LocalInput::EndOfInput) {
-            LocalInput::Line(line) => room.broadcast(None, &format!("server: {line}")),
-            LocalInput::Exit | LocalInput::EndOfInput => {
-                room.stopping.store(true, Ordering::SeqCst);
-                for member in room.lock().iter() {
-                    let _ = member.commands.send(SessionCommand::Leave);
-                }
-                let _ = TcpStream::connect_timeout(&local_address_of(addr), Duration::from_secs(2));
-                return;
-            }
-        }
-    }
-}
+/// A member's connection, TLS or not.
+trait Wire: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Wire for T {}
 
 /// The cost of a line against the rate limit: one, and one more per KiB past the first.
 fn line_cost(line: &str) -> f64 {
     1.0 + (line.len() / 1024) as f64
 }
 
-/// One member, from handshake to goodbye.
-fn member(tcp: TcpStream, peer: SocketAddr, mut ticket: Ticket, room: &Arc<Room>) {
-    let events = Arc::clone(&room.events);
-    let options = &room.options;
-    let Some(established) = handshake(
-        tcp,
-        peer,
-        &mut ticket,
-        &options.tls,
-        &options.limits,
-        &events,
-    ) else {
-        return;
+/// The handshake, within the deadline: the stream and what was negotiated.
+async fn handshake(
+    tcp: tokio::net::TcpStream,
+    acceptor: Option<TlsAcceptor>,
+    limit: Duration,
+) -> Result<(Box<dyn Wire>, Security), HandshakeError> {
+    tcp.set_nodelay(true)?;
+    let Some(acceptor) = acceptor else {
+        return Ok((Box::new(tcp), Security::Plaintext));
     };
-    let _ = established.writer.set_write_timeout(Some(WRITE_TIMEOUT));
+    match timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => {
+            let facts = SessionFacts::of(tls.get_ref().1);
+            Ok((Box::new(tls), Security::Tls(facts)))
+        }
+        Ok(Err(e)) => Err(match e.into_inner() {
+            Some(inner) => match inner.downcast::<rustls::Error>() {
+                Ok(tls) => HandshakeError::Tls(*tls),
+                Err(other) => HandshakeError::Io(std::io::Error::other(other)),
+            },
+            None => HandshakeError::Closed,
+        }),
+        Err(_) => Err(HandshakeError::TimedOut(limit)),
+    }
+}
+
+/// Reads and throws away what the peer still sends, until it closes or `CLOSE_WAIT`
+/// passes: waiting for its `close_notify`, and not resetting a connection that still
+/// holds our last line.
+async fn drain(reader: &mut (impl AsyncRead + Unpin)) {
+    let mut buf = [0u8; 1024];
+    let _ = timeout(CLOSE_WAIT, async {
+        while let Ok(n) = reader.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// One notice, `close_notify`, and a clean hang-up, for a connection that will not join.
+async fn turn_away(mut wire: Box<dyn Wire>, notice: &str) {
+    let _ = timeout(Duration::from_secs(2), async {
+        wire.write_all(format!("{notice}\n").as_bytes()).await?;
+        wire.shutdown().await
+    })
+    .await;
+    drain(&mut wire).await;
+}
+
+/// One member, from handshake to goodbye.
+async fn member(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut ticket: Ticket,
+    room: Arc<Room>,
+    acceptor: Option<TlsAcceptor>,
+) {
+    let events = Arc::clone(&room.events);
+    let limits = room.options.limits;
+    let handshook = handshake(tcp, acceptor, limits.handshake_timeout).await;
+    // No longer pending; the ticket still counts this connection against its address.
+    ticket.settle();
+    let (wire, security) = match handshook {
+        Ok(handshook) => handshook,
+        Err(error) => {
+            events(ChatEvent::HandshakeFailed {
+                peer,
+                error: error.to_string(),
+            });
+            return;
+        }
+    };
     events(ChatEvent::SessionStarted {
         peer,
-        security: established.security.clone(),
+        security: security.clone(),
     });
-    let certified_name = match &established.security {
+    let certified_name = match &security {
         Security::Tls(facts) => facts.peer_subject.as_deref().and_then(common_name),
         Security::Plaintext => None,
     };
@@ -405,26 +548,25 @@ fn member(tcp: TcpStream, peer: SocketAddr, mut ticket: Ticket, room: &Arc<Room>
                     peer,
                     reason: format!("its certificate's name {shown:?} breaks the name rule"),
                 });
-                turn_away(
-                    established,
-                    &format!(
-                        "* your certificate's name {shown:?} cannot be used in the room: \
-                         {rule}"
-                    ),
+                let notice = format!(
+                    "* your certificate's name {shown:?} cannot be used in the room: {rule}"
                 );
+                turn_away(wire, &notice).await;
                 return;
             }
         },
         None => format!("guest{id}"),
     };
-    let (commands_tx, commands) = command_channel();
-    let backlog = Arc::new(Backlog::new(options.max_backlog));
+    let (tx, rx) = unbounded_channel();
+    let mailbox = Mailbox {
+        tx,
+        backlog: Arc::new(Backlog::new(room.options.max_backlog)),
+    };
     let joined = room.join(Member {
         id,
         name: name.clone(),
         certified,
-        commands: commands_tx.clone(),
-        backlog: Arc::clone(&backlog),
+        mailbox: mailbox.clone(),
     });
     let others = match joined {
         Ok(others) => others,
@@ -439,48 +581,137 @@ fn member(tcp: TcpStream, peer: SocketAddr, mut ticket: Ticket, room: &Arc<Room>
             };
             events(ChatEvent::Refused {
                 peer,
-                reason: notice.trim_start_matches("* ").to_string(),
+                reason: notice.trim_start_matches(NOTICE_PREFIX).to_string(),
             });
-            turn_away(established, &notice);
+            turn_away(wire, &notice).await;
             return;
         }
     };
-    let welcome = if others.is_empty() {
+    let (mut reader, writer) = tokio::io::split(wire);
+    let mut writing = tokio::spawn(write_member(writer, rx, Arc::clone(&mailbox.backlog)));
+    mailbox.tell(if others.is_empty() {
         format!("{ROOM_WELCOME}, {name}; nobody else is here yet")
     } else {
         format!("{ROOM_WELCOME}, {name}; here: {}", others.join(", "))
-    };
-    let _ = commands_tx.send(SessionCommand::Send(welcome));
+    });
     if room.stopping.load(Ordering::SeqCst) {
         // Joined while the room was closing: leave at once (the sweep may have missed us).
-        let _ = commands_tx.send(SessionCommand::Leave);
+        let _ = mailbox.tx.send(Outgoing::Leave);
     }
     events(ChatEvent::Joined { name: name.clone() });
     room.broadcast(Some(id), &format!("* {name} joined"));
 
-    let relay_room = Arc::clone(room);
-    let reply = commands_tx.clone();
-    let mut rate = RateLimit::new(options.max_lines_per_second);
-    let max_lines_per_second = options.max_lines_per_second;
-    // All the lines one read completed are relayed as one batch: one wake-up per
-    // recipient, not one per line.
-    let on_lines = Box::new(move |lines: Vec<String>| {
-        let mut name = relay_room.name_of(id).unwrap_or_default();
+    let mut speaker = Speaker {
+        id,
+        room: Arc::clone(&room),
+        mailbox: mailbox.clone(),
+        rate: RateLimit::new(room.options.max_lines_per_second),
+    };
+    let mut decoder = LineDecoder::new(limits.max_line);
+    let mut buf = vec![0u8; READ_BUFFER];
+    let idle_timeout = room.options.idle_timeout;
+    let mut said_exit = false;
+    // The peer's side, until it ends, or until our writer ends (goodbye, dropped, failed).
+    let peer_end = loop {
+        let read = tokio::select! {
+            read = timeout(idle_timeout, reader.read(&mut buf)) => read,
+            _ = &mut writing => {
+                // We said goodbye, or dropped the member: wait for its close a little.
+                drain(&mut reader).await;
+                break None;
+            }
+        };
+        let n = match read {
+            Err(_) => break Some(idle(idle_timeout)),
+            Ok(Ok(0)) => break Some(PeerEnd::Closed { said_exit }),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => break Some(classify_read_error(&e, None)),
+        };
+        decoder.push(&buf[..n]);
+        let mut lines = Vec::new();
+        let mut broken = None;
+        while let Some(line) = decoder.next_line() {
+            match line {
+                Ok(line) if line.trim() == EXIT_WORD => said_exit = true,
+                Ok(line) => lines.push(line),
+                Err(error) => {
+                    broken = Some(broke_rules(&error));
+                    break;
+                }
+            }
+        }
+        // All the lines one read completed are relayed as one batch: one wake-up per
+        // recipient, not one per line.
+        speaker.relay(lines);
+        if let Some(broken) = broken {
+            break Some(broken);
+        }
+    };
+    match peer_end {
+        None => {}
+        Some(PeerEnd::Closed { .. }) => {
+            let _ = mailbox.tx.send(Outgoing::Close);
+        }
+        Some(PeerEnd::BrokeRules { error }) => {
+            events(ChatEvent::DisconnectedPeer {
+                reason: error.clone(),
+            });
+            let _ = mailbox.tx.send(Outgoing::Error(error));
+            drain(&mut reader).await;
+        }
+        Some(PeerEnd::Truncated { detail }) => {
+            events(ChatEvent::Truncated { detail });
+            let _ = mailbox.tx.send(Outgoing::Abort);
+        }
+        Some(PeerEnd::TlsFailed { error }) => {
+            events(ChatEvent::TlsFailed { error });
+            let _ = mailbox.tx.send(Outgoing::Abort);
+        }
+    }
+    if !writing.is_finished() {
+        let _ = timeout(WRITE_TIMEOUT, &mut writing).await;
+        writing.abort();
+    }
+    let name = room.name_of(id).unwrap_or(name);
+    if room.remove(id) {
+        // Dropped by its own writer (too far behind after a write), or gone by itself.
+        if mailbox.backlog.dropped().is_some() {
+            room.announce_dropped(&name);
+        } else {
+            events(ChatEvent::LeftRoom { name: name.clone() });
+            room.broadcast(None, &format!("* {name} left"));
+        }
+    }
+    drop(ticket);
+}
+
+/// A member's lines on their way to the room: the rate limit, `/name`, the `NAME: ` prefix.
+struct Speaker {
+    id: u64,
+    room: Arc<Room>,
+    mailbox: Mailbox,
+    rate: RateLimit,
+}
+
+impl Speaker {
+    fn relay(&mut self, lines: Vec<String>) {
+        let room = &self.room;
+        let mut name = room.name_of(self.id).unwrap_or_default();
         let mut batch = String::new();
         let mut over_rate = 0usize;
         for text in lines {
-            if !rate.allow(line_cost(&text)) {
+            if !self.rate.allow(line_cost(&text)) {
                 over_rate += 1;
                 continue;
             }
             if let Some(wanted) = text.strip_prefix("/name ") {
                 if !batch.is_empty() {
-                    relay_room.broadcast(Some(id), &std::mem::take(&mut batch));
+                    room.broadcast(Some(self.id), &std::mem::take(&mut batch));
                 }
-                if let Some(notice) = relay_room.rename(id, wanted.trim()) {
-                    let _ = reply.send(SessionCommand::Send(notice));
+                if let Some(notice) = room.rename(self.id, wanted.trim()) {
+                    self.mailbox.tell(notice);
                 }
-                name = relay_room.name_of(id).unwrap_or_default();
+                name = room.name_of(self.id).unwrap_or_default();
                 continue;
             }
             if !batch.is_empty() {
@@ -491,49 +722,86 @@ fn member(tcp: TcpStream, peer: SocketAddr, mut ticket: Ticket, room: &Arc<Room>
             batch.push_str(&text);
         }
         if !batch.is_empty() {
-            relay_room.broadcast(Some(id), &batch);
+            room.broadcast(Some(self.id), &batch);
         }
         if over_rate > 0 {
-            let _ = reply.send(SessionCommand::Send(format!(
-                "* slow down: {over_rate} of your lines were not relayed (at most \
-                 {max_lines_per_second} lines a second, a line costing one more per KiB)"
-            )));
-        }
-    });
-    // The room's own log shows how members ended badly; their lines and goodbyes are
-    // already told as room news.
-    let log = Arc::clone(&events);
-    let quiet: EventSink = Arc::new(move |event| {
-        if matches!(
-            event,
-            ChatEvent::Truncated { .. }
-                | ChatEvent::DisconnectedPeer { .. }
-                | ChatEvent::TlsFailed { .. }
-        ) {
-            log(event);
-        }
-    });
-    run_session(
-        established,
-        options.limits,
-        commands,
-        commands_tx,
-        quiet,
-        SessionHooks {
-            on_lines,
-            backlog: Some(Arc::clone(&backlog)),
-            peer_is_server: false,
-        },
-    );
-    let name = room.name_of(id).unwrap_or(name);
-    if room.remove(id) {
-        // Dropped by its own writer (too far behind after a write), or gone by itself.
-        if backlog.dropped().is_some() {
-            room.announce_dropped(&name);
-        } else {
-            events(ChatEvent::LeftRoom { name: name.clone() });
-            room.broadcast(None, &format!("* {name} left"));
+            self.mailbox.tell(format!(
+                "* slow down: {over_rate} of your lines were not relayed (at most {} lines \
+                 a second, a line costing one more per KiB)",
+                room.options.max_lines_per_second
+            ));
         }
     }
-    drop(ticket);
+}
+
+/// A member's writer task: takes every line already queued (up to 64 KiB) into one write,
+/// and ends with a goodbye, a notice, or nothing, as it is told.
+async fn write_member(
+    mut writer: impl AsyncWrite + Unpin,
+    mut queue: UnboundedReceiver<Outgoing>,
+    backlog: Arc<Backlog>,
+) {
+    let mut bytes = Vec::new();
+    loop {
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        bytes.clear();
+        let mut next = Some(first);
+        let mut end = None;
+        while let Some(item) = next.take().or_else(|| queue.try_recv().ok()) {
+            match item {
+                Outgoing::Lines(text) => {
+                    bytes.extend_from_slice(text.as_bytes());
+                    bytes.push(b'\n');
+                    if bytes.len() >= 64 * 1024 {
+                        break;
+                    }
+                }
+                other => {
+                    end = Some(other);
+                    break;
+                }
+            }
+        }
+        // Marked as dropped (here, or by the room): the queue is abandoned.
+        if let Some(reason) = backlog.dropped() {
+            end = Some(Outgoing::Drop(reason));
+            bytes.clear();
+        }
+        if !bytes.is_empty() {
+            let written = timeout(WRITE_TIMEOUT, async {
+                writer.write_all(&bytes).await?;
+                writer.flush().await
+            })
+            .await;
+            if !matches!(written, Ok(Ok(()))) {
+                return;
+            }
+            // The bytes are with the kernel now; what is still queued is really unsent.
+            backlog.sent(bytes.len());
+            if let Some(reason) = backlog.too_far_behind() {
+                backlog.drop_with(reason);
+            }
+        }
+        let last_words = match end {
+            None => continue,
+            Some(Outgoing::Leave) => Some(format!("{EXIT_WORD}\n")),
+            Some(Outgoing::Drop(reason)) => Some(format!("{NOTICE_PREFIX}{reason}\n")),
+            Some(Outgoing::Error(error)) => {
+                Some(format!("{NOTICE_PREFIX}error: {error}; disconnecting\n"))
+            }
+            Some(Outgoing::Close) => None,
+            Some(Outgoing::Abort | Outgoing::Lines(_)) => return,
+        };
+        let _ = timeout(Duration::from_secs(2), async {
+            if let Some(words) = last_words {
+                writer.write_all(words.as_bytes()).await?;
+            }
+            // close_notify, then FIN.
+            writer.shutdown().await
+        })
+        .await;
+        return;
+    }
 }

@@ -91,13 +91,21 @@ fn wake_accept(addr: SocketAddr) {
 /// go on. Running out of file descriptors (EMFILE) fails again at once, so pause instead
 /// of spinning, and let connections close meanwhile.
 fn after_failed_accept(error: &std::io::Error, events: &EventSink) {
-    events(ChatEvent::Error {
+    events(failed_accept(error));
+    thread::sleep(ACCEPT_PAUSE);
+}
+
+/// How long the accept loop pauses after a failed `accept`.
+pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+
+/// The event for a failed `accept`.
+pub(crate) fn failed_accept(error: &std::io::Error) -> ChatEvent {
+    ChatEvent::Error {
         error: format!(
             "accept failed: {}",
             lab_kit::errors::ErrorFacts::of(error).summary()
         ),
-    });
-    thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// TLS handshake (or nothing, in plaintext) on an accepted connection.

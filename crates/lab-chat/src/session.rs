@@ -43,7 +43,7 @@ pub const BUSY_NOTICE: &str =
 /// The first notice a room sends a new member; from then on lines are shown as they come.
 pub const ROOM_WELCOME: &str = "* welcome to the room";
 /// How long a leaving side waits for the peer's own `close_notify` before hanging up.
-const CLOSE_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// The limits a session enforces on its peer.
 #[derive(Debug, Clone, Copy)]
@@ -398,7 +398,7 @@ impl Backlog {
         self.unsent.fetch_add(bytes, Ordering::Relaxed) + bytes
     }
 
-    fn sent(&self, bytes: usize) {
+    pub(crate) fn sent(&self, bytes: usize) {
         let _ = self
             .unsent
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |unsent| {
@@ -407,7 +407,7 @@ impl Backlog {
     }
 
     /// The reason to drop the member, measured after a write: more than the limit unsent.
-    fn too_far_behind(&self) -> Option<String> {
+    pub(crate) fn too_far_behind(&self) -> Option<String> {
         (self.unsent() > self.limit).then(|| self.drop_reason())
     }
 
@@ -697,23 +697,28 @@ fn read_lines(
     tally
 }
 
-fn broke_rules(error: &FrameError) -> PeerEnd {
+pub(crate) fn broke_rules(error: &FrameError) -> PeerEnd {
     PeerEnd::BrokeRules {
         error: error.to_string(),
     }
 }
 
+/// A peer that sent nothing for `timeout`.
+pub(crate) fn idle(timeout: Duration) -> PeerEnd {
+    PeerEnd::BrokeRules {
+        error: format!(
+            "sent nothing for {} s (the idle timeout)",
+            timeout.as_secs_f64()
+        ),
+    }
+}
+
 /// Truncation, reset, TLS failures and silence past the idle timeout, told apart.
-fn classify_read_error(error: &io::Error, idle_timeout: Option<Duration>) -> PeerEnd {
+pub(crate) fn classify_read_error(error: &io::Error, idle_timeout: Option<Duration>) -> PeerEnd {
     let facts = lab_kit::errors::ErrorFacts::of(error);
     match error.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut if idle_timeout.is_some() => {
-            PeerEnd::BrokeRules {
-                error: format!(
-                    "sent nothing for {} s (the idle timeout)",
-                    idle_timeout.unwrap_or_default().as_secs_f64()
-                ),
-            }
+            idle(idle_timeout.unwrap_or_default())
         }
         io::ErrorKind::UnexpectedEof => PeerEnd::Truncated {
             detail: "the TCP connection ended with a bare FIN".into(),
