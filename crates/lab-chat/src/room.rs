@@ -29,6 +29,9 @@
 //!   `--max-backlog` after its writer tried to write is *dropped*: its queue is
 //!   abandoned, it gets one notice, everyone else is told. A burst that a member's socket
 //!   takes at once never counts against it; one that stays unsent does.
+//! - **Crowds.** Joins and leaves are told to everyone only while the room has at most
+//!   [`ANNOUNCE_UP_TO`] members, and the welcome names at most 20 of those here: both
+//!   would otherwise grow with the square of the room's size.
 //! - **Floods.** Each member may send `--max-lines-per-second` lines a second, with bursts
 //!   of five seconds' worth (a line costs one more for each KiB past the first); lines past
 //!   that are not relayed, and the sender is told how many. The room holds at most
@@ -64,7 +67,7 @@ use crate::transport::{HandshakeError, Security};
 /// The default limit of bytes waiting for one member after a write: 1 MiB.
 pub const DEFAULT_MAX_BACKLOG: usize = 1024 * 1024;
 /// The default number of members.
-pub const DEFAULT_MAX_MEMBERS: usize = 500;
+pub const DEFAULT_MAX_MEMBERS: usize = 10_000;
 /// The default rate of lines one member may send, per second.
 pub const DEFAULT_MAX_LINES_PER_SECOND: u32 = 20;
 /// The default time a member may stay silent: 15 minutes.
@@ -73,6 +76,13 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read from a member at once (small: a room holds thousands of these buffers).
 const READ_BUFFER: usize = 4 * 1024;
+/// Join and leave notices go to everyone while the room has at most this many members. In
+/// a crowd they would be most of the traffic, and of the memory: each of N joins told to N
+/// members is N² lines (50 million for 10,000 members). The server's own log still shows
+/// every join and leave.
+pub const ANNOUNCE_UP_TO: usize = 200;
+/// The welcome names at most this many of the members already here.
+const WELCOME_NAMES: usize = 20;
 /// The rule every name obeys, as members are told it.
 pub const NAME_RULE: &str = "names are 1 to 32 ASCII letters, digits, '-', '_' or '.'; \
                              `server` and `guestN` are reserved";
@@ -265,9 +275,9 @@ impl Room {
             .map(|m| m.name.clone())
     }
 
-    /// Adds a member, unless the room is full or the name is taken; returns who was
-    /// already here.
-    fn join(&self, member: Member) -> Result<Vec<String>, JoinRefused> {
+    /// Adds a member, unless the room is full or the name is taken; returns the first
+    /// [`WELCOME_NAMES`] of those already here, and how many they are.
+    fn join(&self, member: Member) -> Result<(Vec<String>, usize), JoinRefused> {
         let mut members = self.lock();
         if members.len() >= self.options.max_members {
             return Err(JoinRefused::Full(self.options.max_members));
@@ -278,9 +288,19 @@ impl Room {
         {
             return Err(JoinRefused::NameTaken(member.name));
         }
-        let here = members.iter().map(|m| m.name.clone()).collect();
+        let here = members
+            .iter()
+            .take(WELCOME_NAMES)
+            .map(|m| m.name.clone())
+            .collect();
+        let count = members.len();
         members.push(member);
-        Ok(here)
+        Ok((here, count))
+    }
+
+    /// Whether joins and leaves are told to everyone (see [`ANNOUNCE_UP_TO`]).
+    fn announces(&self) -> bool {
+        self.lock().len() <= ANNOUNCE_UP_TO
     }
 
     /// Removes a member; false if it was already gone (dropped).
@@ -568,8 +588,8 @@ async fn member(
         certified,
         mailbox: mailbox.clone(),
     });
-    let others = match joined {
-        Ok(others) => others,
+    let (others, already_here) = match joined {
+        Ok(joined) => joined,
         Err(refused) => {
             let notice = match refused {
                 JoinRefused::Full(max) => {
@@ -591,6 +611,12 @@ async fn member(
     let mut writing = tokio::spawn(write_member(writer, rx, Arc::clone(&mailbox.backlog)));
     mailbox.tell(if others.is_empty() {
         format!("{ROOM_WELCOME}, {name}; nobody else is here yet")
+    } else if already_here > others.len() {
+        format!(
+            "{ROOM_WELCOME}, {name}; here: {} and {} more",
+            others.join(", "),
+            already_here - others.len()
+        )
     } else {
         format!("{ROOM_WELCOME}, {name}; here: {}", others.join(", "))
     });
@@ -599,7 +625,9 @@ async fn member(
         let _ = mailbox.tx.send(Outgoing::Leave);
     }
     events(ChatEvent::Joined { name: name.clone() });
-    room.broadcast(Some(id), &format!("* {name} joined"));
+    if room.announces() {
+        room.broadcast(Some(id), &format!("* {name} joined"));
+    }
 
     let mut speaker = Speaker {
         id,
@@ -679,7 +707,9 @@ async fn member(
             room.announce_dropped(&name);
         } else {
             events(ChatEvent::LeftRoom { name: name.clone() });
-            room.broadcast(None, &format!("* {name} left"));
+            if room.announces() {
+                room.broadcast(None, &format!("* {name} left"));
+            }
         }
     }
     drop(ticket);
