@@ -106,7 +106,6 @@ impl LimitArgs {
         Ok(Limits {
             max_line: self.max_line,
             handshake_timeout: timeout,
-            idle_timeout: None,
         })
     }
 }

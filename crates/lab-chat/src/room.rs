@@ -43,7 +43,7 @@
 //!   limit allows.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -60,8 +60,8 @@ use crate::server::{
     ACCEPT_PAUSE, Admission, AdmissionLimits, Ticket, failed_accept, raise_open_file_limit, refuse,
 };
 use crate::session::{
-    Backlog, CLOSE_WAIT, ChatEvent, EXIT_WORD, EventSink, Limits, LocalInput, NOTICE_PREFIX,
-    PeerEnd, ROOM_WELCOME, broke_rules, classify_read_error, idle,
+    CLOSE_WAIT, ChatEvent, EXIT_WORD, EventSink, Limits, LocalInput, NOTICE_PREFIX, PeerEnd,
+    ROOM_WELCOME, broke_rules, classify_read_error,
 };
 use crate::transport::{HandshakeError, Security};
 
@@ -92,7 +92,6 @@ pub const NAME_RULE: &str = "names are 1 to 32 ASCII letters, digits, '-', '_' o
 #[derive(Debug, Clone)]
 pub struct RoomOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// The room sets `idle_timeout` from [`RoomOptions::idle_timeout`].
     pub limits: Limits,
     /// Bytes waiting for one member, after a write, before it is dropped.
     pub max_backlog: usize,
@@ -164,6 +163,80 @@ impl RateLimit {
         } else {
             false
         }
+    }
+}
+
+/// The bytes queued for one room member and not yet written to its socket (counted until
+/// the write that carries them has returned). A member whose backlog passes the room's
+/// limit after a write was attempted is *dropped*: its queue is abandoned (so a slow client
+/// cannot make the server buffer without bound, or stall anyone else) and it gets one
+/// notice saying why. A backlog of twice the limit drops it at once, even while a write
+/// is still blocked.
+#[derive(Debug)]
+pub struct Backlog {
+    unsent: AtomicUsize,
+    limit: usize,
+    dropped: Mutex<Option<String>>,
+}
+
+impl Backlog {
+    /// An empty backlog that may hold `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Backlog {
+            unsent: AtomicUsize::new(0),
+            limit,
+            dropped: Mutex::new(None),
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn unsent(&self) -> usize {
+        self.unsent.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes that may wait after a write.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Counts `bytes` more queued bytes; returns the new total.
+    pub fn push(&self, bytes: usize) -> usize {
+        self.unsent.fetch_add(bytes, Ordering::Relaxed) + bytes
+    }
+
+    fn sent(&self, bytes: usize) {
+        let _ = self
+            .unsent
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |unsent| {
+                Some(unsent.saturating_sub(bytes))
+            });
+    }
+
+    /// The reason to drop the member, measured after a write: more than the limit unsent.
+    fn too_far_behind(&self) -> Option<String> {
+        (self.unsent() > self.limit).then(|| self.drop_reason())
+    }
+
+    /// What a dropped member is told.
+    pub fn drop_reason(&self) -> String {
+        format!(
+            "more than {} bytes were waiting for you; you were dropped",
+            self.limit
+        )
+    }
+
+    /// Marks the member as dropped, with the reason it will be told.
+    pub fn drop_with(&self, reason: String) {
+        let mut dropped = self.dropped.lock().unwrap_or_else(PoisonError::into_inner);
+        dropped.get_or_insert(reason);
+    }
+
+    /// The reason, if the member was dropped.
+    pub fn dropped(&self) -> Option<String> {
+        self.dropped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -363,13 +436,12 @@ fn common_name(subject: &str) -> Option<String> {
 /// threads) with one task per member.
 pub fn serve_room(
     listener: TcpListener,
-    mut options: RoomOptions,
+    options: RoomOptions,
     input: Receiver<LocalInput>,
     events: EventSink,
 ) -> Result<(), Error> {
     let addr = listener.local_addr()?;
     events(ChatEvent::Listening { addr });
-    options.limits.idle_timeout = Some(options.idle_timeout);
     match raise_open_file_limit() {
         // About one descriptor a member, and some for the program.
         Ok(open_files) => {
@@ -465,6 +537,16 @@ async fn run_room(
     // before the process ends, or the clients would see a truncated session.
     while members.join_next().await.is_some() {}
     Ok(())
+}
+
+/// A peer that sent nothing for `timeout`.
+fn idle(timeout: Duration) -> PeerEnd {
+    PeerEnd::BrokeRules {
+        error: format!(
+            "sent nothing for {} s (the idle timeout)",
+            timeout.as_secs_f64()
+        ),
+    }
 }
 
 /// A member's connection, TLS or not.
@@ -654,7 +736,7 @@ async fn member(
             Err(_) => break Some(idle(idle_timeout)),
             Ok(Ok(0)) => break Some(PeerEnd::Closed { said_exit }),
             Ok(Ok(n)) => n,
-            Ok(Err(e)) => break Some(classify_read_error(&e, None)),
+            Ok(Err(e)) => break Some(classify_read_error(&e)),
         };
         decoder.push(&buf[..n]);
         let mut lines = Vec::new();

@@ -22,9 +22,8 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -52,9 +51,6 @@ pub struct Limits {
     pub max_line: usize,
     /// Longest time a TLS handshake may take.
     pub handshake_timeout: Duration,
-    /// A peer that sends nothing for this long is disconnected (a room sets it; a
-    /// one-to-one conversation may be quiet as long as it likes).
-    pub idle_timeout: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -62,7 +58,6 @@ impl Default for Limits {
         Limits {
             max_line: crate::framing::DEFAULT_MAX_LINE,
             handshake_timeout: Duration::from_secs(10),
-            idle_timeout: None,
         }
     }
 }
@@ -94,13 +89,8 @@ impl LocalInput {
 pub enum SessionCommand {
     /// Send this line to the peer.
     Send(String),
-    /// Send these lines (one or more, without the final newline): a room relays one text
-    /// to every member, shared instead of copied once per member.
-    Relay(Arc<str>),
     /// The local user leaves: goodbye, `close_notify`, close.
     Leave,
-    /// Drop this peer with a notice (the room does this to a client too far behind).
-    Drop(String),
     /// The reader thread saw the peer's side end.
     PeerEnded(PeerEnd),
 }
@@ -287,8 +277,6 @@ pub enum SessionEnd {
     InputEnded,
     /// The peer's side ended (how is inside).
     Peer(PeerEnd),
-    /// We dropped the peer (the room's slow client).
-    Dropped,
     /// Sending failed.
     SendFailed { error: String },
 }
@@ -324,11 +312,8 @@ struct ReaderTally {
 /// How the program around a session takes part in it.
 pub struct SessionHooks {
     /// Sees the peer's lines, in order, all those completed by one read at once (a
-    /// one-to-one chat prints each as `peer: …`; a room relays them as one batch, which
-    /// costs one wake-up per recipient instead of one per line).
+    /// one-to-one chat prints each as `peer: …`).
     pub on_lines: Box<dyn FnMut(Vec<String>) + Send>,
-    /// In a room: this member's count of queued lines, and whether it was dropped.
-    pub backlog: Option<Arc<Backlog>>,
     /// Whether the peer is a server, whose `* ` lines are notices (busy, errors, room
     /// news). A client's `* ` lines are ordinary lines, shown as `peer: * …`: otherwise a
     /// client could print what looks like the server's own messages on the server's screen.
@@ -346,7 +331,6 @@ impl SessionHooks {
                     events(ChatEvent::PeerLine { text });
                 }
             }),
-            backlog: None,
             peer_is_server: true,
         }
     }
@@ -355,82 +339,8 @@ impl SessionHooks {
 impl std::fmt::Debug for SessionHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionHooks")
-            .field("backlog", &self.backlog)
-            .finish()
-    }
-}
-
-/// The bytes queued for one room member and not yet written to its socket (counted until
-/// the write that carries them has returned). A member whose backlog passes the room's
-/// limit after a write was attempted is *dropped*: its queue is abandoned (so a slow client
-/// cannot make the server buffer without bound, or stall anyone else) and it gets one
-/// notice saying why. A backlog of twice the limit drops it at once, even while a write
-/// is still blocked.
-#[derive(Debug)]
-pub struct Backlog {
-    unsent: AtomicUsize,
-    limit: usize,
-    dropped: Mutex<Option<String>>,
-}
-
-impl Backlog {
-    /// An empty backlog that may hold `limit` bytes.
-    pub fn new(limit: usize) -> Self {
-        Backlog {
-            unsent: AtomicUsize::new(0),
-            limit,
-            dropped: Mutex::new(None),
-        }
-    }
-
-    /// Bytes queued and not yet written.
-    pub fn unsent(&self) -> usize {
-        self.unsent.load(Ordering::Relaxed)
-    }
-
-    /// The most bytes that may wait after a write.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
-    /// Counts `bytes` more queued bytes; returns the new total.
-    pub fn push(&self, bytes: usize) -> usize {
-        self.unsent.fetch_add(bytes, Ordering::Relaxed) + bytes
-    }
-
-    pub(crate) fn sent(&self, bytes: usize) {
-        let _ = self
-            .unsent
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |unsent| {
-                Some(unsent.saturating_sub(bytes))
-            });
-    }
-
-    /// The reason to drop the member, measured after a write: more than the limit unsent.
-    pub(crate) fn too_far_behind(&self) -> Option<String> {
-        (self.unsent() > self.limit).then(|| self.drop_reason())
-    }
-
-    /// What a dropped member is told.
-    pub fn drop_reason(&self) -> String {
-        format!(
-            "more than {} bytes were waiting for you; you were dropped",
-            self.limit
-        )
-    }
-
-    /// Marks the member as dropped, with the reason it will be told.
-    pub fn drop_with(&self, reason: String) {
-        let mut dropped = self.dropped.lock().unwrap_or_else(PoisonError::into_inner);
-        dropped.get_or_insert(reason);
-    }
-
-    /// The reason, if the member was dropped.
-    pub fn dropped(&self) -> Option<String> {
-        self.dropped
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .field("peer_is_server", &self.peer_is_server)
+            .finish_non_exhaustive()
     }
 }
 
@@ -451,20 +361,15 @@ pub fn run_session(
 ) -> SessionReport {
     let SessionHooks {
         on_lines,
-        backlog,
         peer_is_server,
     } = hooks;
     let Established {
-        mut reader,
+        reader,
         mut writer,
         security,
         ..
     } = established;
     let secure = matches!(security, Security::Tls(_));
-    if let Err(e) = reader.set_idle_timeout(limits.idle_timeout) {
-        writer.abort();
-        return SessionReport::not_started(format!("could not set the idle timeout: {e}"));
-    }
     let reader_events = Arc::clone(&events);
     let reader_thread = thread::Builder::new()
         .name("chat-reader".into())
@@ -491,8 +396,7 @@ pub fn run_session(
     let wait_for_peer_close = |writer: &mut crate::transport::WireWriter| {
         // We said goodbye and sent close_notify; the peer answers with its own.
         // Wait for it a little, then hang up regardless. The deadline is fixed when the
-        // wait starts: commands still arriving (lines typed after Exit, a room relaying
-        // others' lines) are ignored and must not extend it, or a peer that never
+        // wait starts: commands still arriving (lines typed after Exit) are ignored and must not extend it, or a peer that never
         // answers would keep this session, and its thread, alive as long as others talk.
         let deadline = Instant::now() + CLOSE_WAIT;
         loop {
@@ -516,49 +420,26 @@ pub fn run_session(
             },
         };
         match command {
-            SessionCommand::Send(_) | SessionCommand::Relay(_) => {
-                if let Some(reason) = backlog.as_ref().and_then(|b| b.dropped()) {
-                    pending = Some(SessionCommand::Drop(reason));
-                    continue;
-                }
+            SessionCommand::Send(_) => {
                 // Take every line already waiting (up to 64 KiB): one TLS record and one
-                // write for many lines, which matters when a room fans lines out.
+                // write for many lines (a paste, a script).
                 bytes.clear();
                 let mut next = Some(command);
-                let mut yields_left = if backlog.is_some() { 8 } else { 0 };
-                let mut got_more = true;
+                let mut lines = 0;
                 while bytes.len() < 64 * 1024 {
                     match next.take().map(Ok).unwrap_or_else(|| commands.try_recv()) {
                         Ok(SessionCommand::Send(line)) => {
                             bytes.extend_from_slice(line.as_bytes());
                             bytes.push(b'\n');
-                            got_more = true;
-                        }
-                        Ok(SessionCommand::Relay(text)) => {
-                            bytes.extend_from_slice(text.as_bytes());
-                            bytes.push(b'\n');
-                            got_more = true;
+                            lines += 1;
                         }
                         Ok(other) => {
                             pending = Some(other);
                             break;
                         }
-                        // In a room, others are often queuing more lines for us right
-                        // now: let them run (a no-op on an idle machine) and take what
-                        // they queued in the same write, again while each pause brings
-                        // more (at most 8 pauses). Fewer, fuller writes mean fewer
-                        // wake-ups here and in every client: with 300 clients, about
-                        // twice the deliveries per second of a single pause.
-                        Err(_) if yields_left > 0 && got_more => {
-                            yields_left -= 1;
-                            got_more = false;
-                            thread::yield_now();
-                        }
                         Err(_) => break,
                     }
                 }
-                // A command may carry several lines (a room relays a batch at once).
-                let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
                 if let Err(e) = writer.write_all(&bytes) {
                     writer.abort();
                     break SessionEnd::SendFailed {
@@ -566,14 +447,6 @@ pub fn run_session(
                     };
                 }
                 lines_sent += lines;
-                // The bytes are with the kernel now; what is still queued is really unsent.
-                if let Some(backlog) = &backlog {
-                    backlog.sent(bytes.len());
-                    // The lines still queued find the mark and turn into the drop notice.
-                    if let Some(reason) = backlog.too_far_behind() {
-                        backlog.drop_with(reason);
-                    }
-                }
             }
             SessionCommand::Leave => {
                 let _ = writer.write_all(format!("{EXIT_WORD}\n").as_bytes());
@@ -581,13 +454,6 @@ pub fn run_session(
                 events(ChatEvent::YouLeft);
                 wait_for_peer_close(&mut writer);
                 break SessionEnd::WeLeft;
-            }
-            SessionCommand::Drop(notice) => {
-                let _ = writer.set_write_timeout(Some(Duration::from_secs(2)));
-                let _ = writer.write_all(format!("{NOTICE_PREFIX}{notice}\n").as_bytes());
-                let _ = writer.close();
-                writer.drain_then_abort(CLOSE_WAIT);
-                break SessionEnd::Dropped;
             }
             SessionCommand::PeerEnded(end) => {
                 match &end {
@@ -661,7 +527,7 @@ fn read_lines(
         let n = match reader.read(&mut buf) {
             Ok(0) => break PeerEnd::Closed { said_exit },
             Ok(n) => n,
-            Err(e) => break classify_read_error(&e, limits.idle_timeout),
+            Err(e) => break classify_read_error(&e),
         };
         decoder.push(&buf[..n]);
         while let Some(line) = decoder.next_line() {
@@ -703,23 +569,10 @@ pub(crate) fn broke_rules(error: &FrameError) -> PeerEnd {
     }
 }
 
-/// A peer that sent nothing for `timeout`.
-pub(crate) fn idle(timeout: Duration) -> PeerEnd {
-    PeerEnd::BrokeRules {
-        error: format!(
-            "sent nothing for {} s (the idle timeout)",
-            timeout.as_secs_f64()
-        ),
-    }
-}
-
-/// Truncation, reset, TLS failures and silence past the idle timeout, told apart.
-pub(crate) fn classify_read_error(error: &io::Error, idle_timeout: Option<Duration>) -> PeerEnd {
+/// Truncation, reset, and TLS failures, told apart.
+pub(crate) fn classify_read_error(error: &io::Error) -> PeerEnd {
     let facts = lab_kit::errors::ErrorFacts::of(error);
     match error.kind() {
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut if idle_timeout.is_some() => {
-            idle(idle_timeout.unwrap_or_default())
-        }
         io::ErrorKind::UnexpectedEof => PeerEnd::Truncated {
             detail: "the TCP connection ended with a bare FIN".into(),
         },
@@ -745,7 +598,7 @@ pub fn command_channel() -> (Sender<SessionCommand>, Receiver<SessionCommand>) {
 mod tests {
     use std::io::Read;
     use std::net::{TcpListener, TcpStream};
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
 
@@ -783,7 +636,6 @@ mod tests {
             Arc::new(|_| {}),
             SessionHooks {
                 on_lines: Box::new(|_| {}),
-                backlog: None,
                 peer_is_server: false,
             },
         );

@@ -259,12 +259,6 @@ impl std::fmt::Debug for WireReader {
 }
 
 impl WireReader {
-    /// Makes [`read`](Self::read) fail with `WouldBlock` (or `TimedOut`) when the peer has
-    /// sent nothing for `timeout`; `None` waits for ever.
-    pub fn set_idle_timeout(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        self.tcp.set_read_timeout(timeout)
-    }
-
     /// Blocks until some of the peer's plaintext arrives. `Ok(0)` is a clean end (TLS
     /// `close_notify`, or FIN in plaintext); `UnexpectedEof` is a truncated TLS session; a TLS
     /// protocol or decryption failure is `InvalidData`.
