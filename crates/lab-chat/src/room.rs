@@ -443,9 +443,9 @@ pub fn serve_room(
     let addr = listener.local_addr()?;
     events(ChatEvent::Listening { addr });
     match raise_open_file_limit() {
-        // About one descriptor a member, and some for the program.
+        // One descriptor a member, and a few for the program itself.
         Ok(open_files) => {
-            let members_allowed = open_files.saturating_sub(64) as usize;
+            let members_allowed = open_files.saturating_sub(16) as usize;
             if members_allowed < options.max_members {
                 events(ChatEvent::Error {
                     error: format!(

@@ -98,12 +98,18 @@ fn after_failed_accept(error: &std::io::Error, events: &EventSink) {
 /// How long the accept loop pauses after a failed `accept`.
 pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
 
-/// The event for a failed `accept`.
+/// The event for a failed `accept`; running out of descriptors says whose limit it is.
 pub(crate) fn failed_accept(error: &std::io::Error) -> ChatEvent {
+    let out_of_files = matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
     ChatEvent::Error {
         error: format!(
-            "accept failed: {}",
-            lab_kit::errors::ErrorFacts::of(error).summary()
+            "accept failed: {}{}",
+            lab_kit::errors::ErrorFacts::of(error).summary(),
+            if out_of_files {
+                "; the open-files limit (RLIMIT_NOFILE), not the server, refuses this client"
+            } else {
+                ""
+            }
         ),
     }
 }
