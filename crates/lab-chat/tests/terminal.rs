@@ -10,15 +10,19 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// A tmux server of our own (its own socket name), killed with everything in it on drop.
+/// A tmux server of our own (its socket in a temporary folder of ours), killed with
+/// everything in it on drop; the folder and the socket go with it.
 struct Tmux {
-    socket: String,
+    socket: std::path::PathBuf,
+    _dir: tempfile::TempDir,
 }
 
 impl Tmux {
     fn start(first_window: &str, command: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
         let tmux = Tmux {
-            socket: format!("lab-chat-test-{}-{}", std::process::id(), fastrand::u32(..)),
+            socket: dir.path().join("tmux.sock"),
+            _dir: dir,
         };
         let out = tmux.run(&[
             "-f",
@@ -47,7 +51,7 @@ impl Tmux {
 
     fn run(&self, args: &[&str]) -> Output {
         Command::new("tmux")
-            .arg("-L")
+            .arg("-S")
             .arg(&self.socket)
             .args(args)
             .output()
