@@ -385,26 +385,6 @@ fn a_server_that_closes_its_listener_after_accepting_is_listening() {
     }
 }
 
-/// An echo server that writes each echo, then an extra newline in a second write.
-const EXTRA_NEWLINE_ECHO: &str = r#"
-import socket, sys, threading
-
-def serve(conn):
-    with conn:
-        while True:
-            data = conn.recv(4096)
-            if not data:
-                break
-            conn.sendall(data)
-            conn.sendall(b"\n")
-
-listener = socket.socket(); listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-listener.bind(("127.0.0.1", int(sys.argv[1]))); listener.listen()
-while True:
-    conn, _ = listener.accept()
-    threading.Thread(target=serve, args=(conn,), daemon=True).start()
-"#;
-
 /// The echo checks judged as soon as the echo's length had come back: the extra newline
 /// was caught or not as it happened to arrive (scores 4, 5 and 7 of 9 in six gradings of
 /// this program). Judged up to the echo of a follow-up line, it fails every time.
@@ -417,7 +397,12 @@ fn bytes_written_after_the_echo_are_always_seen() {
         return;
     }
     let dir = program_dir();
-    let server = write_program(dir.path(), "server.py", EXTRA_NEWLINE_ECHO);
+    // The threaded echo server above, with an extra newline in a second write.
+    let extra_newline = THREAD_PER_CLIENT_ECHO.replace(
+        "conn.sendall(data)",
+        "conn.sendall(data)\n            conn.sendall(b\"\\n\")",
+    );
+    let server = write_program(dir.path(), "server.py", &extra_newline);
     for run in 1..=3 {
         let report = grade_in(
             Assignment::EchoServer,
