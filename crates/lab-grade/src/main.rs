@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lab_grade::report::{gradescope_results, narrate_report};
+use lab_grade::gradescope::{self, DEFAULT_TIME_LIMIT};
+use lab_grade::report::narrate_report;
 use lab_grade::{Assignment, Deadlines, GradeOptions, GraderPki, Rubric, StudentProgram};
 use lab_kit::narrate::{Format, Narrator};
 
@@ -18,6 +19,9 @@ Examples:
       -- python3 /autograder/submission/server.py {port} {cert} {key}
   lab-grade echo-server -- python3 echo.py {port}
   lab-grade batch submissions/ --run 'python3 {dir}/server.py {port}' --jobs 4
+  lab-grade export-gradescope chat-server --output autograder.zip
+  lab-grade export-gradescope chat-server --plaintext --output autograder.zip \
+      -- python3 server.py {port}
 
 Placeholders in the command (also set as environment variables):
   {host} LAB_HOST  127.0.0.1        {port} LAB_PORT  a fresh port for each start
@@ -50,6 +54,9 @@ enum Command {
     /// Grade every submission folder in DIR, several at a time.
     #[command(after_help = EXAMPLES)]
     Batch(Batch),
+    /// Write a Gradescope autograder zip that grades ASSIGNMENT with these settings.
+    #[command(after_help = EXAMPLES)]
+    ExportGradescope(ExportGradescope),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -119,6 +126,32 @@ struct Batch {
     common: Common,
 }
 
+#[derive(Debug, Args)]
+struct ExportGradescope {
+    /// What the submissions are.
+    #[arg(value_enum)]
+    assignment: Assignment,
+    /// Where to write the autograder zip.
+    #[arg(long, value_name = "ZIP", default_value = "autograder.zip")]
+    output: PathBuf,
+    /// The lab-grade binary to put in the zip (default: this one); it must be a Linux
+    /// x86-64 program needing at most glibc 2.35 (Gradescope's Ubuntu 22.04).
+    #[arg(long, value_name = "PATH")]
+    binary: Option<PathBuf>,
+    /// Seconds lab-grade may take per submission; keep it below Gradescope's timeout.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIME_LIMIT)]
+    time_limit: u64,
+    /// An Ubuntu package setup.sh installs for the students' programs (repeatable).
+    #[arg(long = "apt", value_name = "PACKAGE")]
+    apt_packages: Vec<String>,
+    #[command(flatten)]
+    common: Common,
+    /// The student's command, run in the submission folder (default: python3 server.py
+    /// {port} {cert} {key}, python3 client.py {host} {port} {ca}, python3 server.py {port}).
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
 fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value)
         .ok()
@@ -143,17 +176,22 @@ fn options(common: &Common) -> Result<(GradeOptions, Rubric), String> {
     Ok((options, rubric))
 }
 
-fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
+fn grade_single(assignment: Assignment, single: &Single) -> Result<lab_grade::GradeReport, String> {
     let (options, rubric) = options(&single.common)?;
-    let program = StudentProgram::new(single.command).map_err(|e| e.to_string())?;
+    let program = StudentProgram::new(single.command.clone()).map_err(|e| e.to_string())?;
     let pki = GraderPki::generate().map_err(|e| e.to_string())?;
-    let report = lab_grade::grade(assignment, &program, &pki, options, &rubric)
-        .map_err(|e| e.to_string())?;
+    lab_grade::grade(assignment, &program, &pki, options, &rubric).map_err(|e| e.to_string())
+}
+
+fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
+    let started = Instant::now();
+    let graded = grade_single(assignment, &single);
     let format = if single.json {
         OutputFormat::Json
     } else {
         single.format
     };
+    let report = graded?;
     match format {
         OutputFormat::Text => {
             let mut narrator = Narrator::stdout(Format::Text);
@@ -167,14 +205,8 @@ fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
             println!("{text}");
         }
         OutputFormat::Gradescope => {
-            let text = serde_json::to_string_pretty(&gradescope_results(&report))
-                .map_err(|e| format!("could not encode the results: {e}"))?;
-            std::fs::write(&single.output, text + "\n").map_err(|e| {
-                format!(
-                    "could not write {}: {e}; choose another path with --output",
-                    single.output.display()
-                )
-            })?;
+            let results = gradescope::results(&report, started.elapsed());
+            gradescope::write_results(&results, &single.output).map_err(|e| e.to_string())?;
             println!(
                 "score {} / {} written to {}",
                 lab_grade::report::points_text(report.score),
@@ -221,6 +253,62 @@ fn run_batch(batch: Batch) -> Result<(), String> {
     Ok(())
 }
 
+fn run_export(export: ExportGradescope) -> Result<(), String> {
+    let (options, _) = options(&export.common)?;
+    if !(1..=3600).contains(&export.time_limit) {
+        return Err(format!(
+            "--time-limit {}: give a number of seconds from 1 to 3600",
+            export.time_limit
+        ));
+    }
+    let binary = match export.binary {
+        Some(path) => path,
+        None => std::env::current_exe().map_err(|e| {
+            format!("could not find this lab-grade binary: {e}; pass one with --binary")
+        })?,
+    };
+    let command = if export.command.is_empty() {
+        gradescope::default_command(export.assignment)
+    } else {
+        export.command
+    };
+    let settings = gradescope::Export {
+        assignment: export.assignment,
+        command,
+        options,
+        rubric: export.common.rubric,
+        binary,
+        time_limit: export.time_limit,
+        apt_packages: export.apt_packages,
+    };
+    let exported = gradescope::export(&settings, &export.output).map_err(|e| e.to_string())?;
+    println!(
+        "Wrote {} for {}: {}.",
+        export.output.display(),
+        settings.assignment.name(),
+        exported
+            .files
+            .iter()
+            .map(|(name, mode)| format!("{name} ({mode:o})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "The student's command, run in /autograder/submission: {}",
+        settings.command.join(" ")
+    );
+    if let Some(glibc) = exported.glibc {
+        println!(
+            "The binary needs glibc {glibc}; Gradescope's Ubuntu 22.04 image has {}.",
+            gradescope::IMAGE_GLIBC
+        );
+    }
+    println!(
+        "Before uploading, run it the way Gradescope does: see \"Check the autograder before uploading\" in docs/grading.md."
+    );
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -228,6 +316,7 @@ fn main() -> ExitCode {
         Command::ChatClient(single) => run_single(Assignment::ChatClient, single),
         Command::EchoServer(single) => run_single(Assignment::EchoServer, single),
         Command::Batch(batch) => run_batch(batch),
+        Command::ExportGradescope(export) => run_export(export),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
