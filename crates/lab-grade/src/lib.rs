@@ -16,7 +16,8 @@
 //!   [`chat_checks`]: the chat checks both roles share, written once.
 //! - [`advice`]: what a traceback or an errno means, in plain advice.
 //! - [`report`]: the scored report, for people or as JSON.
-//! - [`gradescope`]: Gradescope's `results.json` and the autograder zip (`export-gradescope`).
+//! - [`gradescope`]: Gradescope's `results.json` and the autograder zip (`export-gradescope`);
+//!   [`classroom`]: the runner result GitHub Classroom's reporter reads.
 //! - [`batch`]: a folder of submissions, graded in parallel, summarised as CSV and JSON.
 
 pub mod advice;
@@ -24,6 +25,7 @@ pub mod batch;
 pub mod chat_checks;
 pub mod chat_client;
 pub mod chat_server;
+pub mod classroom;
 pub mod echo_server;
 pub mod grade;
 pub mod gradescope;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use lab_grade::classroom::RunnerResult;
 use lab_grade::gradescope::{self, DEFAULT_TIME_LIMIT};
 use lab_grade::report::narrate_report;
 use lab_grade::{Assignment, Deadlines, GradeOptions, GraderPki, Rubric, StudentProgram};
@@ -19,6 +20,7 @@ Examples:
       -- python3 /autograder/submission/server.py {port} {cert} {key}
   lab-grade echo-server -- python3 echo.py {port}
   lab-grade batch submissions/ --run 'python3 {dir}/server.py {port}' --jobs 4
+  lab-grade chat-server --format classroom -- python3 server.py {port} {cert} {key}
   lab-grade export-gradescope chat-server --output autograder.zip
   lab-grade export-gradescope chat-server --plaintext --output autograder.zip \
       -- python3 server.py {port}
@@ -67,6 +69,9 @@ enum OutputFormat {
     Json,
     /// Gradescope's results.json, written to --output.
     Gradescope,
+    /// GitHub Classroom's runner result (base64) on stdout, also appended to
+    /// $GITHUB_OUTPUT as result=…; the readable report goes to stderr.
+    Classroom,
 }
 
 #[derive(Debug, Args)]
@@ -183,6 +188,32 @@ fn grade_single(assignment: Assignment, single: &Single) -> Result<lab_grade::Gr
     lab_grade::grade(assignment, &program, &pki, options, &rubric).map_err(|e| e.to_string())
 }
 
+/// Prints the Classroom runner result and appends it to `$GITHUB_OUTPUT` (when set); the
+/// readable report, if there is one, goes to stderr for the step's log.
+fn emit_classroom(
+    result: &RunnerResult,
+    report: Option<&lab_grade::GradeReport>,
+) -> Result<(), String> {
+    if let Some(report) = report {
+        let (mut narrator, out) = Narrator::capture(Format::Text);
+        narrate_report(report, &mut narrator)
+            .map_err(|e| format!("could not print the report: {e}"))?;
+        eprint!("{}", out.text());
+    }
+    let encoded = result.encode();
+    println!("{encoded}");
+    if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        lab_grade::classroom::append_step_output(&path, &encoded).map_err(|e| {
+            format!(
+                "could not append the result to $GITHUB_OUTPUT ({}): {e}",
+                path.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
 fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
     let started = Instant::now();
     let graded = grade_single(assignment, &single);
@@ -191,7 +222,25 @@ fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
     } else {
         single.format
     };
-    let report = graded?;
+    let report = match graded {
+        Ok(report) => report,
+        // The Classroom reporter needs a result even when the grader could not grade: an
+        // error result, worth 0 of the assignment's points, then the failure exit code.
+        Err(message) if format == OutputFormat::Classroom => {
+            let rubric = options(&single.common)
+                .map(|(_, rubric)| rubric)
+                .unwrap_or_default();
+            let max_score = assignment
+                .checks()
+                .iter()
+                .map(|check| rubric.points(assignment, check))
+                .sum();
+            let result = RunnerResult::error(&message, max_score, started.elapsed());
+            emit_classroom(&result, None)?;
+            return Err(message);
+        }
+        Err(message) => return Err(message),
+    };
     match format {
         OutputFormat::Text => {
             let mut narrator = Narrator::stdout(Format::Text);
@@ -203,6 +252,9 @@ fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
             let text = serde_json::to_string(&report)
                 .map_err(|e| format!("could not encode the report: {e}"))?;
             println!("{text}");
+        }
+        OutputFormat::Classroom => {
+            emit_classroom(&RunnerResult::from_report(&report), Some(&report))?;
         }
         OutputFormat::Gradescope => {
             let results = gradescope::results(&report, started.elapsed());

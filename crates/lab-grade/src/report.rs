@@ -3,7 +3,7 @@
 //! The checks return [`Verdict`]s (what was seen, in plain words); [`score`] turns them
 //! into a [`GradeReport`] with the rubric's points. The report is plain data: it is
 //! narrated for a person ([`narrate_report`]), printed as JSON, or turned into what a
-//! grading platform reads ([`crate::gradescope`]).
+//! grading platform reads ([`crate::gradescope`], [`crate::classroom`]).
 
 use std::time::Duration;
 
