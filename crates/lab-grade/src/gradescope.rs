@@ -428,16 +428,20 @@ fallback() {{
 
 # The student's program runs as a throwaway unprivileged user (lab-grade does that when it
 # runs as root). That user must not write the results, change the autograder or read its
-# files (a deploy key, the rubric): they are root's alone. It may read its submission, but
-# not change it, and it may only pass through $root.
+# files (a deploy key, the rubric, Gradescope's submission_metadata.json): everything in
+# $root but the submission is root's alone. It may read its submission, but not change
+# it, and it may only pass through $root.
 mkdir -p "$results" || exit 1
 if [ "$(id -u)" = 0 ]; then
     chown -R 0:0 "$source" "$results" "$submission"
 fi
-chmod 0700 "$source" "$results"
+for entry in "$root"/* "$root"/.[!.]*; do
+    if [ -e "$entry" ] && [ "$entry" != "$submission" ]; then
+        chmod go-rwx "$entry"
+    fi
+done
 chmod 0711 "$root"
 chmod -R u+rwX,go+rX,go-w "$submission"
-chmod 0700 "$root/run_autograder" 2>/dev/null
 
 # Written first, replaced only by a complete report: if anything below dies or Gradescope
 # stops the container, this is the result the student sees.

@@ -70,21 +70,27 @@ fn total(result: &Value) -> f64 {
         .sum()
 }
 
-#[test]
-fn a_correct_program_is_a_passing_runner_result_with_every_point() {
-    let (_dir, output) = github_output();
-    let out = lab_grade(
+/// Grades `examples/echo/FOLDER/server.py` with `--format classroom`.
+fn grade_echo_server(folder: &str, github_output: &Path) -> Output {
+    let server = format!("examples/echo/{folder}/server.py");
+    lab_grade(
         &[
             "echo-server",
             "--format",
             "classroom",
             "--",
             "python3",
-            "examples/echo/correct/server.py",
+            &server,
             "{port}",
         ],
-        &output,
-    );
+        github_output,
+    )
+}
+
+#[test]
+fn a_correct_program_is_a_passing_runner_result_with_every_point() {
+    let (_dir, output) = github_output();
+    let out = grade_echo_server("correct", &output);
     assert!(out.status.success());
     let result = decode(&out, &output);
     assert_runner_result(&result);
@@ -100,18 +106,7 @@ fn a_correct_program_is_a_passing_runner_result_with_every_point() {
 #[test]
 fn a_broken_program_is_a_failing_runner_result_whose_failures_say_why() {
     let (_dir, output) = github_output();
-    let out = lab_grade(
-        &[
-            "echo-server",
-            "--format",
-            "classroom",
-            "--",
-            "python3",
-            "examples/echo/broken/server.py",
-            "{port}",
-        ],
-        &output,
-    );
+    let out = grade_echo_server("broken", &output);
     assert!(out.status.success(), "grading completed: exit 0");
     let result = decode(&out, &output);
     assert_runner_result(&result);

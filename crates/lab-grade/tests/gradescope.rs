@@ -69,6 +69,8 @@ impl Autograder {
             }
         }
         std::fs::copy(source.join("run_autograder"), root.join("run_autograder")).unwrap();
+        // Gradescope also leaves the submitter's names and e-mail addresses here.
+        std::fs::write(root.join("submission_metadata.json"), "{\"users\": []}\n").unwrap();
         std::fs::create_dir(root.join("submission")).unwrap();
         for entry in std::fs::read_dir(submission).unwrap() {
             let entry = entry.unwrap();
@@ -317,6 +319,7 @@ fn assert_locked_down(root: &Path) {
     assert_eq!(mode("source"), 0o700);
     assert_eq!(mode("results"), 0o700);
     assert_eq!(mode("run_autograder"), 0o700);
+    assert_eq!(mode("submission_metadata.json"), 0o600);
     // A uid that no account uses, like the throwaway user lab-grade runs programs as.
     let as_stranger = |script: &str| {
         let mut command = Command::new("sh");
@@ -338,6 +341,7 @@ fn assert_locked_down(root: &Path) {
         "echo '{\"score\": 99}' > \"$R/results/results.json\""
     ));
     assert!(!as_stranger("echo x >> \"$R/run_autograder\""));
+    assert!(!as_stranger("cat \"$R/submission_metadata.json\""));
 }
 
 /// Replaces the shipped lab-grade with a script that fails as `body` does.
