@@ -582,6 +582,58 @@ mod tests {
         assert!(code.ends_with("\n````"), "{code}");
     }
 
+    fn settings(command: &[&str], apt: &[&str]) -> Export {
+        Export {
+            assignment: Assignment::EchoServer,
+            command: command.iter().map(|w| w.to_string()).collect(),
+            options: GradeOptions::default(),
+            rubric: Some(PathBuf::from("rubric.toml")),
+            binary: PathBuf::from("lab-grade"),
+            time_limit: 60,
+            apt_packages: apt.iter().map(|w| w.to_string()).collect(),
+        }
+    }
+
+    /// `sh -n`: the script parses (nothing runs).
+    fn assert_parses(script: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("script");
+        std::fs::write(&path, script).unwrap();
+        let status = std::process::Command::new("sh")
+            .arg("-n")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{script}");
+    }
+
+    #[test]
+    fn setup_installs_what_the_command_runs_and_what_the_course_asks() {
+        let node = setup_script(&settings(&["node", "server.js", "{port}"], &["gcc"]));
+        assert!(node.contains("if ! command -v node "), "{node}");
+        assert!(
+            node.contains("install -y --no-install-recommends nodejs\n"),
+            "{node}"
+        );
+        assert!(
+            node.contains("install -y --no-install-recommends gcc\n"),
+            "{node}"
+        );
+        assert_parses(&node);
+        let binary = setup_script(&settings(&["./server", "{port}"], &[]));
+        assert!(!binary.contains("apt-get"), "{binary}");
+        assert_parses(&binary);
+        let run = run_script(
+            &settings(&["sh", "-c", "exec ./s $LAB_PORT 'x'"], &[]),
+            "hidden",
+        )
+        .unwrap();
+        assert!(run.contains("--rubric \"$source/rubric.toml\""), "{run}");
+        assert!(run.contains("\"visibility\": \"hidden\""), "{run}");
+        assert!(run.contains("time_limit=60\n"), "{run}");
+        assert_parses(&run);
+    }
+
     #[test]
     fn command_words_are_quoted_for_sh() {
         let words = vec!["python3".into(), "my server.py".into(), "{port}".into()];
@@ -589,5 +641,21 @@ mod tests {
         assert!(quoted.starts_with("python3 "), "{quoted}");
         assert!(quoted.contains("'my server.py'"), "{quoted}");
         assert!(quote(&["a\0b".into()]).is_err());
+        // sh reads the quoted words back exactly, whatever they hold.
+        let words: Vec<String> = ["a b", "$HOME", "it's", "`id`", "{port}", "x\ny", "*"]
+            .iter()
+            .map(|w| w.to_string())
+            .collect();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf '%s\\0' {}", quote(&words).unwrap()))
+            .output()
+            .unwrap();
+        let back: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .split_terminator('\0')
+            .map(String::from)
+            .collect();
+        assert_eq!(back, words);
     }
 }
