@@ -314,6 +314,8 @@ pub struct Exported {
     pub files: Vec<(String, u32)>,
     /// The newest glibc the shipped binary needs.
     pub glibc: Option<GlibcVersion>,
+    /// The zip's size in bytes (a debug build of lab-grade makes it about 20 MB).
+    pub bytes: u64,
 }
 
 fn quote(words: &[String]) -> Result<String, ExportError> {
@@ -553,6 +555,7 @@ pub fn export(export: &Export, output: &Path) -> Result<Exported, ExportError> {
             .map(|(name, mode, _)| (name, mode))
             .collect(),
         glibc,
+        bytes: buffer.get_ref().len() as u64,
     })
 }
 

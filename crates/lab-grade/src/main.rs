@@ -335,8 +335,9 @@ fn run_export(export: ExportGradescope) -> Result<(), String> {
     };
     let exported = gradescope::export(&settings, &export.output).map_err(|e| e.to_string())?;
     println!(
-        "Wrote {} for {}: {}.",
+        "Wrote {} ({:.1} MB) for {}: {}.",
         export.output.display(),
+        exported.bytes as f64 / 1e6,
         settings.assignment.name(),
         exported
             .files
