@@ -23,6 +23,7 @@
 //!   the autograder the way Gradescope does.
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -174,6 +175,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
         _ => Path::new("."),
     };
     let mut file = tempfile::NamedTempFile::new_in(folder).map_err(error)?;
+    // A temporary file is created 0600; what it becomes is an ordinary file (0644). Who
+    // may read it is the folder's business (results/ is root's alone).
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(error)?;
     file.write_all(bytes).map_err(error)?;
     file.persist(path).map_err(|e| error(e.error))?;
     Ok(())

@@ -160,6 +160,8 @@ fn test_named<'a>(results: &'a Value, tag: &str) -> &'a Value {
 fn the_zip_has_both_scripts_at_its_root_with_a_shebang_lf_and_mode_0755() {
     let dir = tempfile::tempdir().unwrap();
     let zip = export(dir.path(), "chat-client", &[]);
+    let mode = std::fs::metadata(&zip).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644, "an ordinary file, not a temporary file's 0600");
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip).unwrap()).unwrap();
     let names: Vec<String> = archive
         .file_names()
