@@ -14,10 +14,11 @@
 //!   *before* grading starts and replaced (by a rename) only by a complete report, so a
 //!   grader that crashes, is killed, or runs out of time still leaves a clear result
 //!   instead of Gradescope's "The autograder failed to execute correctly".
-//! - **The student's program cannot touch the grade.** `lab-grade` runs as root, so the
-//!   program runs as a throwaway unprivileged user (see `lab-grade`'s sandbox); the scripts
-//!   make the results folder and the autograder's own files (the binary, the rubric, any
-//!   deploy key a course adds) root's alone, and the submission readable but not writable.
+//! - **The student's program cannot touch the grade.** `lab-grade` runs as root, so that
+//!   its isolation runs the program as a throwaway unprivileged user; the scripts make
+//!   everything in `/autograder` but the submission root's alone (the results, the binary,
+//!   the rubric, any deploy key a course adds, Gradescope's `submission_metadata.json`),
+//!   and the submission readable but not writable by others.
 //! - **Testable anywhere.** `AUTOGRADER_ROOT` (default `/autograder`) lets the same scripts
 //!   run under a temporary folder: that is how the tests, and a TA before uploading, run
 //!   the autograder the way Gradescope does.
@@ -320,7 +321,7 @@ pub struct Exported {
     pub files: Vec<(String, u32)>,
     /// The newest glibc the shipped binary needs.
     pub glibc: Option<GlibcVersion>,
-    /// The zip's size in bytes (a debug build of lab-grade makes it about 20 MB).
+    /// The zip's size in bytes (about 8 MB with a release build of lab-grade, 20 MB debug).
     pub bytes: u64,
 }
 
