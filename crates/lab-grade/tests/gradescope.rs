@@ -412,3 +412,24 @@ fn a_grader_that_runs_past_the_time_limit_is_stopped_and_leaves_results() {
     autograder.run("run_autograder");
     assert_fallback(&autograder.results(), &["time limit of 1 s"]);
 }
+
+#[test]
+fn setup_fails_the_image_build_when_the_shipped_grader_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let zip = export(dir.path(), "echo-server", &[]);
+    let Some(autograder) = Autograder::new(&zip, &examples("echo/correct")) else {
+        return;
+    };
+    // What a binary built against a newer glibc prints on an older one.
+    break_the_grader(
+        &autograder,
+        "echo \"lab-grade: /lib/x86_64-linux-gnu/libc.so.6: version 'GLIBC_2.39' not found\" >&2; exit 1",
+    );
+    let out = Command::new(autograder.root.join("source/setup.sh"))
+        .current_dir(&autograder.root)
+        .env("AUTOGRADER_ROOT", &autograder.root)
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "setup.sh must fail");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("GLIBC_2.39"));
+}
