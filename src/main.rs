@@ -6,20 +6,28 @@
 //!
 //! `cargo run --release` runs the whole tour; `socket-lab refused` runs one chapter.
 
+use std::ffi::OsString;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
+use lab_kit::twin::{TWINS, Twin, TwinError, TwinRun};
+
+/// How long a Python twin may take before the tour stops it and goes on.
+const TWIN_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Any chapter's error, reported once at the edge.
 type ChapterError = Box<dyn std::error::Error + Send + Sync>;
 
-/// One chapter of the tour: the question it answers and the function that answers it.
+/// One chapter of the tour: the question it answers, the function that answers it, and its
+/// Python twin (`python/`), run beside it when `python3` exists.
 struct Chapter {
     command: Command,
     question: &'static str,
     run: fn(&mut Narrator, &Probe) -> Result<(), ChapterError>,
+    twin: Twin,
 }
 
 /// The chapters, in the order of the homework's questions.
@@ -28,26 +36,31 @@ const CHAPTERS: &[Chapter] = &[
         command: Command::Refused,
         question: "1. What happens when a TCP client connects and no server is running?",
         run: |n, p| Ok(lab_refused::chapter(n, p)?),
+        twin: TWINS[0],
     },
     Chapter {
         command: Command::Localhost,
         question: "2. What is localhost, and how is it used to develop networked programs?",
         run: |n, p| Ok(lab_echo::localhost_chapter(n, p)?),
+        twin: TWINS[1],
     },
     Chapter {
         command: Command::Sleep,
         question: "3. What does sleep do?",
         run: |n, p| Ok(lab_sleep::chapter(n, p)?),
+        twin: TWINS[2],
     },
     Chapter {
         command: Command::Calls,
         question: "4. What do bind(), listen(), accept(), connect(), send() and recv() really do?",
         run: |n, p| Ok(lab_echo::socket_calls_chapter(n, p)?),
+        twin: TWINS[3],
     },
     Chapter {
         command: Command::Chat,
         question: "5. A secure chat, one client and one server: what makes it secure?",
         run: |n, p| Ok(lab_chat::chapter(n, p)?),
+        twin: TWINS[4],
     },
 ];
 
@@ -113,7 +126,9 @@ fn main() -> ExitCode {
         .iter()
         .filter(|c| cli.chapter.is_none_or(|wanted| wanted == c.command));
     for chapter in chosen {
-        if let Err(e) = (chapter.run)(&mut narrator, &probe) {
+        let result = (chapter.run)(&mut narrator, &probe)
+            .and_then(|()| Ok(the_same_in_python(chapter.twin, &mut narrator)?));
+        if let Err(e) = result {
             if closed_stdout(e.as_ref()) {
                 // `socket-lab | head`: the reader left; nothing more to say to anyone.
                 return ExitCode::FAILURE;
@@ -134,17 +149,83 @@ fn introduce_the_tour(n: &mut Narrator) -> std::io::Result<()> {
         "Every number below is measured now, on this machine, with real sockets. Each \
          chapter runs its experiments, shows the evidence, and ends with the answer.",
     )?;
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|release| format!("{} {}", std::env::consts::OS, release.trim()))
-        .unwrap_or_else(|_| std::env::consts::OS.to_string());
-    n.fact("operating system", kernel)?;
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let kernel = format!("{} {}", std::env::consts::OS, release.trim());
+    n.fact("operating system", kernel.trim())?;
+    if is_wsl(&release) {
+        n.say(
+            "This is WSL (Windows Subsystem for Linux): a Linux kernel running on Windows. \
+             What follows is Linux's behaviour, not Windows'. To see Windows' own, run the \
+             Python twins with Windows' Python, e.g. `py python\\q1_refused.py`.",
+        )?;
+    }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     n.fact("CPUs", cpus)?;
+    n.fact(
+        "Python (for the twins)",
+        lab_kit::twin::python_version()
+            .unwrap_or_else(|| "none found: the Python twins will be skipped".to_string()),
+    )?;
+    n.say(
+        "What each chapter measures here is this system's behaviour. Where Windows or macOS \
+         differ, the chapter says so after its answer, under \"Elsewhere\", from sources named \
+         in its docs page. After each chapter its Python twin (python/, standard library only, \
+         for Windows, macOS and Linux) runs the same experiment in the homework's language.",
+    )?;
     n.say("The chapters:")?;
     for chapter in CHAPTERS {
         n.say(&format!("  {}", chapter.question))?;
     }
     Ok(())
+}
+
+/// Runs the chapter's Python twin and shows its findings; says plainly why when it cannot.
+fn the_same_in_python(twin: Twin, n: &mut Narrator) -> std::io::Result<()> {
+    n.section(&format!("The same in Python: {}", twin.shown_as()))?;
+    match run_twin(twin) {
+        Ok(run) => {
+            n.record(&run)?;
+            if let Some(on) = &run.measured_on {
+                n.fact("measured on", on)?;
+            }
+            for result in &run.results {
+                n.say(&format!("  the same in Python: {result}"))?;
+            }
+            Ok(())
+        }
+        Err(TwinError::NoPython) => n.skipped(&twin.shown_as(), &TwinError::NoPython.to_string()),
+        Err(e) => n.warn(&e.to_string()),
+    }
+}
+
+/// Runs `twin`; the secure chat's twin gets a fresh lab CA and server certificate, in a
+/// temporary folder removed afterwards.
+fn run_twin(twin: Twin) -> Result<TwinRun, TwinError> {
+    if twin != TWINS[4] {
+        return lab_kit::twin::run(twin, &[], TWIN_DEADLINE);
+    }
+    let dir = std::env::temp_dir().join(format!("socket-lab-twin-certs-{}", std::process::id()));
+    let written = lab_kit::pki::LabPki::generate("twin")
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|pki| {
+            pki.write_to(&dir, true)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+        });
+    let result = match written {
+        Ok(files) => lab_kit::twin::run(twin, &[OsString::from(&files.dir)], TWIN_DEADLINE),
+        Err(source) => Err(TwinError::Io {
+            script: twin.shown_as(),
+            source,
+        }),
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+/// True if this Linux kernel is WSL's (its release names Microsoft, e.g.
+/// `5.15.153.1-microsoft-standard-WSL2`).
+fn is_wsl(kernel_release: &str) -> bool {
+    kernel_release.to_ascii_lowercase().contains("microsoft")
 }
 
 /// True if `error` (or what caused it) is a write to a closed pipe.
@@ -159,4 +240,17 @@ fn closed_stdout(error: &(dyn std::error::Error + 'static)) -> bool {
         cause = error.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_wsl;
+
+    #[test]
+    fn wsl_is_recognised_by_its_kernel_release() {
+        assert!(is_wsl("5.15.153.1-microsoft-standard-WSL2\n"));
+        assert!(is_wsl("4.4.0-19041-Microsoft"));
+        assert!(!is_wsl("6.18.44-fc-v1098"));
+        assert!(!is_wsl(""));
+    }
 }

@@ -102,6 +102,18 @@ fn the_whole_tour_runs_every_chapter_in_order() {
         QUESTIONS_IN_ORDER.len(),
         "one answer per chapter"
     );
+    // Which system and which Python the evidence comes from, and what differs elsewhere.
+    assert!(text.contains("operating system"), "{text}");
+    assert!(text.contains("Python (for the twins)"), "{text}");
+    assert_eq!(
+        text.matches("Elsewhere (from sources, not measured here):")
+            .count(),
+        QUESTIONS_IN_ORDER.len(),
+        "each chapter says what differs elsewhere"
+    );
+    if lab_kit::twin::python_version().is_some() {
+        assert_eq!(text.matches("The same in Python: python/q").count(), 5);
+    }
 }
 
 #[test]
@@ -119,4 +131,34 @@ fn the_tour_binary_runs_the_strace_probe_of_lab_4() {
         .success()
         .stdout(predicate::str::contains("accept4("))
         .stdout(predicate::str::contains("skipped: strace").not());
+}
+
+#[test]
+fn the_tour_runs_each_chapters_python_twin_beside_it() {
+    if lab_kit::twin::python_version().is_none() {
+        lab_kit::skip::skip_unless_ci(
+            "the_tour_runs_each_chapters_python_twin_beside_it",
+            "no python3 here",
+        );
+        return;
+    }
+    let output = socket_lab().arg("refused").output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    let twin = text
+        .find("The same in Python: python/q1_refused.py")
+        .unwrap_or_else(|| panic!("no twin section:\n{text}"));
+    // After the chapter's answer, which separates what was measured here from elsewhere.
+    let answer = text.find("Answer: measured here (Linux)").unwrap();
+    let elsewhere = text
+        .find("Elsewhere (from sources, not measured here):")
+        .unwrap();
+    assert!(answer < elsewhere && elsewhere < twin, "{text}");
+    assert!(
+        text[twin..].contains(
+            "the same in Python: refused: ConnectionRefusedError, errno 111 (ECONNREFUSED)"
+        ),
+        "{text}"
+    );
+    assert!(text[twin..].contains("measured on"), "{text}");
 }

@@ -410,13 +410,15 @@ pub fn eavesdrop(files: &PkiFiles, plaintext: bool) -> Result<EavesdropReport, E
     } else {
         // The client's records, as an eavesdropper sees them: headers in the clear,
         // then ciphertext. Show the first few after the handshake's first flight.
-        tls_records(&upstream)
+        let records = tls_records(&upstream);
+        records
             .iter()
             .filter(|r| r.content_type == "application_data")
+            .zip(crate::eavesdrop::client_application_data_roles(&records))
             .take(3)
-            .map(|r| {
+            .map(|(r, role)| {
                 format!(
-                    "client → server TLS {} record, {} bytes: header {}, ciphertext {} …",
+                    "client → server TLS {} record, {} bytes ({role}): header {}, ciphertext {} …",
                     r.content_type, r.length, r.header, r.body_preview
                 )
             })
@@ -921,6 +923,13 @@ pub fn run_demo(n: &mut Narrator) -> Result<DemoReport, Error> {
          Encryption without verification is not security: it is a private conversation \
          with whoever answered. And a chat also needs full duplex, framing and a clear \
          ending, or it is not much of a chat.",
+    )?;
+    n.elsewhere(
+        "TLS is the same on every system; what differs is around it. On a Windows console \
+         asyncio cannot read stdin (read it in a thread, as examples/chat/secure/ does), and \
+         Python from python.org on macOS trusts no CA until \"Install Certificates.command\" \
+         is run; given cafile=ca.pem, every system trusts exactly the lab CA. Sources: \
+         docs/05-secure-chat.md, \"On your machine\".",
     )?;
     Ok(DemoReport {
         keys,

@@ -113,6 +113,34 @@ pub fn tls_records(stream: &[u8]) -> Vec<TlsRecordView> {
     records
 }
 
+/// What a client's `application_data` record carries, as far as an eavesdropper can tell.
+///
+/// In TLS 1.3 the client's only clear handshake record is its ClientHello; its last
+/// handshake message, **Finished**, travels encrypted, disguised as `application_data`
+/// (RFC 8446, 5.2). So the first such record is the handshake's end, not a chat line; only
+/// the records after it carry the conversation (and the closing `close_notify` alert, equally
+/// disguised). In TLS 1.2 the client sends more handshake records in the clear, its Finished
+/// among them, and every `application_data` record is data.
+pub fn client_application_data_roles(records: &[TlsRecordView]) -> Vec<&'static str> {
+    let tls13 = records
+        .iter()
+        .filter(|r| r.content_type == "handshake")
+        .count()
+        == 1;
+    records
+        .iter()
+        .filter(|r| r.content_type == "application_data")
+        .enumerate()
+        .map(|(i, _)| {
+            if tls13 && i == 0 {
+                "the client's encrypted handshake Finished, not a chat line"
+            } else {
+                "data: a chat line or the closing alert; only its length shows"
+            }
+        })
+        .collect()
+}
+
 #[derive(Debug, Default)]
 struct RelayState {
     chunks: Vec<WireChunk>,
@@ -359,4 +387,55 @@ fn pump(mut from: TcpStream, mut to: TcpStream, direction: Direction, shared: &S
         }
     }
     let _ = to.shutdown(Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(content_type: u8, body_len: u16) -> Vec<u8> {
+        let mut bytes = vec![content_type, 3, 3];
+        bytes.extend_from_slice(&body_len.to_be_bytes());
+        bytes.resize(5 + usize::from(body_len), 0xab);
+        bytes
+    }
+
+    #[test]
+    fn in_tls_1_3_the_first_application_data_record_is_the_clients_finished() {
+        // ClientHello, change_cipher_spec (compatibility), Finished (69 bytes with
+        // SHA-384), a chat line, close_notify: as a TLS 1.3 client sends them.
+        let stream = [
+            record(22, 200),
+            record(20, 1),
+            record(23, 69),
+            record(23, 46),
+            record(23, 19),
+        ]
+        .concat();
+        let roles = client_application_data_roles(&tls_records(&stream));
+        assert_eq!(roles.len(), 3);
+        assert!(roles[0].contains("Finished"), "{roles:?}");
+        assert!(
+            roles[1..].iter().all(|r| r.starts_with("data")),
+            "{roles:?}"
+        );
+    }
+
+    #[test]
+    fn in_tls_1_2_every_application_data_record_is_data() {
+        // ClientHello, ClientKeyExchange, change_cipher_spec, Finished: all before any data.
+        let stream = [
+            record(22, 200),
+            record(22, 70),
+            record(20, 1),
+            record(22, 40),
+            record(23, 46),
+        ]
+        .concat();
+        let roles = client_application_data_roles(&tls_records(&stream));
+        assert_eq!(
+            roles,
+            ["data: a chat line or the closing alert; only its length shows"]
+        );
+    }
 }

@@ -231,7 +231,8 @@ impl std::fmt::Display for ChatEvent {
             ChatEvent::Truncated { detail } => write!(
                 f,
                 "session truncated: the peer vanished without close_notify ({detail}); \
-                 the last lines may be missing"
+                 the last lines may be missing (or the peer is a Python program whose \
+                 blocking SSLSocket.close() sends no close_notify: only unwrap() does)"
             ),
             ChatEvent::DisconnectedPeer { reason } => {
                 write!(f, "disconnected the peer: {reason}")

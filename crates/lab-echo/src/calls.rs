@@ -113,7 +113,9 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         Side::Server,
         format!("setsockopt(fd {lfd}, SO_REUSEADDR, 1)"),
         "ok".into(),
-        "a restarted server may bind its port even while old connections linger in TIME_WAIT",
+        "a restarted server may bind its port even while old connections linger in TIME_WAIT \
+         (on Linux and macOS; on Windows SO_REUSEADDR lets another program take a port in use: \
+         use SO_EXCLUSIVEADDRUSE there)",
     );
     let wanted = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     listener
@@ -137,7 +139,8 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         Side::Server,
         format!("listen(fd {lfd}, {BACKLOG})"),
         "ok".into(),
-        "from now on the kernel answers SYNs to this port and queues finished handshakes",
+        "from now on the kernel answers SYNs to this port and queues finished handshakes \
+         (Linux queues up to backlog + 1, capped by net.core.somaxconn)",
     );
 
     let client = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
@@ -163,7 +166,8 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
             "ok in {}, from {client_addr}",
             lab_kit::narrate::human_duration(connect_took)
         ),
-        "SYN, SYN-ACK, ACK: the handshake is complete, and the server has not called accept()",
+        "SYN, SYN-ACK, ACK: the handshake is complete, and the server has not called accept(); \
+         the client never called bind(): connect() bound it to a free ephemeral port",
     );
     let backlog = Backlog {
         waiting_in_accept_queue: wait_for_accept_queue(server.port()),

@@ -39,24 +39,40 @@ pub const SOCKET_CALLS_QUESTION: &str =
     "Question 4: What do bind(), listen(), accept(), connect(), send() and recv() really do?";
 
 /// The one-paragraph answer to question 2.
-pub const LOCALHOST_ANSWER: &str = "`localhost` is a name that the system resolver turns into \
-loopback addresses (127.0.0.1, often also ::1). Loopback is a virtual interface inside the \
-kernel: the packets never reach a network card or leave the machine, and the whole \
-127.0.0.0/8 range belongs to it. It is not the client's network and nobody becomes a server: \
+pub const LOCALHOST_ANSWER: &str = "measured here (Linux): `localhost` is a name that the \
+system resolver turns into loopback addresses (127.0.0.1, often also ::1). Loopback is a \
+virtual interface inside the kernel: the packets never reach a network card or leave the \
+machine, and on Linux the whole 127.0.0.0/8 range belongs to it. It is not the client's network and nobody becomes a server: \
 a server is a program that bound an address and listens, and a client on the same machine \
 reaches it through loopback. Which address the server binds decides who can reach it \
 (127.0.0.1: only this machine; 0.0.0.0: every interface). With port 0 the kernel picks a \
 free port, so a server and a client can be developed and tested as two programs on one \
 machine, exactly as this workspace's own tests do.";
 
+/// What differs on the students' other systems for question 2, from sources (docs/02).
+pub const LOCALHOST_ELSEWHERE: &str = "Windows and macOS resolve localhost to ::1 first: \
+Python's socket.create_connection(\"localhost\", …) tries ::1, then 127.0.0.1, and on Windows \
+each refused ::1 costs about 2 seconds; a plain socket.socket() is IPv4 only and goes straight \
+to 127.0.0.1. macOS configures only 127.0.0.1 on lo0 (binding 127.0.0.2 fails) and its MTU \
+is 16384. On Windows a socket on [::] is IPv6 only by default. Windows and macOS hand out \
+ephemeral ports 49152-65535. Sources: docs/02-localhost.md, \"On your machine\".";
+
 /// The one-paragraph answer to question 4.
-pub const SOCKET_CALLS_ANSWER: &str = "Each call is one request to the kernel. bind() gives a \
+pub const SOCKET_CALLS_ANSWER: &str = "measured here (Linux): each call is one request to \
+the kernel. bind() gives a \
 socket an address, listen() tells the kernel to complete handshakes for it and queue them, \
 connect() performs the three-way handshake (done before the server calls accept()), and \
 accept() takes one finished connection off the queue as a new socket. send() copies bytes \
 into the kernel's send buffer and returns how many it took (maybe fewer than asked); recv() \
 returns whatever bytes have arrived, up to the buffer, with no message boundaries, and 0 \
 when the peer has closed. Messages exist only if the program frames them.";
+
+/// What differs on the students' other systems for question 4, from sources (docs/04).
+pub const SOCKET_CALLS_ELSEWHERE: &str = "the calls are the same everywhere (Python's socket \
+module wraps them); the error numbers are not: Linux's ECONNRESET 104 is 54 on macOS and \
+WinError 10054 on Windows, address in use is 98 / 48 / 10048. On Windows SO_REUSEADDR lets \
+another socket take a port in use (use SO_EXCLUSIVEADDRUSE). Sources: \
+docs/04-socket-calls.md, \"On your machine\".";
 
 /// Chapter for question 2: runs the localhost experiments and narrates them.
 pub fn localhost_chapter(narrator: &mut Narrator, _probe: &Probe) -> Result<(), Error> {
@@ -82,6 +98,7 @@ pub fn localhost_chapter(narrator: &mut Narrator, _probe: &Probe) -> Result<(), 
     }
     narrate::ephemeral_port(&localhost::ephemeral_port()?, narrator)?;
     narrator.answer(LOCALHOST_ANSWER)?;
+    narrator.elsewhere(LOCALHOST_ELSEWHERE)?;
     Ok(narrator.flush()?)
 }
 
@@ -100,5 +117,6 @@ pub fn socket_calls_chapter(narrator: &mut Narrator, probe: &Probe) -> Result<()
         }
     }
     narrator.answer(SOCKET_CALLS_ANSWER)?;
+    narrator.elsewhere(SOCKET_CALLS_ELSEWHERE)?;
     Ok(narrator.flush()?)
 }

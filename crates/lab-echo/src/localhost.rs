@@ -4,11 +4,13 @@
 //! becomes a server". The experiments here show what it really is, on the reader's machine:
 //!
 //! - `localhost` is a *name*. The system resolver (`/etc/hosts` first, on Linux) turns it
-//!   into loopback addresses, often both `127.0.0.1` and `::1`, in an order that matters.
+//!   into loopback addresses, often both `127.0.0.1` and `::1`, in an order that matters
+//!   (Windows and macOS put `::1` first).
 //! - A server bound to `127.0.0.1` only is refused on `::1`; `TcpStream::connect("localhost:…")`
 //!   still works because it tries each resolved address in turn.
 //! - Loopback is a virtual interface (`lo`) inside the kernel: no network card is involved,
-//!   its MTU is 65536, and the whole `127.0.0.0/8` range belongs to it.
+//!   its MTU is 65536, and the whole `127.0.0.0/8` range belongs to it. That is Linux: macOS's
+//!   `lo0` has MTU 16384 and only `127.0.0.1` configured (`docs/02-localhost.md`).
 //! - The address a server binds decides who can reach it: `127.0.0.1` only this machine,
 //!   over loopback; the wildcard `0.0.0.0` every interface (see also [`crate::namespaces`]).
 //! - Port 0 asks the kernel for a free ephemeral port, which is how two programs (a server

@@ -127,6 +127,28 @@ impl TcpCounters {
     }
 }
 
+/// The kernel's own record of one TCP socket, `getsockopt(TCP_INFO)` (Linux): its
+/// retransmissions (`tcpi_total_retrans`), and for a listening socket its accept queue
+/// (`tcpi_unacked`, limit `tcpi_sacked`). `None` where it cannot be read.
+#[cfg(target_os = "linux")]
+pub fn tcp_info(socket: &impl std::os::fd::AsRawFd) -> Option<libc::tcp_info> {
+    // SAFETY: `tcp_info` is plain data (integers only), so all-zero bytes are a valid value.
+    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>()).ok()?;
+    // SAFETY: the fd is open for the borrow of `socket`; `info` and `len` are valid for
+    // writes of `len` bytes, and the kernel writes at most `len` bytes.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_INFO,
+            (&raw mut info).cast(),
+            &mut len,
+        )
+    };
+    (rc == 0).then_some(info)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,6 +159,14 @@ impl Narrator {
         self.text(format_args!("\n{ANSWER}Answer:{ANSWER:#} {text}"))
     }
 
+    /// What differs on other systems than this one: facts from sources, not measured here.
+    /// Printed after [`Narrator::answer`], so that the answer is what was just measured.
+    pub fn elsewhere(&mut self, text: &str) -> io::Result<()> {
+        self.text(format_args!(
+            "{ANSWER}Elsewhere{ANSWER:#} (from sources, not measured here): {text}"
+        ))
+    }
+
     /// Says plainly that a part could not run here, and why.
     pub fn skipped(&mut self, what: &str, why: &str) -> io::Result<()> {
         self.text(format_args!("  {WARNING}skipped:{WARNING:#} {what}: {why}"))

@@ -5,7 +5,9 @@
 //! argument `__probe refused-connect ADDR`) under `strace -e trace=network`, and keep the
 //! lines. The one that matters reads
 //! `connect(3, {sa_family=AF_INET, sin_port=htons(…), sin_addr=inet_addr("127.0.0.1")}, 16)
-//! = -1 ECONNREFUSED (Connection refused)`: one call, one answer, no retry.
+//! = -1 ECONNREFUSED (Connection refused)`: one call, one answer, so the program did not
+//! retry. Whether the *kernel* resent a SYN inside that call, strace cannot say: it sees
+//! system calls, not packets (see [`crate::retransmissions`]).
 
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;

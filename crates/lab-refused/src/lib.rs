@@ -4,21 +4,27 @@
 //! retrying until it appears". This lab shows what really happens, on real sockets, with
 //! the kernel's own evidence:
 //!
-//! 1. [`refused`]: the connect fails *at once* with `ConnectionRefused` (errno 111): the
-//!    server's kernel answered the SYN with a reset, and the counters say so.
+//! 1. [`refused`]: on Linux the connect fails *at once* with `ConnectionRefused` (errno
+//!    111): the server's kernel answered the SYN with a reset, and the counters say so.
+//!    (Windows resends the SYN and fails after about 2 s: see the docs' per-OS table.)
 //! 2. [`retry`]: retrying exists only as a loop someone writes.
-//! 3. [`backlog`]: a different failure, silence: a full accept queue drops the SYN and the
-//!    client times out at its deadline, as behind a firewall.
+//! 3. [`backlog`]: a different failure, silence: a full accept queue drops the SYN, the
+//!    client's kernel sends it again after 1 s, and the client times out at its deadline.
 //! 4. [`udp`]: UDP has no connection to refuse; the refusal shows up on the next `recv`.
-//! 5. [`kernel_view`]: `strace` shows the one `connect()` system call and its answer.
+//! 5. [`kernel_view`]: `strace` shows the one `connect()` system call and its answer (and
+//!    why it cannot show retransmissions: [`retransmissions`]).
+//! 6. [`host_down`]: a host that is down on the client's own link is neither refused nor a
+//!    timeout of ours: nobody answers ARP, and `connect()` fails with `EHOSTUNREACH`.
 //!
 //! Each experiment returns a plain report (with `lab_kit::attempt::Attempt`s); [`narrate`]
 //! prints it.
 
 pub mod backlog;
+pub mod host_down;
 pub mod kernel_view;
 pub mod narrate;
 pub mod refused;
+pub mod retransmissions;
 pub mod retry;
 pub mod udp;
 
@@ -57,16 +63,18 @@ pub enum Experiment {
     Backlog,
     Udp,
     Strace,
+    HostDown,
 }
 
 impl Experiment {
     /// All of them, in order.
-    pub const ALL: [Experiment; 5] = [
+    pub const ALL: [Experiment; 6] = [
         Experiment::Refused,
         Experiment::Retry,
         Experiment::Backlog,
         Experiment::Udp,
         Experiment::Strace,
+        Experiment::HostDown,
     ];
 }
 
@@ -81,15 +89,19 @@ pub struct LabOptions {
     pub retry: retry::RetryPolicy,
     /// How long the UDP socket waits for the refusal (experiment 4).
     pub udp_deadline: Duration,
+    /// The client's own deadline for the host that is down (experiment 6): far longer than
+    /// ARP's 3 s, so that the kernel's answer, not ours, ends the wait.
+    pub host_down_deadline: Duration,
 }
 
 impl Default for LabOptions {
     fn default() -> Self {
         LabOptions {
-            backlog_deadline: Duration::from_secs(1),
+            backlog_deadline: Duration::from_millis(2500),
             server_delay: Duration::from_millis(60),
             retry: retry::RetryPolicy::default(),
             udp_deadline: Duration::from_secs(2),
+            host_down_deadline: Duration::from_secs(20),
         }
     }
 }
@@ -125,6 +137,10 @@ pub fn run_experiment(
             let result = kernel_view::trace_refused_connect(probe);
             narrate::narrate_strace(&result, n)?;
         }
+        Experiment::HostDown => {
+            let result = host_down::connect_to_a_host_that_is_down(options.host_down_deadline);
+            narrate::narrate_host_down(&result, n)?;
+        }
     }
     Ok(())
 }
@@ -141,6 +157,7 @@ pub fn run(
         run_experiment(experiment, options, probe, n)?;
     }
     n.answer(narrate::ANSWER)?;
+    n.elsewhere(narrate::ELSEWHERE)?;
     n.flush()?;
     Ok(())
 }

@@ -19,7 +19,7 @@ use lab_refused::{Experiment, LabOptions};
         lab-refused                      # every experiment, narrated\n  \
         lab-refused refused udp          # only experiments 1 and 4\n  \
         lab-refused --json               # one JSON object per experiment per line\n  \
-        lab-refused backlog --deadline-ms 3000\n\n\
+        lab-refused backlog --deadline-ms 8000   # see the SYN resent at 1 s, 3 s, 7 s\n\n\
         Colors are used only on a terminal, and never when NO_COLOR is set."
 )]
 struct Cli {
@@ -32,7 +32,7 @@ struct Cli {
     json: bool,
 
     /// How long the client waits for the listener whose queue is full (experiment 3).
-    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    #[arg(long, value_name = "MS", default_value_t = 2500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     deadline_ms: u64,
 }
 
@@ -48,6 +48,8 @@ enum ExperimentArg {
     Udp,
     /// 5. the refused connect() as strace records it.
     Strace,
+    /// 6. a host that is down on the client's own link: no ARP answer, EHOSTUNREACH (root).
+    HostDown,
 }
 
 impl From<ExperimentArg> for Experiment {
@@ -58,6 +60,7 @@ impl From<ExperimentArg> for Experiment {
             ExperimentArg::Backlog => Experiment::Backlog,
             ExperimentArg::Udp => Experiment::Udp,
             ExperimentArg::Strace => Experiment::Strace,
+            ExperimentArg::HostDown => Experiment::HostDown,
         }
     }
 }

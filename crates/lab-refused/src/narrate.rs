@@ -9,6 +9,7 @@ use lab_kit::narrate::Narrator;
 use lab_kit::strace::StraceError;
 
 use crate::backlog::BacklogReport;
+use crate::host_down::{HostDownError, HostDownReport};
 use crate::kernel_view::StraceReport;
 use crate::refused::RefusedReport;
 use crate::retry::{RetryPolicy, RetryReport};
@@ -20,14 +21,35 @@ use lab_kit::narrate::human_duration as human;
 pub const QUESTION: &str =
     "Question 1: I ran the client and no server is running. What happens, exactly?";
 
-/// The short answer, printed at the end of the chapter.
-pub const ANSWER: &str = "the client's SYN reaches the server's machine, whose kernel finds no \
-    socket listening on that port and answers at once with a reset (RST). connect() fails \
-    within microseconds with ECONNREFUSED (errno 111; ConnectionRefused in Rust, \
-    ConnectionRefusedError in Python). Nothing retries: the error goes back to the program, and \
-    only a loop the programmer wrote tries again. When nothing answers at all (a full accept \
-    queue, a firewall that drops packets, a host that is down) the failure is different: a \
-    timeout, after as long as the client was willing to wait.";
+/// The short answer, printed at the end of the chapter: what was just measured here.
+pub const ANSWER: &str = "measured here (Linux): the client's SYN reached the server's machine, \
+    whose kernel found no socket listening on that port and answered at once with a reset \
+    (RST). connect() failed within microseconds with ECONNREFUSED (errno 111; \
+    ConnectionRefused in Rust, ConnectionRefusedError in Python), and the SYN was sent once. \
+    The error goes back to the program, once: only a loop the programmer wrote tries again. \
+    When nothing answers at all (a full accept queue on Linux, a firewall that drops packets) \
+    the kernel sends the SYN again (first after 1 second, inside the same connect()) and the \
+    failure is a timeout, after as long as the client was willing to wait. A host that is \
+    down on the client's own network is a third case: nobody answers ARP, and connect() fails \
+    with EHOSTUNREACH (errno 113) after about 3 seconds.";
+
+/// What differs on the students' other systems, from sources (docs/01, "On your machine").
+pub const ELSEWHERE: &str = "macOS also refuses at once (errno 61, ECONNREFUSED). Windows \
+    sends the SYN again after the reset and raises ConnectionRefusedError [WinError 10061] \
+    only after about 2 seconds (Microsoft KB 175523; about 2,000 ms in public CI runs): on Windows \
+    the client does wait, but it still gives up, it does not wait for a server. Windows also \
+    refuses a connection to a full accept queue instead of ignoring it, and a Windows \
+    machine whose firewall drops the SYN gives a timeout (WinError 10060). Sources: \
+    docs/01-connection-refused.md, \"On your machine\".";
+
+/// `0 times`, `1 time`, `2 times`.
+fn times(n: u32) -> String {
+    if n == 1 {
+        "1 time".to_string()
+    } else {
+        format!("{n} times")
+    }
+}
 
 /// Prints experiment 1.
 pub fn narrate_refused(report: &RefusedReport, n: &mut Narrator) -> io::Result<()> {
@@ -64,12 +86,20 @@ pub fn narrate_refused(report: &RefusedReport, n: &mut Narrator) -> io::Result<(
         (None, Some(why)) => n.skipped("kernel counters", why)?,
         (None, None) => {}
     }
+    if let Some(resent) = report.resent_segments {
+        n.fact(
+            "SYN sent again",
+            format!("{}  (this socket's TCP_INFO)", times(resent)),
+        )?;
+    }
     match report.attempt.outcome {
         Outcome::Refused => n.say(
             "The server's kernel answered the SYN with a reset at once, so the call failed at \
-             once. It failed once: nothing tried again. What happens next is the program's \
-             decision: in Rust `?` returns the error, in Python an uncaught \
-             ConnectionRefusedError ends the program with a traceback.",
+             once, and the kernel did not send the SYN again. What happens next is the \
+             program's decision: in Rust `?` returns the error, in Python an uncaught \
+             ConnectionRefusedError ends the program with a traceback. That is Linux (and \
+             macOS, errno 61); Windows sends the SYN again after a reset and fails only after \
+             about 2 seconds, with WinError 10061 (from sources: docs/01, \"On your machine\").",
         ),
         _ => n.warn(
             "this attempt was not refused: another program may have taken the port; run it again",
@@ -118,8 +148,9 @@ pub fn narrate_retry(
         Outcome::Connected => n.say(&format!(
             "Connected after {} refused attempts. Each retry above was made by our loop \
              (retry.rs, connect_with_retries); without it, the first refusal would have been \
-             the end. This is the behaviour many students expect from the kernel: it exists \
-             only when someone writes it.",
+             the end. This is the behaviour many students expect from the system: here it \
+             exists only when someone writes it. (Windows resends the SYN for about 2 seconds \
+             after a refusal, then gives up too: it does not wait for a server either.)",
             report.refused_attempts()
         )),
         _ => n.warn("the loop gave up before the server appeared: the machine may be very busy; run it again"),
@@ -157,17 +188,61 @@ pub fn narrate_backlog(report: &BacklogReport, n: &mut Narrator) -> io::Result<(
             format!("+{}  (…and were dropped, unanswered)", delta.listen_drops),
         )?;
     }
-    if report.timed_out_at_deadline() {
-        n.say(
-            "No reset came back: the server's kernel dropped the SYN, hoping room would soon \
-             be made, and our client's kernel kept resending it until our deadline ended the \
-             wait. TimedOut has no errno here: it is our own deadline, not an answer. A \
-             firewall that drops packets, or a host that is down, looks exactly like this; a \
-             closed port on a reachable host looks like experiment 1.",
-        )
-    } else {
-        n.warn("this attempt did not time out at its deadline; see the result above")
+    if let Some(resent) = report.resent_segments {
+        n.fact(
+            "SYN sent again",
+            format!("{}  (this socket's TCP_INFO)", times(resent)),
+        )?;
     }
+    if let Some(retrans) = report.retrans_segs {
+        n.fact(
+            "Tcp RetransSegs",
+            format!("+{retrans}  (segments resent, by every program on this machine)"),
+        )?;
+    }
+    if !report.resent_at_us.is_empty() {
+        let at: Vec<String> = report
+            .resent_at_us
+            .iter()
+            .map(|&us| human(std::time::Duration::from_micros(us)))
+            .collect();
+        n.fact(
+            "SYN sent again at",
+            format!("{}  (after the first SYN)", at.join(", ")),
+        )?;
+    }
+    if let Some(retries) = report.syn_retries {
+        let linear = match report.syn_linear_timeouts {
+            Some(linear) => format!(", tcp_syn_linear_timeouts = {linear}"),
+            None => String::new(),
+        };
+        n.fact(
+            "this kernel's settings",
+            format!("tcp_syn_retries = {retries}{linear}"),
+        )?;
+    }
+    if !report.timed_out_at_deadline() {
+        return n.warn("this attempt did not time out at its deadline; see the result above");
+    }
+    let deadline = std::time::Duration::from_micros(report.deadline_us);
+    if report.resent_segments == Some(0) && deadline < crate::retransmissions::FIRST_SYN_TIMEOUT {
+        n.say(
+            "Our deadline ended the wait before the first resend, due 1 second after \
+             the first SYN: run `lab-refused backlog --deadline-ms 2500` to see it.",
+        )?;
+    }
+    n.say(
+        "No reset came back: the server's kernel dropped each SYN, hoping room would soon be \
+         made, and our client's kernel sent it again, first 1 second after the first SYN, all \
+         inside one connect() call, until our deadline ended the wait. Linux 6.5 and later \
+         keep resending every second for the first few resends (tcp_syn_linear_timeouts), \
+         then double the wait; older kernels doubled from the start: 1, 3, 7, 15 … seconds. TimedOut has no errno here: it is \
+         our own deadline, not an answer (without one, Linux gives up with ETIMEDOUT, errno \
+         110). A firewall that drops packets looks like this. Not all silence does: a host \
+         that is down on the client's own network fails differently (experiment 6); and \
+         Windows answers a full accept queue with a reset, so there it is refused (from \
+         sources: docs/01, \"On your machine\").",
+    )
 }
 
 /// Prints experiment 4.
@@ -196,7 +271,9 @@ pub fn narrate_udp(report: &UdpReport, n: &mut Narrator) -> io::Result<()> {
             "There is no handshake in UDP, so send() cannot be refused: it succeeded. The \
              other kernel answered the datagram with an ICMP \"port unreachable\" message, and \
              Linux reported it on the next call on this connected socket: recv() says \
-             ConnectionRefused. Late, on another call, and only because we asked.",
+             ConnectionRefused. Late, on another call, and only because we asked. (Windows \
+             reports it as WinError 10054, ConnectionResetError, even on an unconnected \
+             socket's recvfrom; from sources: docs/01, \"On your machine\".)",
         )
     } else {
         n.warn("recv() did not report the refusal; on this system the ICMP answer may be filtered")
@@ -230,8 +307,63 @@ pub fn narrate_strace(
     }
     n.fact("connect() calls", report.connect_calls)?;
     if report.refused_line.is_some() && report.connect_calls == 1 {
-        n.say("One connect() system call, answered with ECONNREFUSED. No second call: the kernel does not retry.")
+        n.say(
+            "One connect() system call, answered with ECONNREFUSED: no second call, so the \
+             program did not retry. strace shows system calls, never packets: a SYN the \
+             kernel sends again happens inside one connect() and cannot appear here \
+             (experiment 3's connect() resent its SYN and was still one call). The evidence \
+             that the kernel did not resend is its own count, TCP_INFO in experiment 1.",
+        )
     } else {
         n.warn("strace did not show exactly one refused connect(); see the lines above")
+    }
+}
+
+/// Prints experiment 6, or says why it could not run.
+pub fn narrate_host_down(
+    result: &Result<HostDownReport, HostDownError>,
+    n: &mut Narrator,
+) -> io::Result<()> {
+    n.section("6. A host that is down, on the client's own network: nobody answers ARP")?;
+    let report = match result {
+        Ok(report) => report,
+        Err(HostDownError::Unavailable(why)) => {
+            n.record(&serde_json::json!({"experiment": "host_down", "skipped": why}))?;
+            return n.skipped("the host-down experiment", why);
+        }
+        Err(other) => {
+            n.record(&serde_json::json!({"experiment": "host_down", "error": other.to_string()}))?;
+            return n.warn(&other.to_string());
+        }
+    };
+    n.record(report)?;
+    n.say(&format!(
+        "In a network namespace of its own, a client at {} connects to {}: an address on \
+         its own link that nobody has. It is willing to wait {}.",
+        crate::host_down::CLIENT,
+        report.target,
+        human(std::time::Duration::from_micros(report.deadline_us))
+    ))?;
+    n.fact("connect() returned", report.attempt.result_text())?;
+    n.fact("elapsed", human(report.attempt.elapsed()))?;
+    if let (Some(questions), Some(wait)) = (report.arp_questions, report.arp_wait_ms) {
+        n.fact(
+            "ARP asked",
+            format!(
+                "{questions} times, {wait} ms apart, then gave up  (mcast_solicit, retrans_time_ms)"
+            ),
+        )?;
+    }
+    if report.attempt.errno == Some(libc::EHOSTUNREACH) {
+        n.say(
+            "Neither a refusal nor our deadline: before sending a SYN to a machine on its own \
+             link, the client's kernel asks the link who has that address (ARP). Nobody \
+             answered, so the kernel gave up and reported the host unreachable: \
+             EHOSTUNREACH, \"No route to host\" (in Python a plain OSError, errno 113). Behind \
+             a router the ARP question is the router's, the client hears nothing, and it is \
+             a timeout, as in experiment 3.",
+        )
+    } else {
+        n.warn("this attempt did not end with EHOSTUNREACH; see the result above")
     }
 }

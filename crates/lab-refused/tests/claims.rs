@@ -8,6 +8,7 @@ use std::time::Duration;
 use lab_kit::attempt::Outcome;
 use lab_kit::probe::Probe;
 use lab_refused::backlog::connect_to_full_backlog;
+use lab_refused::host_down::{HostDownError, connect_to_a_host_that_is_down};
 use lab_refused::kernel_view::trace_refused_connect;
 use lab_refused::refused::connect_to_closed_port;
 use lab_refused::retry::{RetryPolicy, retry_until_server_starts};
@@ -30,6 +31,27 @@ fn connecting_to_a_closed_port_is_refused_with_errno_111_and_a_reset() {
         assert!(counters.active_opens >= 1, "{counters:?}");
         assert!(counters.attempt_fails >= 1, "{counters:?}");
         assert!(counters.out_rsts >= 1, "{counters:?}");
+        // The socket's own count: a reset came back, so its SYN was never sent again.
+        assert_eq!(report.resent_segments, Some(0), "{report:?}");
+    }
+}
+
+#[test]
+fn a_full_backlog_makes_the_kernel_resend_the_syn_after_one_second_inside_one_connect() {
+    // Long enough for Linux's first resend (1 s after the first SYN), short of the second (3 s).
+    let deadline = Duration::from_millis(2500);
+    let silent = connect_to_full_backlog(deadline).unwrap();
+    assert_eq!(silent.attempt.outcome, Outcome::TimedOut, "{silent:?}");
+    if cfg!(target_os = "linux") {
+        let resent = silent.resent_segments.expect("Linux has TCP_INFO");
+        assert!(resent >= 1, "the SYN was sent again: {silent:?}");
+        // System-wide, so "at least" as many as this one socket resent.
+        let retrans = silent.retrans_segs.expect("Linux has /proc/net/snmp");
+        assert!(retrans >= i64::from(resent), "{silent:?}");
+        // Each resend was seen as it happened; the first one 1 s after the first SYN, not
+        // before (the lower bound is the kernel's rule; no upper bound: the machine is busy).
+        assert_eq!(silent.resent_at_us.len(), resent as usize, "{silent:?}");
+        assert!(silent.resent_at_us[0] >= 1_000_000, "{silent:?}");
     }
 }
 
@@ -162,5 +184,62 @@ fn python_raises_connection_refused_error_with_errno_111() {
                 format!("no python3 ({e})"),
             );
         }
+    }
+}
+
+#[test]
+fn a_host_that_is_down_on_the_same_link_is_unreachable_after_the_arp_questions() {
+    let deadline = Duration::from_secs(20);
+    let report = match connect_to_a_host_that_is_down(deadline) {
+        Ok(report) => report,
+        Err(HostDownError::Unavailable(why)) => {
+            lab_kit::skip::skip_unless_ci("the host-down experiment", why);
+            return;
+        }
+        Err(other) => panic!("{other}"),
+    };
+    assert_eq!(report.attempt.errno, Some(libc::EHOSTUNREACH), "{report:?}");
+    assert_eq!(report.attempt.errno_name, Some("EHOSTUNREACH"));
+    // The kernel's answer, not our deadline, ended the wait: after the ARP questions (the
+    // kernel's timers count in ticks, so allow a little less than the nominal 3 × 1 s).
+    let (questions, wait_ms) = (report.arp_questions.unwrap(), report.arp_wait_ms.unwrap());
+    let arp = Duration::from_millis(u64::from(questions) * u64::from(wait_ms));
+    assert!(report.attempt.elapsed() >= arp.mul_f64(0.9), "{report:?}");
+    assert!(report.attempt.elapsed() < deadline, "{report:?}");
+}
+
+#[test]
+fn python_reports_a_host_that_is_down_as_a_plain_oserror_113() {
+    if let Some(why) = lab_kit::netns::unavailable_reason() {
+        lab_kit::skip::skip_unless_ci("python_reports_a_host_that_is_down", why);
+        return;
+    }
+    let namespace = lab_kit::netns::Namespace::create("lab-refused-py").unwrap();
+    for args in [
+        &["link", "add", "v0", "type", "veth", "peer", "name", "v1"][..],
+        &["addr", "add", "192.0.2.1/24", "dev", "v0"],
+        &["link", "set", "v0", "up"],
+        &["link", "set", "v1", "up"],
+    ] {
+        namespace.ip(args).unwrap();
+    }
+    let script = "import socket\ns = socket.socket()\ns.settimeout(20)\ntry:\n    \
+        s.connect(('192.0.2.99', 9))\nexcept OSError as e:\n    print(type(e).__name__, e.errno)\n";
+    match std::process::Command::new("ip")
+        .args(["netns", "exec", namespace.name(), "python3", "-c", script])
+        .output()
+    {
+        Ok(output) if output.status.success() => {
+            let printed = String::from_utf8_lossy(&output.stdout);
+            assert_eq!(printed.trim(), format!("OSError {}", libc::EHOSTUNREACH));
+        }
+        Ok(output) => lab_kit::skip::skip_unless_ci(
+            "python_reports_a_host_that_is_down",
+            format!(
+                "python3 failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        ),
+        Err(e) => lab_kit::skip::skip_unless_ci("python_reports_a_host_that_is_down", e),
     }
 }

@@ -17,6 +17,8 @@ fn filters() -> Vec<(&'static str, &'static str)> {
     filters.extend([
         // Counter deltas: other traffic on the machine can add to them.
         (r"\+\d+  \(", "+[N]  ("),
+        // Resent SYNs: how many depends on the deadline the test chose.
+        (r"\d+ times?  \(this socket", "[N] times  (this socket"),
         // How many attempts were refused depends on scheduling: collapse them.
         (
             r"(?m)(^  attempt \d+ at \[DURATION\] +ConnectionRefused[^\n]*\n)+",
@@ -27,6 +29,9 @@ fn filters() -> Vec<(&'static str, &'static str)> {
             "  attempt [N] at [DURATION]  ",
         ),
         (r"after \d+ refused attempts", "after [N] refused attempts"),
+        // Measured resend times and this kernel's settings.
+        (r"(?m)^(  SYN sent again at +).*$", "$1[TIMES]"),
+        (r"(?m)^(  this kernel's settings +).*$", "$1[SETTINGS]"),
         // File descriptors in strace lines.
         (r"\((\d+), \{sa_family", "([FD], {sa_family"),
         (r"(?m)\) = \d+$", ") = [FD]"),
@@ -62,6 +67,16 @@ fn retry_narration() {
 #[test]
 fn backlog_narration() {
     let text = narrate(Experiment::Backlog);
+    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+}
+
+#[test]
+fn host_down_narration() {
+    if let Some(why) = lab_kit::netns::unavailable_reason() {
+        lab_kit::skip::skip_unless_ci("host_down_narration", why);
+        return;
+    }
+    let text = narrate(Experiment::HostDown);
     insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
 }
 

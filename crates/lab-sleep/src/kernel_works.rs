@@ -250,18 +250,5 @@ pub fn bytes_in_receive_buffer(stream: &TcpStream) -> io::Result<usize> {
 /// On Linux, `getsockopt(TCP_INFO)` on a *listening* socket reports the queue length in
 /// `tcpi_unacked` and the backlog limit in `tcpi_sacked`. `None` where that is unavailable.
 pub fn listener_queue(listener: &TcpListener) -> Option<(u32, u32)> {
-    // SAFETY: an all-zero tcp_info is a valid value of this plain C struct.
-    let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::tcp_info>()).ok()?;
-    // SAFETY: `info` and `len` are valid and writable; the kernel writes at most `len` bytes.
-    let rc = unsafe {
-        libc::getsockopt(
-            listener.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_INFO,
-            (&raw mut info).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0).then_some((info.tcpi_unacked, info.tcpi_sacked))
+    lab_kit::kernel::tcp_info(listener).map(|info| (info.tcpi_unacked, info.tcpi_sacked))
 }

@@ -15,7 +15,8 @@
 //! - [`pacing`]: what sleep is for (pacing, backoff) and what it is not for (waiting for data:
 //!   a blocking `recv` wakes when the data arrives, not when a guess runs out).
 //! - [`syscall`]: Rust's `thread::sleep` and Python's `time.sleep` are the same kernel service,
-//!   `clock_nanosleep`, as `strace` shows.
+//!   `clock_nanosleep` on Linux with Python 3.11+, as `strace` shows (other systems and
+//!   Python versions ask for the same service with another call: `docs/03-sleep.md`).
 //!
 //! Each experiment is a function returning a plain, serializable report; [`narrate`] turns
 //! the reports into the classroom narration, and [`chapter`] runs them all for the tour.
@@ -40,14 +41,21 @@ pub const QUESTION: &str =
     "Question 3: What does sleep do? (Python's time.sleep(), Rust's std::thread::sleep)";
 
 /// The one-paragraph answer, printed at the end of the chapter.
-pub const ANSWER: &str = "sleep asks the kernel (clock_nanosleep, the same call from Python \
-and Rust) to take the calling thread off the CPU until a timer fires. It lasts at least the \
+pub const ANSWER: &str = "measured here (Linux): sleep asks the kernel (clock_nanosleep, the \
+same call from Python 3.11+ and Rust) to take the calling thread off the CPU until a timer fires. It lasts at least the \
 requested time, never less, and usually a little more (timer slack and scheduling, more on a \
 busy machine). It suspends only the calling thread and costs almost no CPU while it waits. The \
 kernel does not sleep with it: new connections complete their handshake and wait in the \
 accept queue, incoming bytes wait in the receive buffer, so a sleeping server delays its \
 clients' answers, and a single-threaded one delays every client queued behind it. Use sleep to pace or to back off between retries; to wait \
 for data or for a server, use a blocking call, a timeout or readiness instead.";
+
+/// What differs on the students' other systems, from sources (docs/03, "On your machine").
+pub const ELSEWHERE: &str = "on Windows, Python 3.10 and older sleep in whole timer ticks of \
+about 15.6 ms (time.sleep(0.001) lasts about 15 ms); 3.11+ uses a high-resolution waitable \
+timer; Win32 Sleep may even return early. Python 3.10 on Linux slept in select(). In asyncio \
+code time.sleep blocks the whole event loop: use await asyncio.sleep(). Measure with \
+time.perf_counter(), not time.time(). Sources: docs/03-sleep.md, \"On your machine\".";
 
 /// Everything that can stop this lab.
 #[derive(Debug, thiserror::Error)]
@@ -199,5 +207,6 @@ pub fn chapter_with(
         }
     }
     narrator.answer(ANSWER)?;
+    narrator.elsewhere(ELSEWHERE)?;
     Ok(())
 }

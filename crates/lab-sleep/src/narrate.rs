@@ -91,7 +91,10 @@ pub fn accuracy(report: &AccuracyReport, n: &mut Narrator) -> Result {
         "The kernel promises only \"not before\": the timer fires no earlier than asked, may be \
          deferred by the timer slack so timers can be grouped, and then the thread waits for a \
          CPU. So tiny sleeps last tens of microseconds, and on a busy machine any sleep can \
-         last milliseconds longer. Rely on \"at least\", never on \"exactly\".",
+         last milliseconds longer. Rely on \"at least\", never on \"exactly\". That is \
+         Linux; on Windows, Python 3.10 and older sleep in whole timer ticks of about 15.6 ms, \
+         and Win32 Sleep may even return early (from sources: docs/03, \"On your machine\"). \
+         Measure with time.perf_counter(), not time.time().",
     )
 }
 
@@ -384,7 +387,9 @@ pub fn syscall(report: &SyscallReport, n: &mut Narrator) -> Result {
         n.say(
             "Neither language can pause a thread by itself: both ask the kernel for the same \
              service, take this thread off the CPU until a clock passes a time. The libraries \
-             differ only above the kernel, in how they phrase the request.",
+             differ only above the kernel, in how they phrase the request. This is Python \
+             3.11 or later on Linux; Python 3.10 slept in select(), and on Windows 3.11+ uses a \
+             high-resolution waitable timer (from sources: What's New in Python 3.11, docs/03).",
         )?;
     }
     let zero = |language| report.run(language, 0).filter(|r| r.outcome == "traced");

@@ -9,6 +9,8 @@
 //! A sleep of zero shows another difference: Rust returns without asking the kernel at all.
 //!
 //! Python before 3.11 slept with `select()` and no file descriptors; that is traced too.
+//! This is Linux: macOS has no `clock_nanosleep` (Python 3.11+ uses `nanosleep()` there), and
+//! Windows sleeps in a waitable timer (Python 3.11+) or in whole timer ticks (3.10 and older).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -281,6 +281,7 @@ fn the_chapter_runs_every_experiment_and_answers() {
             "section {section} missing"
         );
     }
-    assert!(text.contains("Answer: sleep asks the kernel"));
+    assert!(text.contains("Answer: measured here (Linux): sleep asks the kernel"));
+    assert!(text.contains("Elsewhere (from sources, not measured here): on Windows"));
     assert!(!text.contains("warning:"), "a claim did not hold:\n{text}");
 }

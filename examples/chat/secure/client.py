@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A secure chat client: verifies the server, full duplex, all in one thread.
+"""A secure chat client: verifies the server, full duplex, the TLS connection in one thread.
 
 Usage:  python3 client.py HOST PORT [CA]   (CA defaults to $LAB_CA)
 Graded: lab-grade chat-client -- python3 examples/chat/secure/client.py {host} {port} {ca}
@@ -10,6 +10,8 @@ How it is built, and why:
   a certificate from another CA, or for another name, is refused.
 - Full duplex in ONE thread: an asyncio loop waits for the server and for the keyboard at
   the same time (no two threads sharing one SSLSocket, which OpenSSL does not allow).
+  The keyboard is read by a plain thread that hands lines to the loop: asyncio cannot
+  watch stdin on a Windows console. Only the loop touches the TLS connection.
 - Framing: lines, read with readline(), so TCP's cuts do not matter.
 - Errors are sentences, not tracebacks: a refused connection (nothing listening) or a
   certificate that cannot be verified is reported in one line, with exit code 1.
@@ -19,6 +21,47 @@ import asyncio
 import os
 import ssl
 import sys
+import threading
+
+
+def keyboard_lines(loop):
+    """Lines typed on stdin, read by a thread and handed to the loop through a queue.
+
+    asyncio cannot watch a Windows console (loop.connect_read_pipe fails there, and select()
+    on Windows takes sockets only), so a plain thread reads stdin, on every system alike. It
+    never touches the TLS connection: only the loop's one thread does. b"" means end of input.
+    """
+    lines = asyncio.Queue()
+
+    def hand_over(line):
+        try:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        except RuntimeError:  # the loop has closed: nobody is listening any more
+            return False
+        return True
+
+    def read():
+        # os.read, not sys.stdin: a thread blocked inside sys.stdin's buffered reader holds
+        # its lock, and Python aborts at exit if a daemon thread still holds it.
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(sys.stdin.fileno(), 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                if pending:
+                    hand_over(pending)
+                hand_over(b"")
+                return
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if not hand_over(line + b"\n"):
+                    return
+
+    threading.Thread(target=read, name="keyboard", daemon=True).start()
+    return lines
 
 
 async def from_server(reader):
@@ -31,11 +74,9 @@ async def from_server(reader):
 
 
 async def from_keyboard(writer):
-    loop = asyncio.get_running_loop()
-    keyboard = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(keyboard), sys.stdin)
+    keyboard = keyboard_lines(asyncio.get_running_loop())
     while True:
-        line = await keyboard.readline()
+        line = await keyboard.get()
         text = line.decode("utf-8", errors="replace").rstrip("\r\n")
         if not line or text == "Exit":  # end of input counts as Exit
             writer.write(b"Exit\n")
@@ -80,7 +121,7 @@ async def main():
     for task in tasks:
         task.cancel()
     try:
-        writer.close()  # sends close_notify
+        writer.close()  # asyncio sends close_notify (a blocking SSLSocket.close() would not)
         await asyncio.wait_for(writer.wait_closed(), 2)
     except (OSError, asyncio.TimeoutError):
         pass

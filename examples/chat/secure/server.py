@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A secure chat server: TLS, full duplex, one client at a time, all in one thread.
+"""A secure chat server: TLS, full duplex, one client at a time, the TLS connection in one thread.
 
 Usage:  python3 server.py PORT [CERT KEY]   (CERT and KEY default to $LAB_CERT and $LAB_KEY)
 Graded: lab-grade chat-server -- python3 examples/chat/secure/server.py {port} {cert} {key}
@@ -10,7 +10,9 @@ How it is built, and why:
 - Full duplex in ONE thread: an asyncio loop waits for the socket and for the keyboard
   (stdin) at the same time, so either side can type at any moment. Two threads sharing one
   SSLSocket (one in recv, one in send) is not safe: OpenSSL forbids using one connection
-  from two threads at once, and the session can be corrupted (bad record MAC).
+  from two threads at once, and the session can be corrupted (bad record MAC). The
+  keyboard is read by a plain thread that hands lines to the loop (asyncio cannot watch
+  stdin on a Windows console); only the loop touches the TLS connection.
 - Framing: messages are lines. reader.readline() keeps bytes until the newline arrives,
   however TCP cut or joined them.
 - Leaving: a client's Exit, or the client vanishing, ends only that session; the server
@@ -21,8 +23,49 @@ import asyncio
 import os
 import ssl
 import sys
+import threading
 
 current = None  # the StreamWriter of the client being served, if any
+
+
+def keyboard_lines(loop):
+    """Lines typed on stdin, read by a thread and handed to the loop through a queue.
+
+    asyncio cannot watch a Windows console (loop.connect_read_pipe fails there, and select()
+    on Windows takes sockets only), so a plain thread reads stdin, on every system alike. It
+    never touches the TLS connection: only the loop's one thread does. b"" means end of input.
+    """
+    lines = asyncio.Queue()
+
+    def hand_over(line):
+        try:
+            loop.call_soon_threadsafe(lines.put_nowait, line)
+        except RuntimeError:  # the loop has closed: nobody is listening any more
+            return False
+        return True
+
+    def read():
+        # os.read, not sys.stdin: a thread blocked inside sys.stdin's buffered reader holds
+        # its lock, and Python aborts at exit if a daemon thread still holds it.
+        pending = b""
+        while True:
+            try:
+                chunk = os.read(sys.stdin.fileno(), 4096)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                if pending:
+                    hand_over(pending)
+                hand_over(b"")
+                return
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                if not hand_over(line + b"\n"):
+                    return
+
+    threading.Thread(target=read, name="keyboard", daemon=True).start()
+    return lines
 
 
 async def close(writer):
@@ -63,11 +106,9 @@ async def serve_client(reader, writer):
 
 
 async def read_keyboard():
-    loop = asyncio.get_running_loop()
-    keyboard = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(keyboard), sys.stdin)
+    keyboard = keyboard_lines(asyncio.get_running_loop())
     while True:
-        line = await keyboard.readline()
+        line = await keyboard.get()
         if not line:
             return  # stdin closed: keep serving without a keyboard
         text = line.decode("utf-8", errors="replace").rstrip("\r\n")
@@ -111,6 +152,7 @@ async def main():
     except OSError as error:
         print(f"server: could not listen on 127.0.0.1:{port}: {error.strerror}", file=sys.stderr)
         return 1
+    port = server.sockets[0].getsockname()[1]  # the port the OS chose, if PORT was 0
     print(f"listening on 127.0.0.1:{port}", flush=True)
     async with server:
         await asyncio.gather(server.serve_forever(), read_keyboard())
