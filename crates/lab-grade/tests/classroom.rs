@@ -70,7 +70,8 @@ fn total(result: &Value) -> f64 {
         .sum()
 }
 
-/// Grades `examples/echo/FOLDER/server.py` with `--format classroom`.
+/// Grades `examples/echo/FOLDER/server.py` with `--format classroom`, with deadlines that
+/// a loaded machine cannot miss (full marks are asserted for the correct one).
 fn grade_echo_server(folder: &str, github_output: &Path) -> Output {
     let server = format!("examples/echo/{folder}/server.py");
     lab_grade(
@@ -78,6 +79,10 @@ fn grade_echo_server(folder: &str, github_output: &Path) -> Output {
             "echo-server",
             "--format",
             "classroom",
+            "--start-timeout",
+            "30",
+            "--step-timeout",
+            "10",
             "--",
             "python3",
             &server,

@@ -262,8 +262,11 @@ fn the_secure_reference_server_gets_full_marks_on_the_exported_autograder() {
         &[
             "--rubric",
             rubric.to_str().unwrap(),
+            // Full marks are asserted: deadlines that a loaded machine cannot miss.
             "--start-timeout",
-            "15",
+            "30",
+            "--step-timeout",
+            "10",
         ],
     );
     let Some(autograder) = Autograder::new(&zip, &examples("chat/secure")) else {
