@@ -17,6 +17,7 @@ in docs/02-localhost.md.
 """
 
 import errno
+import os
 import platform
 import socket
 import sys
@@ -66,6 +67,8 @@ def trap(addresses):
             finally:
                 attempt.close()
             print(f"  try {address[0]}: {outcome} in {ms(time.perf_counter() - started)}")
+            if outcome == "connected":
+                break  # as create_connection does: the first address that connects wins
         if addresses[0] != "::1":
             # Windows and macOS list ::1 first: try the two loopbacks in their order.
             print("  as on Windows and macOS, which list ::1 first:")
@@ -146,4 +149,10 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # The output went to a program that stopped reading (`| head`): stop quietly, as
+        # the Python docs advise (signal module, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

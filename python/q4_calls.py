@@ -23,6 +23,7 @@ them with the table "On your machine" in docs/04-socket-calls.md.
 """
 
 import errno
+import os
 import platform
 import socket
 import sys
@@ -107,7 +108,7 @@ def partial_send():
                 more += client.send(payload)
         except BlockingIOError as error:
             outcome = describe(error)
-        print(f"result: non-blocking send() of {len(payload)} bytes took {taken}; sending on took {more} more, then {outcome}")
+        print(f"result: non-blocking send() of {len(payload)} bytes took {taken}; the next send() calls took {more} more in all, then {outcome}")
         client.setblocking(True)
         client.settimeout(0.5)
         try:
@@ -176,7 +177,7 @@ def reuse_address():
         second.bind(("127.0.0.1", port))
         outcome = "bound: this socket can take the port from the listening server"
     except OSError as error:
-        outcome = f"refused: {describe(error)}"
+        outcome = f"bind failed: {describe(error)}"
     finally:
         second.close()
         first.close()
@@ -196,4 +197,10 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # The output went to a program that stopped reading (`| head`): stop quietly, as
+        # the Python docs advise (signal module, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

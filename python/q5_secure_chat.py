@@ -40,6 +40,8 @@ def load(certs):
     missing = [p for p in paths.values() if not os.path.isfile(p)]
     if missing:
         print(f"q5_secure_chat.py: missing {', '.join(missing)}; make them with: lab-chat keygen --out {certs}", file=sys.stderr)
+        print("  (lab-chat is the Rust lab: on Windows run it in WSL2, or on any Linux machine, and copy the folder here;", file=sys.stderr)
+        print("  the files are plain PEM, the same on every system)", file=sys.stderr)
         return None
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.minimum_version = ssl.TLSVersion.TLSv1_2
@@ -177,7 +179,8 @@ class Program:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )
         self.lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.process.stdout:
@@ -202,6 +205,12 @@ class Program:
         if self.process.poll() is None:
             self.process.kill()
         self.process.wait()
+        self.reader.join(TIMEOUT)  # it has read to the end: the program is gone
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:  # stdin: a line still buffered cannot reach a program that is gone
+                pass
 
 
 def reference_pair(certs):
@@ -257,4 +266,10 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except BrokenPipeError:
+        # The output went to a program that stopped reading (`| head`): stop quietly, as
+        # the Python docs advise (signal module, "Note on SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)

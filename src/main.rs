@@ -188,8 +188,9 @@ fn the_same_in_python(twin: Twin, n: &mut Narrator) -> std::io::Result<()> {
             if let Some(on) = &run.measured_on {
                 n.fact("measured on", on)?;
             }
+            // Under the section's title, each finding is quoted as the script printed it.
             for result in &run.results {
-                n.say(&format!("  the same in Python: {result}"))?;
+                n.evidence(result)?;
             }
             Ok(())
         }

@@ -74,6 +74,13 @@ const REQUIRED: &[(&str, &str, System, &str, &str)] = &[
     ),
     (
         "01",
+        "unanswered SYN is resent",
+        System::MacOS,
+        "1, 1, 1, 1, 1, 2, 4, 8",
+        "tcp_syn_backoff",
+    ),
+    (
+        "01",
         "accept queue is full",
         System::Windows,
         "refused",

@@ -135,11 +135,7 @@ fn the_tour_binary_runs_the_strace_probe_of_lab_4() {
 
 #[test]
 fn the_tour_runs_each_chapters_python_twin_beside_it() {
-    if lab_kit::twin::python_version().is_none() {
-        lab_kit::skip::skip_unless_ci(
-            "the_tour_runs_each_chapters_python_twin_beside_it",
-            "no python3 here",
-        );
+    if !lab_kit::twin::python_here_or_skip("the_tour_runs_each_chapters_python_twin_beside_it") {
         return;
     }
     let output = socket_lab().arg("refused").output().unwrap();
@@ -155,9 +151,7 @@ fn the_tour_runs_each_chapters_python_twin_beside_it() {
         .unwrap();
     assert!(answer < elsewhere && elsewhere < twin, "{text}");
     assert!(
-        text[twin..].contains(
-            "the same in Python: refused: ConnectionRefusedError, errno 111 (ECONNREFUSED)"
-        ),
+        text[twin..].contains("│ refused: ConnectionRefusedError, errno 111 (ECONNREFUSED)"),
         "{text}"
     );
     assert!(text[twin..].contains("measured on"), "{text}");

@@ -260,7 +260,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
             || "ok (unexpected)".into(),
             |e| format!("failed: {}", ErrorFacts::of(e).summary()),
         ),
-        "a new client, after the listener closed: nothing listens there any more (lab 1)",
+        "a new client socket (fd numbers are reused: the lowest free one), after the listener closed: nothing listens there any more (lab 1)",
     );
     Ok(WalkThrough {
         experiment: "socket_calls",

@@ -42,7 +42,6 @@ pub fn resolution(report: &Resolution, n: &mut Narrator) -> io::Result<()> {
         if report.all_loopback { "yes" } else { "no" },
     )?;
     n.say("Many systems list both 127.0.0.1 and ::1; the order decides which is tried first.")?;
-    n.say("Windows and macOS list ::1 first (from sources: docs/02, \"On your machine\").")?;
     n.say("Windows and macOS list ::1 first (from sources: docs/02, \"On your machine\").")
 }
 

@@ -110,6 +110,16 @@ pub fn python_version() -> Option<String> {
     (output.status.success() && text.starts_with("Python")).then_some(text)
 }
 
+/// For tests: true when a `python3` runs here; otherwise says that `test` is skipped (which
+/// fails under `CI=true`: CI installs python3).
+pub fn python_here_or_skip(test: &str) -> bool {
+    if python_version().is_some() {
+        return true;
+    }
+    crate::skip::skip_unless_ci(test, "no python3 here");
+    false
+}
+
 /// Runs `twin` with `python3`, passing `args`, for at most `deadline`.
 pub fn run(twin: Twin, args: &[OsString], deadline: Duration) -> Result<TwinRun, TwinError> {
     let script = twin.shown_as();
@@ -119,7 +129,13 @@ pub fn run(twin: Twin, args: &[OsString], deadline: Duration) -> Result<TwinRun,
     }
     let mut command = Command::new("python3");
     command.arg(&path).args(args);
-    let mut child = RunningChild::spawn(&mut command).map_err(|_| TwinError::NoPython)?;
+    let mut child = RunningChild::spawn(&mut command).map_err(|e| match e.source.kind() {
+        std::io::ErrorKind::NotFound => TwinError::NoPython,
+        _ => TwinError::Io {
+            script: script.clone(),
+            source: e.source,
+        },
+    })?;
     child.close_stdin();
     let status = match child.wait_timeout(deadline) {
         Ok(Some(status)) => status,

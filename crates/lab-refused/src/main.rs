@@ -19,7 +19,7 @@ use lab_refused::{Experiment, LabOptions};
         lab-refused                      # every experiment, narrated\n  \
         lab-refused refused udp          # only experiments 1 and 4\n  \
         lab-refused --json               # one JSON object per experiment per line\n  \
-        lab-refused backlog --deadline-ms 8000   # see the SYN resent at 1 s, 3 s, 7 s\n\n\
+        lab-refused backlog --deadline-ms 8000   # watch the kernel resend the SYN inside one connect()\n\n\
         Colors are used only on a terminal, and never when NO_COLOR is set."
 )]
 struct Cli {

@@ -37,7 +37,7 @@ pub const ANSWER: &str = "measured here (Linux): the client's SYN reached the se
 pub const ELSEWHERE: &str = "macOS also refuses at once (errno 61, ECONNREFUSED). Windows \
     sends the SYN again after the reset and raises ConnectionRefusedError [WinError 10061] \
     only after about 2 seconds (Microsoft KB 175523; about 2,000 ms in public CI runs): on Windows \
-    the client does wait, but it still gives up, it does not wait for a server. Windows also \
+    the client does wait, but it still gives up after those 2 seconds: it does not wait until a server appears. Windows also \
     refuses a connection to a full accept queue instead of ignoring it, and a Windows \
     machine whose firewall drops the SYN gives a timeout (WinError 10060). Sources: \
     docs/01-connection-refused.md, \"On your machine\".";
@@ -150,7 +150,7 @@ pub fn narrate_retry(
              (retry.rs, connect_with_retries); without it, the first refusal would have been \
              the end. This is the behaviour many students expect from the system: here it \
              exists only when someone writes it. (Windows resends the SYN for about 2 seconds \
-             after a refusal, then gives up too: it does not wait for a server either.)",
+             after a refusal, then gives up too: it does not wait until a server appears either.)",
             report.refused_attempts()
         )),
         _ => n.warn("the loop gave up before the server appeared: the machine may be very busy; run it again"),
@@ -231,18 +231,25 @@ pub fn narrate_backlog(report: &BacklogReport, n: &mut Narrator) -> io::Result<(
              the first SYN: run `lab-refused backlog --deadline-ms 2500` to see it.",
         )?;
     }
-    n.say(
+    // With no resend counted (a deadline under 1 s), say what the kernel would have done.
+    let the_clients_kernel = if report.resent_segments == Some(0) {
+        "and our client's kernel would have sent it again 1 second after the first SYN, \
+         inside the same connect() call, had our deadline not ended the wait first."
+    } else {
+        "and our client's kernel sent it again, first 1 second after the first SYN, all \
+         inside one connect() call, until our deadline ended the wait."
+    };
+    n.say(&format!(
         "No reset came back: the server's kernel dropped each SYN, hoping room would soon be \
-         made, and our client's kernel sent it again, first 1 second after the first SYN, all \
-         inside one connect() call, until our deadline ended the wait. Linux 6.5 and later \
+         made, {the_clients_kernel} Linux 6.5 and later \
          keep resending every second for the first few resends (tcp_syn_linear_timeouts), \
          then double the wait; older kernels doubled from the start: 1, 3, 7, 15 … seconds. TimedOut has no errno here: it is \
          our own deadline, not an answer (without one, Linux gives up with ETIMEDOUT, errno \
          110). A firewall that drops packets looks like this. Not all silence does: a host \
          that is down on the client's own network fails differently (experiment 6); and \
          Windows answers a full accept queue with a reset, so there it is refused (from \
-         sources: docs/01, \"On your machine\").",
-    )
+         sources: docs/01, \"On your machine\")."
+    ))
 }
 
 /// Prints experiment 4.

@@ -8,15 +8,27 @@
 
 /// lab-kit's filters, then this lab's own.
 pub fn filters() -> Vec<(&'static str, &'static str)> {
-    let mut filters = lab_kit::redact::filters();
+    // Facts from sources are constants, not measurements, and the snapshots must pin them (a
+    // Python version, Windows' timer tick, a docs page): they are masked from the number
+    // filters below, then restored by the last ones.
+    let mut filters = vec![
+        (r"\b(Python|Windows) (\d+)\.(\d+)", "$1 VERSION${2}x$3"),
+        (r"\babout 15\.6 ms\b", "about TICK15x6ms"),
+        (r"\bdocs/(\d+)", "docs/PAGE$1"),
+    ];
+    filters.extend(lab_kit::redact::filters());
     filters.extend([
         // Pointers in strace lines: 0x7ffc794235e8.
         (r"\b0x[0-9a-fA-F]+\b", "[ADDR]"),
-        // Every other number: counts (9,011,841), bytes, tries, tv_sec=1017, 3.11.
+        // Every other number: counts (9,011,841), bytes, tries, tv_sec=1017.
         (r"\b\d+(?:[.,]\d+)*\b", "[N]"),
         // The accuracy table pads each duration to a column: the padding varies with the
         // number's width, so it is made one space.
         (r"(\[DURATION\]) +", "$1 "),
+        // The facts masked above, back as they were.
+        (r"\b(Python|Windows) VERSION(\d+)x(\d+)", "$1 $2.$3"),
+        (r"\bTICK15x6ms", "15.6 ms"),
+        (r"\bdocs/PAGE(\d+)", "docs/$1"),
     ]);
     filters
 }
