@@ -8,6 +8,14 @@
 //!
 //! One submission can never stop the batch: whatever its program does, its grading ends
 //! in a row of the summary, with a score or with the problem that prevented one.
+//!
+//! A batch in which *every* submission fails the same way at startup is almost certainly
+//! a wrong `--run` template, not a class of zeros: [`same_startup_failure`] says so, and
+//! the binary exits non-zero. Each program runs on a read-only copy of its folder (see
+//! [`crate::sandbox`]), so `../bob/server.py` is out of reach; a submission folder that is
+//! a symbolic link is refused; names that a spreadsheet would run as a formula
+//! (`=HYPERLINK(…)`) are neutralised in `grades.csv`; both summary files are written to a
+//! temporary name and renamed into place.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -21,7 +29,7 @@ use serde::Serialize;
 
 use crate::grade::{GradeOptions, grade};
 use crate::program::{GraderPki, StudentProgram};
-use crate::report::{GradeReport, points_text};
+use crate::report::{GradeReport, escape_control, points_text};
 use crate::rubric::{Assignment, Rubric};
 
 /// What went wrong before any submission could be graded.
@@ -80,17 +88,20 @@ pub struct BatchSummary {
     pub rows: Vec<BatchRow>,
 }
 
-/// The submission folders in `dir`, sorted by name (hidden folders are skipped).
+/// The submission folders in `dir` (absolute), sorted by name; hidden folders are skipped.
+/// A symbolic link is listed too, so that it gets a row saying it was refused.
 pub fn submission_folders(dir: &Path) -> Result<Vec<PathBuf>, BatchError> {
     let read_error = |source| BatchError::ReadDir {
         path: dir.to_path_buf(),
         source,
     };
+    let dir = std::path::absolute(dir).map_err(read_error)?;
     let mut folders = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(read_error)? {
+    for entry in std::fs::read_dir(&dir).map_err(read_error)? {
         let entry = entry.map_err(read_error)?;
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
-        if entry.path().is_dir() && !hidden {
+        let is_link = entry.file_type().is_ok_and(|t| t.is_symlink());
+        if (entry.path().is_dir() || is_link) && !hidden {
             folders.push(entry.path());
         }
     }
@@ -103,12 +114,22 @@ pub fn submission_folders(dir: &Path) -> Result<Vec<PathBuf>, BatchError> {
     Ok(folders)
 }
 
-/// Grades every submission folder in `dir`, `settings.jobs` at a time. With `progress`, a
-/// progress bar is drawn on standard error if it is a terminal (never into a pipe or a log).
+/// How a batch shows progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Nothing until the end (library use, tests).
+    Quiet,
+    /// A progress bar on standard error, drawn at once (a terminal).
+    Bar,
+    /// One line per finished submission on standard output (a pipe, a CI log).
+    Lines,
+}
+
+/// Grades every submission folder in `dir`, `settings.jobs` at a time, showing `progress`.
 pub fn grade_folder(
     dir: &Path,
     settings: &BatchSettings,
-    progress: bool,
+    progress: Progress,
 ) -> Result<BatchSummary, BatchError> {
     let argv: Vec<String> = settings
         .template
@@ -121,7 +142,7 @@ pub fn grade_folder(
     let folders = submission_folders(dir)?;
     let pki = GraderPki::generate()?;
     let started = Instant::now();
-    let bar = if progress && std::io::stderr().is_terminal() {
+    let bar = if progress == Progress::Bar && std::io::stderr().is_terminal() {
         indicatif::ProgressBar::new(folders.len() as u64)
     } else {
         indicatif::ProgressBar::hidden()
@@ -130,6 +151,9 @@ pub fn grade_folder(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} graded, {elapsed} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    // The first frame now, not after the first submission: the TA sees the batch started.
+    bar.tick();
+    bar.enable_steady_tick(std::time::Duration::from_millis(500));
     let next = AtomicUsize::new(0);
     let rows: Mutex<Vec<Option<BatchRow>>> = Mutex::new(vec![None; folders.len()]);
     std::thread::scope(|scope| {
@@ -141,8 +165,11 @@ pub fn grade_folder(
                         break;
                     };
                     let row = grade_one(folder, &argv, &pki, settings);
-                    bar.set_message(format!("last: {}", row.submission));
+                    bar.set_message(format!("last: {}", escape_control(&row.submission)));
                     bar.inc(1);
+                    if progress == Progress::Lines {
+                        println!("{}", row_line(&row));
+                    }
                     if let Ok(mut rows) = rows.lock() {
                         rows[index] = Some(row);
                     }
@@ -188,6 +215,61 @@ fn problem_row(folder: &Path, problem: String) -> BatchRow {
     }
 }
 
+/// One submission's line for people: name, score, problem (control characters escaped).
+pub fn row_line(row: &BatchRow) -> String {
+    format!(
+        "{:<30} {:>6} / {:<6} {}",
+        escape_control(&row.submission),
+        points_text(row.score),
+        points_text(row.max_score),
+        escape_control(row.problem.as_deref().unwrap_or(""))
+    )
+}
+
+/// `1 submission`, `4 submissions`.
+pub fn count_words(count: usize) -> String {
+    if count == 1 {
+        "1 submission".into()
+    } else {
+        format!("{count} submissions")
+    }
+}
+
+/// When every submission (two or more) failed its first check the same way, the template
+/// is almost certainly wrong: the failure that they share, in words.
+pub fn same_startup_failure(summary: &BatchSummary) -> Option<String> {
+    if summary.rows.len() < 2 {
+        return None;
+    }
+    let first_failure = |row: &BatchRow| -> Option<String> {
+        if let Some(problem) = &row.problem {
+            return Some(problem.clone());
+        }
+        let report = row.report.as_ref()?;
+        let first = report.checks.first()?;
+        (first.status == crate::report::Status::Failed).then(|| first.feedback.join(" "))
+    };
+    // The same way: equal once the submission's own name and any numbers (ports, pids,
+    // times) are set aside.
+    let shape = |row: &BatchRow, text: &str| -> String {
+        text.replace(&row.submission, "{name}")
+            .chars()
+            .map(|c| if c.is_ascii_digit() { '#' } else { c })
+            .collect()
+    };
+    let mut shapes = summary
+        .rows
+        .iter()
+        .map(|row| first_failure(row).map(|text| (shape(row, &text), text)));
+    let (first_shape, example) = shapes.next()??;
+    for other in shapes {
+        if other?.0 != first_shape {
+            return None;
+        }
+    }
+    Some(example)
+}
+
 fn grade_one(
     folder: &Path,
     argv: &[String],
@@ -195,6 +277,13 @@ fn grade_one(
     settings: &BatchSettings,
 ) -> BatchRow {
     let started = Instant::now();
+    // A link could point anywhere (another student's folder, /etc): never followed.
+    if std::fs::symlink_metadata(folder).is_ok_and(|m| m.file_type().is_symlink()) {
+        return problem_row(
+            folder,
+            "refused: the submission folder is a symbolic link, not a folder of the batch".into(),
+        );
+    }
     let program = StudentProgram {
         argv: argv.to_vec(),
         workdir: Some(folder.to_path_buf()),
@@ -242,8 +331,7 @@ pub fn write_summary(summary: &BatchSummary, out: &Path) -> Result<(PathBuf, Pat
     let csv_path = out.join("grades.csv");
     let json_path = out.join("grades.json");
     let ids: Vec<&str> = summary.assignment.checks().iter().map(|c| c.id).collect();
-    let mut writer =
-        csv::Writer::from_path(&csv_path).map_err(|e| write_error(&csv_path, e.to_string()))?;
+    let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["submission", "score", "max_score"];
     header.extend(&ids);
     header.push("problem");
@@ -252,7 +340,7 @@ pub fn write_summary(summary: &BatchSummary, out: &Path) -> Result<(PathBuf, Pat
         .map_err(|e| write_error(&csv_path, e.to_string()))?;
     for row in &summary.rows {
         let mut record = vec![
-            row.submission.clone(),
+            spreadsheet_safe(&row.submission),
             points_text(row.score),
             points_text(row.max_score),
         ];
@@ -264,16 +352,84 @@ pub fn write_summary(summary: &BatchSummary, out: &Path) -> Result<(PathBuf, Pat
                     .unwrap_or_default(),
             );
         }
-        record.push(row.problem.clone().unwrap_or_default());
+        record.push(spreadsheet_safe(row.problem.as_deref().unwrap_or_default()));
         writer
             .write_record(&record)
             .map_err(|e| write_error(&csv_path, e.to_string()))?;
     }
-    writer
-        .flush()
+    let csv_bytes = writer
+        .into_inner()
         .map_err(|e| write_error(&csv_path, e.to_string()))?;
+    write_atomically(&csv_path, &csv_bytes).map_err(|e| write_error(&csv_path, e.to_string()))?;
     let json = serde_json::to_string_pretty(summary)
         .map_err(|e| write_error(&json_path, e.to_string()))?;
-    std::fs::write(&json_path, json + "\n").map_err(|e| write_error(&json_path, e.to_string()))?;
+    write_atomically(&json_path, (json + "\n").as_bytes())
+        .map_err(|e| write_error(&json_path, e.to_string()))?;
     Ok((csv_path, json_path))
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it over `path`: a reader
+/// sees the old file or the new one, never half of one, and nothing can slip in between.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let folder = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut file = tempfile::NamedTempFile::new_in(folder)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// A cell a spreadsheet will not run: text starting with `=`, `+`, `-`, `@`, a tab or a
+/// carriage return is a formula to Excel, LibreOffice and Google Sheets (OWASP, "CSV
+/// Injection"), so it gets a leading `'`, which they show as text.
+pub fn spreadsheet_safe(text: &str) -> String {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_formulas_and_sameness_are_said_right() {
+        assert_eq!(count_words(1), "1 submission");
+        assert_eq!(count_words(4), "4 submissions");
+        assert_eq!(spreadsheet_safe("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(spreadsheet_safe("+1"), "'+1");
+        assert_eq!(spreadsheet_safe("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(spreadsheet_safe("alice"), "alice");
+        let row = |name: &str, problem: &str| BatchRow {
+            submission: name.into(),
+            score: 0.0,
+            max_score: 0.0,
+            checks: BTreeMap::new(),
+            problem: Some(problem.into()),
+            elapsed_ms: 0,
+            report: None,
+        };
+        let summary = |rows| BatchSummary {
+            assignment: Assignment::EchoServer,
+            template: "t".into(),
+            jobs: 1,
+            elapsed_ms: 0,
+            rows,
+        };
+        let same = summary(vec![
+            row("alice", "alice/srever.py: not found (port 4001)"),
+            row("bob", "bob/srever.py: not found (port 4999)"),
+        ]);
+        assert!(same_startup_failure(&same).is_some());
+        let different = summary(vec![row("alice", "exit code 1"), row("bob", "timed out")]);
+        assert!(same_startup_failure(&different).is_none());
+        let alone = summary(vec![row("alice", "exit code 1")]);
+        assert!(same_startup_failure(&alone).is_none());
+    }
 }

@@ -15,12 +15,13 @@ use std::time::{Duration, Instant};
 
 use lab_kit::child::Stream;
 
-use crate::grade::{
-    DUPLEX_ADVICE, DUPLEX_ROUNDS, FRAMING_ADVICE, LINES_PER_ROUND, Run, SPLIT_GAP, Scene,
-    SceneFailure, judge_two_lines, line_with, wait_shown, waited_words, with_program_output,
-};
+use crate::advice::Remedy;
 use crate::report::Verdict;
-use crate::wire::Waited;
+use crate::scene::{
+    DUPLEX_ROUNDS, LINES_PER_ROUND, Run, SPLIT_GAP, Scene, SceneFailure, judge_two_lines,
+    line_with, wait_shown, waited_words,
+};
+use crate::wire::{Waited, tokened};
 
 /// The words and sample lines that make a shared check speak about one role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +111,7 @@ pub fn line_shown(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict 
         line_sent: line,
         ..
     } = *role;
+    let line = &tokened(line);
     let mut verdict = match scene.conn.send(format!("{line}\n").as_bytes()) {
         Err(e) => Verdict::failed(
             id,
@@ -126,7 +128,7 @@ pub fn line_shown(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict 
             .saw(format!(
                 "the grader sent {line:?}; the {program} printed {printed:?}"
             )),
-            None => with_program_output(
+            None => run.with_output(
                 Verdict::failed(
                     id,
                     format!(
@@ -153,9 +155,10 @@ pub fn typed_line_sent(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Ver
         line_typed: typed,
         ..
     } = *role;
+    let typed = &tokened(typed);
     let token = token_of(typed);
     let mut verdict = match scene.child.write_stdin(&format!("{typed}\n")) {
-        Err(_) => with_program_output(
+        Err(_) => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -185,7 +188,7 @@ pub fn typed_line_sent(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Ver
                 }
                 verdict
             }
-            other => with_program_output(
+            other => run.with_output(
                 Verdict::failed(
                     id,
                     format!(
@@ -220,15 +223,15 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
         ..
     } = *role;
     let fail = |scene: &mut Scene, text: String| {
-        with_program_output(
-            Verdict::failed(id, text).say(DUPLEX_ADVICE),
+        run.with_output(
+            Verdict::failed(id, text).say(run.remedy(Remedy::Duplex)),
             &mut scene.child,
         )
     };
     // The grader speaks twice while nobody types at the program.
-    for line in role.duplex_sent {
+    for line in role.duplex_sent.map(tokened) {
         if scene.conn.send(format!("{line}\n").as_bytes()).is_err()
-            || wait_shown(&scene.child, token_of(line), run.step_deadline()).is_none()
+            || wait_shown(&scene.child, token_of(&line), run.step_deadline()).is_none()
         {
             return fail(
                 scene,
@@ -241,13 +244,13 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
         }
     }
     // The program's user types twice while the grader says nothing.
-    for line in role.duplex_typed {
+    for line in role.duplex_typed.map(tokened) {
         if scene.child.write_stdin(&format!("{line}\n")).is_err() {
             return fail(scene, format!("The {program}'s standard input was closed."));
         }
         let waited = scene
             .conn
-            .wait_for_text(token_of(line), run.step_deadline());
+            .wait_for_text(token_of(&line), run.step_deadline());
         if waited != Waited::Arrived {
             return fail(
                 scene,
@@ -261,25 +264,23 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
     // Both at once, several rounds: typed and sent lines interleaved, then every line of
     // the round looked for on its way out.
     for round in 1..=DUPLEX_ROUNDS {
-        for k in 1..=LINES_PER_ROUND {
-            let _ = scene
-                .child
-                .write_stdin(&format!("round {round} typed {k}\n"));
-            let _ = scene
-                .conn
-                .send(format!("round {round} sent {k}\n").as_bytes());
+        let typed: Vec<String> = (1..=LINES_PER_ROUND)
+            .map(|k| tokened(&format!("round {round} typed {k}")))
+            .collect();
+        let sent: Vec<String> = (1..=LINES_PER_ROUND)
+            .map(|k| tokened(&format!("round {round} sent {k}")))
+            .collect();
+        for (typed, sent) in typed.iter().zip(&sent) {
+            let _ = scene.child.write_stdin(&format!("{typed}\n"));
+            let _ = scene.conn.send(format!("{sent}\n").as_bytes());
         }
-        let last_typed = format!("round {round} typed {LINES_PER_ROUND}");
-        let waited = scene.conn.wait_for_text(&last_typed, run.step_deadline());
-        let last_sent = format!("round {round} sent {LINES_PER_ROUND}");
-        let shown = wait_shown(&scene.child, &last_sent, run.step_deadline());
+        let last = LINES_PER_ROUND - 1;
+        let waited = scene.conn.wait_for_text(&typed[last], run.step_deadline());
+        let shown = wait_shown(&scene.child, &sent[last], run.step_deadline());
         let received = scene.conn.received_text();
         let printed = scene.child.text(Stream::Stdout);
-        let all_typed = waited == Waited::Arrived
-            && (1..=LINES_PER_ROUND)
-                .all(|k| received.contains(&format!("round {round} typed {k}")));
-        let all_sent = shown.is_some()
-            && (1..=LINES_PER_ROUND).all(|k| printed.contains(&format!("round {round} sent {k}")));
+        let all_typed = waited == Waited::Arrived && typed.iter().all(|t| received.contains(t));
+        let all_sent = shown.is_some() && sent.iter().all(|s| printed.contains(s));
         if !all_typed || !all_sent {
             let mut verdict = fail(
                 scene,
@@ -312,23 +313,39 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
     )
 }
 
+/// How long the framing check waits for a prompt before it sends (a program without one
+/// costs this once; one with a prompt draws it in microseconds).
+pub const PROMPT_WAIT: Duration = Duration::from_millis(300);
+
 /// Framing, part one: two lines in one TCP segment must be shown as two lines.
 pub fn framing_two_lines(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict {
     let id = "framing_two_lines";
-    let (first, second) = ("first of two: grape", "second of two: honeydew");
+    let (first, second) = (
+        &tokened("first of two: grape"),
+        &tokened("second of two: honeydew"),
+    );
+    // A prompt is text the program printed, without a newline, before the grader sent
+    // anything, and that is still waiting for its line's end when the grader sends: it
+    // cannot be a decoration of lines the program had not received yet. A program that
+    // draws one does so as it starts waiting, so give it a moment to appear. (Fragments of
+    // earlier, finished lines do not count: they are not pending any more.)
+    let pending = scene
+        .child
+        .wait_for_partial(Stream::Stdout, PROMPT_WAIT, |p| !p.is_empty());
+    let prompts: Vec<String> = pending.into_iter().collect();
     // One write, TCP_NODELAY on: both lines leave in one TCP segment (and one TLS record).
     if let Err(e) = scene.conn.send(format!("{first}\n{second}\n").as_bytes()) {
         return could_not_send(id, &e);
     }
     let _ = wait_shown(&scene.child, token_of(second), run.step_deadline());
     let lines = scene.child.lines(Stream::Stdout);
-    match judge_two_lines(&lines, first, second) {
+    match judge_two_lines(&lines, first, second, &prompts) {
         Ok(seen) => Verdict::passed(
             id,
             "Two lines that arrived in one TCP segment were shown as two lines.",
         )
         .saw(format!("the {} printed {seen}", role.program)),
-        Err(problem) => with_program_output(
+        Err(problem) => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -336,7 +353,7 @@ pub fn framing_two_lines(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> V
                     role.grader_sender
                 ),
             )
-            .say(FRAMING_ADVICE),
+            .say(run.remedy(Remedy::Framing)),
             &mut scene.child,
         ),
     }
@@ -350,7 +367,11 @@ pub fn framing_split_line(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> 
         grader_sender,
         ..
     } = *role;
-    let (head, rest) = ("one line in two segments: ice", "berry");
+    let head = &format!(
+        "one line in two segments {}: ice",
+        crate::wire::fresh_token()
+    );
+    let rest = &tokened("berry");
     if let Err(e) =
         scene
             .conn
@@ -365,7 +386,7 @@ pub fn framing_split_line(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> 
             "A line that arrived in two TCP segments was shown as one line.",
         )
         .saw(format!("the {program} printed {printed:?}")),
-        Some(printed) => with_program_output(
+        Some(printed) => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -373,15 +394,15 @@ pub fn framing_split_line(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> 
                     SPLIT_GAP.as_millis()
                 ),
             )
-            .say(FRAMING_ADVICE),
+            .say(run.remedy(Remedy::Framing)),
             &mut scene.child,
         ),
-        None => with_program_output(
+        None => run.with_output(
             Verdict::failed(
                 id,
                 format!("{grader_sender} sent {whole:?} in two pieces, and it never appeared in the {program}'s output. (A {program} that waits for its own user before it reads the socket shows nothing here: see the full-duplex check.)"),
             )
-            .say(FRAMING_ADVICE),
+            .say(run.remedy(Remedy::Framing)),
             &mut scene.child,
         ),
     }

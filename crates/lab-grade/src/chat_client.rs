@@ -12,10 +12,11 @@ use std::time::Instant;
 
 use lab_kit::child::Stream;
 
+use crate::advice::Remedy;
 use crate::chat_checks;
-use crate::grade::{Run, Scene, SceneProblem, wait_shown, with_program_output};
 use crate::program;
 use crate::report::Verdict;
+use crate::scene::{Run, Scene, SceneProblem, wait_shown};
 use crate::wire::{Ending, GraderConn, HandshakeFailure, Waited};
 
 /// Runs every chat-client check.
@@ -56,10 +57,10 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
                         handshake.describe()
                     ),
                 )
-                .say(client_handshake_advice(handshake));
+                .say(client_handshake_advice(run, handshake));
                 if let Some(mut child) = failure.child {
                     run.settle_then_stop(&mut child);
-                    failed = with_program_output(failed, &mut child);
+                    failed = run.with_output(failed, &mut child);
                 }
                 verdicts.push(failed);
             } else {
@@ -68,14 +69,12 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
                 verdicts.push(failed);
                 verdicts.push(Verdict::failed("tls_handshake", blocked));
             }
-            for id in [
-                "stdin_line_sent",
-                "server_line_shown",
-                "full_duplex",
-                "framing_two_lines",
-                "framing_split_line",
-                "exit_clean",
-            ] {
+            // Everything up to the impostors needs the real server's session.
+            for id in crate::rubric::ids_between(
+                crate::rubric::CHAT_CLIENT,
+                "tls_handshake",
+                "refuses_untrusted",
+            ) {
                 verdicts.push(Verdict::failed(id, blocked));
             }
             push_impostors(run, secure, &mut verdicts);
@@ -112,9 +111,9 @@ fn push_impostors(run: &Run<'_>, secure: bool, verdicts: &mut Vec<Verdict>) {
     }
 }
 
-fn client_handshake_advice(failure: &HandshakeFailure) -> String {
+fn client_handshake_advice(run: &Run<'_>, failure: &HandshakeFailure) -> String {
     match failure {
-        HandshakeFailure::TimedOut => "The client connected but never sent a TLS ClientHello: it speaks plaintext. Wrap the socket with ssl.create_default_context(cafile={ca}).wrap_socket(sock, server_hostname='localhost'), or grade it with --plaintext.".into(),
+        HandshakeFailure::TimedOut => format!("The client connected but never sent a TLS ClientHello: it speaks plaintext. {}", run.remedy(Remedy::TlsClient)),
         HandshakeFailure::Tls(error) if error.contains("alert") || error.contains("Alert") => "The client aborted the handshake with the real server: it did not trust the lab's certificate. Load the CA file it is given ({ca}, or LAB_CA) and connect with server_hostname='localhost'.".into(),
         _ => "The client closed the connection during the handshake. Load the CA file it is given ({ca}, or LAB_CA) and connect with server_hostname='localhost'.".into(),
     }
@@ -126,7 +125,7 @@ fn exit_clean(run: &Run<'_>, scene: &mut Scene) -> Verdict {
     // Read while waiting: the grader answers the client's close_notify with its own.
     let ending = scene.conn.wait_for_end(run.step_deadline());
     let status = program::wait_exit(&mut scene.child, run.options.deadlines.step);
-    let health = program::health(&mut scene.child);
+    let health = run.health(&mut scene.child);
     match status {
         Some(status) if status.success() && health.crash.is_none() => {
             let mut verdict = Verdict::passed(
@@ -138,11 +137,11 @@ fn exit_clean(run: &Run<'_>, scene: &mut Scene) -> Verdict {
                 None => "the grader's connection stayed open".into(),
             });
             if scene.facts.is_some() && ending == Some(Ending::Truncated) {
-                verdict = verdict.say("It closed without a TLS close_notify: close the SSLSocket (or call unwrap()) before exiting, so the server can tell a goodbye from a cut connection.");
+                verdict = verdict.say(run.remedy(Remedy::CloseNotify));
             }
             verdict
         }
-        Some(status) => with_program_output(
+        Some(status) => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -152,7 +151,7 @@ fn exit_clean(run: &Run<'_>, scene: &mut Scene) -> Verdict {
             ),
             &mut scene.child,
         ),
-        None => with_program_output(
+        None => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -191,7 +190,7 @@ fn impostor(run: &Run<'_>, id: &'static str, kind: Impostor) -> Verdict {
         Err(failure) => return run.scene_failed(id, failure),
     };
     let mut verdict = match GraderConn::tls_server(conn.into_tcp(), config, run.step_deadline()) {
-        Err(HandshakeFailure::TimedOut) => with_program_output(
+        Err(HandshakeFailure::TimedOut) => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -213,7 +212,7 @@ fn impostor(run: &Run<'_>, id: &'static str, kind: Impostor) -> Verdict {
             if let Some(crash) = &health.crash {
                 verdict = verdict
                     .saw(format!("the client printed a traceback: {crash}"))
-                    .say("Refusing was right, but the student sees a raw traceback: catch ssl.SSLCertVerificationError and print one sentence (\"the server's certificate could not be verified: …\").");
+                    .say(run.remedy(Remedy::ReportVerifyFailure));
             } else if let Some(message) = program::tail(&child, Stream::Stderr, 1)
                 .pop()
                 .or_else(|| program::tail(&child, Stream::Stdout, 1).pop())
@@ -224,21 +223,24 @@ fn impostor(run: &Run<'_>, id: &'static str, kind: Impostor) -> Verdict {
         }
         Ok((mut conn, facts)) => {
             // It trusted the impostor. Show what that costs.
-            let _ = conn.send(b"impostor says: trust me: strawberry\n");
-            let _ = child.write_stdin("my password is tangerine\n");
-            let leaked = conn.wait_for_text("tangerine", run.step_deadline()) == Waited::Arrived;
-            let believed = wait_shown(&child, "strawberry", run.step_deadline());
+            let strawberry = crate::wire::tokened("strawberry");
+            let tangerine = crate::wire::tokened("tangerine");
+            let _ = conn.send(format!("impostor says: trust me: {strawberry}\n").as_bytes());
+            let _ = child.write_stdin(&format!("my password is {tangerine}\n"));
+            let leaked = conn.wait_for_text(&tangerine, run.step_deadline()) == Waited::Arrived;
+            let believed = wait_shown(&child, &strawberry, run.step_deadline());
             let mut verdict = Verdict::failed(
                 id,
                 format!("The client completed a TLS handshake ({}) with {who}: it would talk to anyone who intercepts the connection.", facts.protocol),
             )
-            .say(match kind {
-                Impostor::UntrustedCa => "Verify the server: ssl.create_default_context(cafile={ca}) checks the chain to the lab CA; never ssl._create_unverified_context() or verify_mode = ssl.CERT_NONE.",
-                Impostor::WrongName => "Verify the name too: keep check_hostname = True (the default of create_default_context) and pass server_hostname='localhost'.",
-            });
+            .say(run.remedy(match kind {
+                Impostor::UntrustedCa => Remedy::VerifyChain,
+                Impostor::WrongName => Remedy::VerifyName,
+            }));
             if leaked {
-                verdict = verdict
-                    .saw("the impostor received what the user typed: \"my password is tangerine\"");
+                verdict = verdict.saw(format!(
+                    "the impostor received what the user typed: \"my password is {tangerine}\""
+                ));
             }
             if let Some(printed) = believed {
                 verdict = verdict.saw(format!(
@@ -260,17 +262,17 @@ fn no_server_message(run: &Run<'_>) -> Verdict {
         Ok(port) => port,
         Err(e) => return Verdict::failed(id, format!("The grader could not set up: {e}.")),
     };
-    let mut child = match run.program.start(&run.files, port, false) {
+    let mut child = match run.program.start(&run.sandbox, port, false) {
         Ok(child) => child,
         Err(e) => return Verdict::failed(id, format!("The program could not be started: {e}.")),
     };
     let status = program::wait_exit(&mut child, run.options.deadlines.step);
-    let health = program::health(&mut child);
+    let health = run.health(&mut child);
     let message = program::tail(&child, Stream::Stderr, 1)
         .pop()
         .or_else(|| program::tail(&child, Stream::Stdout, 1).pop());
     let mut verdict = match (status, &health.crash, &message) {
-        (None, _, _) => with_program_output(
+        (None, _, _) => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -280,7 +282,7 @@ fn no_server_message(run: &Run<'_>) -> Verdict {
             ),
             &mut child,
         ),
-        (Some(_), Some(crash), _) => with_program_output(
+        (Some(_), Some(crash), _) => run.with_output(
             Verdict::failed(
                 id,
                 format!(

@@ -6,10 +6,11 @@
 
 use lab_kit::child::Stream;
 
+use crate::advice::Remedy;
 use crate::chat_checks;
-use crate::grade::{Run, Scene, SceneProblem, line_with, wait_shown, with_program_output};
 use crate::report::Verdict;
-use crate::wire::{Ending, HandshakeFailure};
+use crate::scene::{Run, Scene, SceneProblem, line_with, wait_shown};
+use crate::wire::{Ending, HandshakeFailure, tokened};
 
 /// Runs every chat-server check.
 pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
@@ -28,23 +29,20 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
                     "tls_handshake",
                     format!("The TLS handshake failed: {}.", handshake.describe()),
                 )
-                .say(handshake_advice(handshake));
+                .say(handshake_advice(run, handshake));
                 let version = version_after_failure(handshake);
                 if let Some(mut child) = failure.child {
                     run.settle_then_stop(&mut child);
-                    failed = with_program_output(failed, &mut child);
+                    failed = run.with_output(failed, &mut child);
                 }
                 verdicts.push(failed);
                 verdicts.push(version);
-                for id in [
-                    "client_line_shown",
-                    "stdin_line_sent",
-                    "full_duplex",
-                    "framing_two_lines",
-                    "framing_split_line",
-                    "exit_handled",
-                    "abrupt_disconnect",
-                ] {
+                // Everything up to the plaintext client needs a TLS session.
+                for id in crate::rubric::ids_between(
+                    crate::rubric::CHAT_SERVER,
+                    "tls_version",
+                    "plaintext_refused",
+                ) {
                     verdicts.push(Verdict::failed(
                         id,
                         "Not run: it needs a TLS session, and the handshake failed (see above).",
@@ -103,9 +101,9 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
 }
 
 /// What to tell a student whose server failed the handshake.
-fn handshake_advice(failure: &HandshakeFailure) -> String {
+fn handshake_advice(run: &Run<'_>, failure: &HandshakeFailure) -> String {
     match failure {
-        HandshakeFailure::TimedOut => "The server never answered the grader's TLS ClientHello. If it speaks plaintext, it is waiting for a line that never comes: wrap the accepted socket with an ssl.SSLContext (PROTOCOL_TLS_SERVER, load_cert_chain({cert}, {key})), or grade it with --plaintext.".into(),
+        HandshakeFailure::TimedOut => format!("The server never answered the grader's TLS ClientHello. If it speaks plaintext, it is waiting for a line that never comes: {}, or grade it with --plaintext.", run.remedy(Remedy::TlsServer)),
         HandshakeFailure::PeerClosed => "The server closed the connection instead of answering the TLS ClientHello. A plaintext server does that when it takes the ClientHello's binary bytes for a message (and a UnicodeDecodeError in its output is that ClientHello): wrap the accepted socket with TLS, or grade it with --plaintext. A TLS server does it when it cannot load the certificate and key it is given ({cert} and {key}, or LAB_CERT and LAB_KEY).".into(),
         HandshakeFailure::Tls(error) if error.contains("certificate") || error.contains("Certificate") => "The grader did not accept the server's certificate: present the certificate the grader gives ({cert}, signed by the lab CA, for localhost), not one of your own.".into(),
         HandshakeFailure::Tls(error) if error.contains("ProtocolVersion") || error.contains("PeerIncompatible") => "The server only offered TLS versions older than 1.2, which are no longer considered safe: use ssl.PROTOCOL_TLS_SERVER and do not lower minimum_version.".into(),
@@ -148,22 +146,22 @@ fn exit_handled(run: &Run<'_>, scene: &mut Scene) -> Verdict {
                 verdict = verdict.saw(format!("the server then ended: {status}"));
             }
             if scene.facts.is_some() && ending_is_truncated(&scene.conn) {
-                verdict = verdict.say("It closed without a TLS close_notify: call unwrap() (or close the SSLSocket) so the client can tell a goodbye from a cut connection.");
+                verdict = verdict.say(run.remedy(Remedy::CloseNotify));
             }
             verdict
         }
-        Some(_) | None if !health.is_healthy() => with_program_output(
+        Some(_) | None if !health.is_healthy() => run.with_output(
             Verdict::failed(id, "After the client sent Exit, the server crashed."),
             &mut scene.child,
         ),
-        Some(other) => with_program_output(
+        Some(other) => run.with_output(
             Verdict::failed(
                 id,
                 format!("After the client sent Exit, {}.", other.describe()),
             ),
             &mut scene.child,
         ),
-        None => with_program_output(
+        None => run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -191,12 +189,20 @@ fn abrupt_disconnect(run: &Run<'_>, secure: bool) -> Verdict {
         Ok(scene) => scene,
         Err(failure) => return run.scene_failed(id, failure),
     };
-    let _ = conn.send(b"about to vanish: jackfruit\n");
-    let _ = wait_shown(&child, "jackfruit", run.step_deadline());
+    let jackfruit = tokened("jackfruit");
+    let _ = conn.send(format!("about to vanish: {jackfruit}\n").as_bytes());
+    let _ = wait_shown(&child, &jackfruit, run.step_deadline());
     conn.vanish();
-    // The server's user keeps typing: the next send meets the vanished client.
-    let _ = child.write_stdin("are you still there? kiwi\n");
-    let health = run.settle(&mut child);
+    // First the reset alone: a chat server is always reading its socket, so the reset
+    // reaches its read, and a server that dies of it dies now. (Typing at once, as before,
+    // raced the reset: the server could meet it on its write instead and then read a
+    // clean end-of-file, and a reset-crashing server sometimes passed.)
+    let mut health = run.settle(&mut child);
+    if health.is_healthy() && health.exited.is_none() {
+        // Then the server's user keeps typing: the next send meets the vanished client.
+        let _ = child.write_stdin(&format!("are you still there? {}\n", tokened("kiwi")));
+        health = run.settle(&mut child);
+    }
     let mut verdict = if health.is_healthy() {
         let state = match &health.exited {
             Some(status) => format!("it then ended normally ({status})"),
@@ -211,7 +217,7 @@ fn abrupt_disconnect(run: &Run<'_>, secure: bool) -> Verdict {
         )
         .saw(state)
     } else {
-        with_program_output(
+        run.with_output(
             Verdict::failed(
                 id,
                 "The client vanished mid-session (a TCP reset, no goodbye, no close_notify), the server's user typed a line, and the server crashed. A peer can vanish at any time (a closed laptop, a killed program): one client must never bring the server down.",
@@ -231,14 +237,15 @@ fn plaintext_refused(run: &Run<'_>) -> Verdict {
         id,
         |run| run.open_server(false),
         |run, scene| {
-            let line = "plaintext hello: lemon";
+            let lemon = tokened("lemon");
+            let line = format!("plaintext hello: {lemon}");
             let _ = scene.conn.send(format!("{line}\n").as_bytes());
             let ending = scene.conn.wait_for_end(run.step_deadline());
             let health = run.settle(&mut scene.child);
-            let printed = line_with(&scene.child.text(Stream::Stdout), "lemon");
+            let printed = line_with(&scene.child.text(Stream::Stdout), &lemon);
             let answer = scene.conn.received_bytes();
             let mut verdict = match (&printed, health.is_healthy()) {
-                (Some(printed), _) => with_program_output(
+                (Some(printed), _) => run.with_output(
                     Verdict::failed(
                         id,
                         format!(
@@ -247,10 +254,10 @@ fn plaintext_refused(run: &Run<'_>) -> Verdict {
                     ),
                     &mut scene.child,
                 ),
-                (None, false) => with_program_output(
+                (None, false) => run.with_output(
                     Verdict::failed(
                         id,
-                        "The server did not show the plaintext message, but it crashed on it: one bad client must not stop the server. Catch ssl.SSLError around the handshake and go on to the next client.",
+                        format!("The server did not show the plaintext message, but it crashed on it: one bad client must not stop the server. {}", run.remedy(Remedy::SurviveBadHandshake)),
                     ),
                     &mut scene.child,
                 ),

@@ -10,9 +10,11 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::grade::{FRAMING_ADVICE, Run, Scene, waited_words, with_program_output};
+use crate::advice::Remedy;
+use crate::program;
 use crate::report::Verdict;
-use crate::wire::{GraderConn, Waited};
+use crate::scene::{Run, Scene, waited_words};
+use crate::wire::{GraderConn, Waited, tokened};
 
 /// Size of the large-burst check: big enough to exceed the socket buffers, so that a server
 /// which reads a little and writes a lot (or uses `send` instead of `sendall`) shows it.
@@ -34,7 +36,7 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
         run,
         &mut first,
         "echo_line",
-        b"echo me: umbrella\n",
+        &format!("echo me: {}\n", tokened("umbrella")),
         "a line",
         None,
     );
@@ -47,7 +49,11 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
             run,
             scene,
             "framing_two_lines",
-            b"first: violin\nsecond: walnut\n",
+            &format!(
+                "first: {}\nsecond: {}\n",
+                tokened("violin"),
+                tokened("walnut")
+            ),
             "two lines in one TCP segment",
             None,
         )
@@ -57,7 +63,7 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
             run,
             scene,
             "framing_split_line",
-            b"split: xylophone\n",
+            &format!("split: {}\n", tokened("xylophone")),
             "one line in two segments",
             Some(b"split: xylo".len()),
         )
@@ -73,14 +79,15 @@ fn echo_exactly(
     run: &Run<'_>,
     scene: &mut Scene,
     id: &'static str,
-    message: &'static [u8],
+    message: &str,
     what: &str,
     split: Option<usize>,
 ) -> Verdict {
+    let message = message.as_bytes();
     let sent = match split {
         Some(at) => scene
             .conn
-            .send_split(&message[..at], &message[at..], crate::grade::SPLIT_GAP),
+            .send_split(&message[..at], &message[at..], crate::scene::SPLIT_GAP),
         None => scene.conn.send(message),
     };
     if let Err(e) = sent {
@@ -121,11 +128,10 @@ fn echo_exactly(
             ),
         );
         if split.is_some() || message.iter().filter(|&&b| b == b'\n').count() > 1 {
-            verdict = verdict.say(FRAMING_ADVICE).say(
-                "An echo server needs no framing at all: send back exactly the bytes each recv() returned (sendall(data)), without stripping or adding anything.",
-            );
+            // An echo server must not look for lines at all: only the echo advice applies.
+            verdict = verdict.say(run.remedy(Remedy::EchoExact));
         }
-        with_program_output(verdict, &mut scene.child)
+        run.with_output(verdict, &mut scene.child)
     }
 }
 
@@ -140,7 +146,7 @@ fn several_clients(run: &Run<'_>, scene: &mut Scene) -> Verdict {
     let mut second = match TcpStream::connect_timeout(&addr, run.options.deadlines.step) {
         Ok(tcp) => GraderConn::plain(tcp),
         Err(e) => {
-            return with_program_output(
+            return run.with_output(
                 Verdict::failed(
                     id,
                     format!(
@@ -152,10 +158,11 @@ fn several_clients(run: &Run<'_>, scene: &mut Scene) -> Verdict {
             );
         }
     };
-    let _ = second.send(b"second client: yam\n");
-    let waited = second.wait_for_text("yam\n", run.step_deadline());
+    let yam = format!("{}\n", tokened("yam"));
+    let _ = second.send(format!("second client: {yam}").as_bytes());
+    let waited = second.wait_for_text(&yam, run.step_deadline());
     if waited != Waited::Arrived {
-        return with_program_output(
+        return run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -167,10 +174,13 @@ fn several_clients(run: &Run<'_>, scene: &mut Scene) -> Verdict {
             &mut scene.child,
         );
     }
-    let _ = scene.conn.send(b"first client: zucchini\n");
-    let waited = scene.conn.wait_for_text("zucchini\n", run.step_deadline());
+    let zucchini = format!("{}\n", tokened("zucchini"));
+    let _ = scene
+        .conn
+        .send(format!("first client: {zucchini}").as_bytes());
+    let waited = scene.conn.wait_for_text(&zucchini, run.step_deadline());
     if waited != Waited::Arrived {
-        return with_program_output(
+        return run.with_output(
             Verdict::failed(
                 id,
                 format!(
@@ -192,9 +202,12 @@ fn large_burst(run: &Run<'_>, scene: &mut Scene) -> Verdict {
     let id = "large_burst";
     let mut expected = Vec::with_capacity(BURST_BYTES);
     let mut n = 0;
+    let token = crate::wire::fresh_token();
     while expected.len() < BURST_BYTES {
         n += 1;
-        expected.extend_from_slice(format!("burst line {n:06} {}\n", "x".repeat(44)).as_bytes());
+        expected.extend_from_slice(
+            format!("burst line {n:06} {token} {}\n", "x".repeat(35)).as_bytes(),
+        );
     }
     let mut writer_tcp = match scene.conn.try_clone_tcp() {
         Ok(tcp) => tcp,
@@ -244,7 +257,7 @@ fn judge_burst(
         let end = (same + 24).min(bytes.len());
         String::from_utf8_lossy(&bytes[same.saturating_sub(8).min(end)..end]).into_owned()
     };
-    with_program_output(
+    run.with_output(
         Verdict::failed(
             id,
             format!(
@@ -259,8 +272,8 @@ fn judge_burst(
                 context(got)
             ),
         )
-        .say(FRAMING_ADVICE)
-        .say("Use sendall(data) rather than send(data): send may write only part of a large buffer and return how much it wrote."),
+        .say(run.remedy(Remedy::EchoExact))
+        .say(run.remedy(Remedy::SendAll)),
         &mut scene.child,
     )
 }
@@ -278,16 +291,21 @@ fn client_vanishes(run: &Run<'_>) -> Verdict {
         Err(failure) => return run.scene_failed(id, failure),
     };
     let addr = conn.try_clone_tcp().and_then(|t| t.peer_addr());
-    let _ = conn.send(b"about to vanish: jackfruit\n");
-    let _ = conn.wait_for_text("jackfruit\n", run.step_deadline());
+    let jackfruit = format!("{}\n", tokened("jackfruit"));
+    let _ = conn.send(format!("about to vanish: {jackfruit}").as_bytes());
+    let _ = conn.wait_for_text(&jackfruit, run.step_deadline());
     let _ = conn.send(b"unread when the client vanished\n");
     conn.vanish();
+    // The reset reaches the server's read before anything else happens: a server that
+    // dies of it dies in this window, every time, not only when it loses a race.
+    let _ = program::wait_exit(&mut child, run.options.deadlines.watch);
     let served = match addr {
         Ok(addr) => match TcpStream::connect_timeout(&addr, run.options.deadlines.step) {
             Ok(tcp) => {
                 let mut next = GraderConn::plain(tcp);
-                let _ = next.send(b"next client: kumquat\n");
-                next.wait_for_text("kumquat\n", run.step_deadline()) == Waited::Arrived
+                let kumquat = format!("{}\n", tokened("kumquat"));
+                let _ = next.send(format!("next client: {kumquat}").as_bytes());
+                next.wait_for_text(&kumquat, run.step_deadline()) == Waited::Arrived
             }
             Err(_) => false,
         },
@@ -296,7 +314,7 @@ fn client_vanishes(run: &Run<'_>) -> Verdict {
     // Served: the server is fine now. Not served: it may be crashing right now, so give it
     // the watch window to finish dying and print its traceback.
     let health = if served {
-        crate::program::health(&mut child)
+        run.health(&mut child)
     } else {
         run.settle(&mut child)
     };
@@ -306,13 +324,16 @@ fn client_vanishes(run: &Run<'_>) -> Verdict {
             "A client vanished (a TCP reset, no goodbye), and the server went on to serve the next client.",
         )
     } else {
-        with_program_output(
+        run.with_output(
             Verdict::failed(
                 id,
                 if health.is_healthy() {
-                    "A client vanished (a TCP reset), and the next client got no echo."
+                    "A client vanished (a TCP reset), and the next client got no echo.".to_string()
                 } else {
-                    "A client vanished (a TCP reset), and the server crashed: one client must never bring the server down. Catch ConnectionResetError and BrokenPipeError per client."
+                    format!(
+                        "A client vanished (a TCP reset), and the server crashed: one client must never bring the server down. {}",
+                        run.remedy(Remedy::PeerGone)
+                    )
                 },
             ),
             &mut child,

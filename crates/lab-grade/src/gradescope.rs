@@ -166,24 +166,12 @@ pub fn write_results(results: &GradescopeResults, path: &Path) -> Result<(), Exp
     write_atomically(path, (text + "\n").as_bytes())
 }
 
+/// [`crate::batch::write_atomically`], with the error said for `--output`.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
-    let error = |source| ExportError::Write {
+    crate::batch::write_atomically(path, bytes).map_err(|source| ExportError::Write {
         path: path.to_path_buf(),
         source,
-    };
-    let folder = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    let mut file = tempfile::NamedTempFile::new_in(folder).map_err(error)?;
-    // A temporary file is created 0600; what it becomes is an ordinary file (0644). Who
-    // may read it is the folder's business (results/ is root's alone).
-    file.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))
-        .map_err(error)?;
-    file.write_all(bytes).map_err(error)?;
-    file.persist(path).map_err(|e| error(e.error))?;
-    Ok(())
+    })
 }
 
 /// What went wrong while exporting an autograder or writing results.
@@ -556,6 +544,13 @@ pub fn export(export: &Export, output: &Path) -> Result<Exported, ExportError> {
     }
     zip.finish().map_err(|e| zip_error(&e))?;
     write_atomically(output, buffer.get_ref())?;
+    // Written as a temporary file (0600); the zip is an ordinary file for the TA to upload.
+    std::fs::set_permissions(output, std::fs::Permissions::from_mode(0o644)).map_err(|source| {
+        ExportError::Write {
+            path: output.to_path_buf(),
+            source,
+        }
+    })?;
     Ok(Exported {
         files: files
             .into_iter()

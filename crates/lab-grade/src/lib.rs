@@ -10,8 +10,10 @@
 //!
 //! - [`rubric`]: the checks of each assignment and their points (overridable with TOML).
 //! - [`program`]: the student's command, the run's certificates, starting the program.
+//! - [`sandbox`]: where and as whom it runs (throwaway user, limits, clean environment).
 //! - [`wire`]: the grader's end of a connection, with a deadline on every wait.
-//! - [`grade`]: a grading run and the machinery every check shares.
+//! - [`grade`]: a grading run: the dispatcher.
+//! - [`scene`]: the machinery every check shares (start, connect, watch, stop).
 //! - [`chat_server`], [`chat_client`], [`echo_server`]: the checks themselves;
 //!   [`chat_checks`]: the chat checks both roles share, written once.
 //! - [`advice`]: what a traceback or an errno means, in plain advice.
@@ -32,6 +34,8 @@ pub mod gradescope;
 pub mod program;
 pub mod report;
 pub mod rubric;
+pub mod sandbox;
+pub mod scene;
 pub mod wire;
 
 pub use grade::{Deadlines, GradeOptions, grade};

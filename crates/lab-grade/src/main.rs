@@ -164,7 +164,12 @@ fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{flag} {value}: give a number of seconds above 0 and at most 600"))
 }
 
-fn options(common: &Common) -> Result<(GradeOptions, Rubric), String> {
+fn options(common: &Common, assignment: Assignment) -> Result<(GradeOptions, Rubric), String> {
+    if assignment == Assignment::EchoServer && (common.plaintext || common.no_tls_required) {
+        return Err(
+            "the echo server is always graded over plaintext TCP: --plaintext and --no-tls-required do not apply to it; leave them out".into(),
+        );
+    }
     let rubric = match &common.rubric {
         Some(path) => Rubric::from_file(path).map_err(|e| format!("{e}"))?,
         None => Rubric::built_in(),
@@ -182,7 +187,7 @@ fn options(common: &Common) -> Result<(GradeOptions, Rubric), String> {
 }
 
 fn grade_single(assignment: Assignment, single: &Single) -> Result<lab_grade::GradeReport, String> {
-    let (options, rubric) = options(&single.common)?;
+    let (options, rubric) = options(&single.common, assignment)?;
     let program = StudentProgram::new(single.command.clone()).map_err(|e| e.to_string())?;
     let pki = GraderPki::generate().map_err(|e| e.to_string())?;
     lab_grade::grade(assignment, &program, &pki, options, &rubric).map_err(|e| e.to_string())
@@ -227,7 +232,7 @@ fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
         // The Classroom reporter needs a result even when the grader could not grade: an
         // error result, worth 0 of the assignment's points, then the failure exit code.
         Err(message) if format == OutputFormat::Classroom => {
-            let rubric = options(&single.common)
+            let rubric = options(&single.common, assignment)
                 .map(|(_, rubric)| rubric)
                 .unwrap_or_default();
             let max_score = assignment
@@ -271,7 +276,7 @@ fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
 }
 
 fn run_batch(batch: Batch) -> Result<(), String> {
-    let (options, rubric) = options(&batch.common)?;
+    let (options, rubric) = options(&batch.common, batch.assignment)?;
     if batch.jobs == 0 || batch.jobs > 64 {
         return Err(format!("--jobs {}: give a number from 1 to 64", batch.jobs));
     }
@@ -282,31 +287,44 @@ fn run_batch(batch: Batch) -> Result<(), String> {
         options,
         rubric,
     };
-    let summary =
-        lab_grade::batch::grade_folder(&batch.dir, &settings, true).map_err(|e| e.to_string())?;
+    use lab_grade::batch::{Progress, count_words, row_line, same_startup_failure};
+    use std::io::IsTerminal;
+    // A terminal gets a progress bar and the table at the end; a pipe or a CI log gets one
+    // line per submission as soon as it is graded.
+    let progress = if std::io::stdout().is_terminal() {
+        Progress::Bar
+    } else {
+        Progress::Lines
+    };
+    let summary = lab_grade::batch::grade_folder(&batch.dir, &settings, progress)
+        .map_err(|e| e.to_string())?;
     let (csv_path, json_path) =
         lab_grade::batch::write_summary(&summary, &batch.out).map_err(|e| e.to_string())?;
-    for row in &summary.rows {
-        println!(
-            "{:<30} {:>6} / {:<6} {}",
-            row.submission,
-            lab_grade::report::points_text(row.score),
-            lab_grade::report::points_text(row.max_score),
-            row.problem.as_deref().unwrap_or("")
-        );
+    if progress == Progress::Bar {
+        for row in &summary.rows {
+            println!("{}", row_line(row));
+        }
     }
     println!(
-        "{} submissions graded in {:.1} s; summary in {} and {}",
-        summary.rows.len(),
+        "{} graded in {:.1} s; summary in {} and {}",
+        count_words(summary.rows.len()),
         summary.elapsed_ms as f64 / 1000.0,
         csv_path.display(),
         json_path.display()
     );
+    if let Some(failure) = same_startup_failure(&summary) {
+        return Err(format!(
+            "every submission ({}) failed the same way at startup, so the --run template is almost certainly wrong ({}). The first one said: {}",
+            summary.rows.len(),
+            settings.template,
+            lab_grade::report::escape_control(&failure)
+        ));
+    }
     Ok(())
 }
 
 fn run_export(export: ExportGradescope) -> Result<(), String> {
-    let (options, _) = options(&export.common)?;
+    let (options, _) = options(&export.common, export.assignment)?;
     if !(1..=3600).contains(&export.time_limit) {
         return Err(format!(
             "--time-limit {}: give a number of seconds from 1 to 3600",
@@ -362,7 +380,40 @@ fn run_export(export: ExportGradescope) -> Result<(), String> {
     Ok(())
 }
 
+/// Ends the student's programs and removes the grader's temporary folders when the grader
+/// is interrupted (Ctrl-C, SIGINT) or told to stop (SIGTERM, as a CI timeout does).
+///
+/// The signals are blocked in every thread and taken by one thread with `sigwait`, so the
+/// clean-up runs as ordinary code, not in a signal handler. A program the grader starts
+/// gets an empty signal mask again (the standard library resets it before `exec`).
+fn clean_up_on_interrupt() {
+    // SAFETY: sigset_t is plain data, filled by sigemptyset/sigaddset; pthread_sigmask
+    // changes this thread's mask, inherited by the threads started after it.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return;
+        }
+        set
+    };
+    std::thread::spawn(move || {
+        let mut signal = 0;
+        // SAFETY: waits for one of the blocked signals in `set`; writes its number.
+        if unsafe { libc::sigwait(&set, &mut signal) } == 0 {
+            lab_grade::sandbox::clean_up_after_interrupt();
+            eprintln!(
+                "lab-grade: interrupted; the programs were stopped and the temporary folders removed"
+            );
+            std::process::exit(128 + signal);
+        }
+    });
+}
+
 fn main() -> ExitCode {
+    clean_up_on_interrupt();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::ChatServer(single) => run_single(Assignment::ChatServer, single),

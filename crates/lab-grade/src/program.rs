@@ -20,10 +20,11 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use lab_kit::child::{RunningChild, SpawnError, Stream, describe_status};
+use lab_kit::child::{Capture, RunningChild, SpawnError, Stream, describe_status};
 use lab_kit::pki::{CertifiedPem, LabCa, LabPki, LeafSpec, Role};
 
 use crate::advice;
+use crate::sandbox::Sandbox;
 
 /// The host every program is given: IPv4 loopback (the certificate names it too).
 pub const HOST: &str = "127.0.0.1";
@@ -76,36 +77,6 @@ impl GraderPki {
             lab,
             untrusted,
             wrong_name,
-        })
-    }
-}
-
-/// The files written for one run: the CA, and the certificate and key the program uses.
-#[derive(Debug)]
-pub struct RunFiles {
-    _dir: tempfile::TempDir,
-    pub ca: PathBuf,
-    pub server_cert: PathBuf,
-    pub server_key: PathBuf,
-    pub client_cert: PathBuf,
-    pub client_key: PathBuf,
-}
-
-impl RunFiles {
-    /// Writes `pki`'s files into a new private temporary folder.
-    pub fn write(pki: &GraderPki) -> Result<Self, SetupError> {
-        let dir = tempfile::Builder::new()
-            .prefix("lab-grade-")
-            .tempdir()
-            .map_err(SetupError::TempDir)?;
-        let files = pki.lab.write_to(dir.path(), true)?;
-        Ok(RunFiles {
-            ca: files.ca_cert,
-            server_cert: files.server_cert,
-            server_key: files.server_key,
-            client_cert: files.client_cert,
-            client_key: files.client_key,
-            _dir: dir,
         })
     }
 }
@@ -249,27 +220,31 @@ impl StudentProgram {
         self.argv.join(" ")
     }
 
-    /// Starts the program with the placeholders filled in for `port` and the role's files.
+    /// Starts the program in `sandbox` with the placeholders filled in for `port` and the
+    /// role's files.
     pub fn start(
         &self,
-        files: &RunFiles,
+        sandbox: &Sandbox,
         port: u16,
         as_server: bool,
     ) -> Result<RunningChild, SpawnError> {
-        let (cert, key) = if as_server {
-            (&files.server_cert, &files.server_key)
-        } else {
-            (&files.client_cert, &files.client_key)
-        };
+        let files = sandbox.role_files(as_server);
         let path = |p: &Path| p.display().to_string();
+        // {dir} is the read-only copy when there is one, and always absolute: the program
+        // runs inside it, so a relative {dir} would name a folder inside itself.
+        let dir = sandbox.submission.clone().or_else(|| {
+            self.dir
+                .as_ref()
+                .map(|d| std::path::absolute(d).unwrap_or_else(|_| d.clone()))
+        });
         let mut values = vec![
             ("host", HOST.to_string()),
             ("port", port.to_string()),
             ("ca", path(&files.ca)),
-            ("cert", path(cert)),
-            ("key", path(key)),
+            ("cert", path(&files.cert)),
+            ("key", path(&files.key)),
         ];
-        if let Some(dir) = &self.dir {
+        if let Some(dir) = &dir {
             values.push(("dir", path(dir)));
         }
         let fill = |word: &str| {
@@ -279,19 +254,53 @@ impl StudentProgram {
         };
         let mut command = Command::new(fill(&self.argv[0]));
         command.args(self.argv[1..].iter().map(|w| fill(w)));
-        for (name, value) in &values {
-            command.env(format!("LAB_{}", name.to_uppercase()), value);
-        }
-        // Python buffers its standard output when it is not a terminal, so a student's
-        // print() would reach the grader only at exit. The lesson here is sockets, not
-        // stdio buffering: ask for line-by-line output, as a terminal would get.
-        command.env("PYTHONUNBUFFERED", "1");
-        if let Some(dir) = &self.workdir {
+        let vars: Vec<(String, String)> = values
+            .iter()
+            .map(|(name, value)| (format!("LAB_{}", name.to_uppercase()), value.clone()))
+            .collect();
+        // A clean environment (PYTHONUNBUFFERED=1 among the few variables kept), the
+        // throwaway user when root, limits before exec.
+        sandbox.confine(&mut command, &vars);
+        if let Some(dir) = dir.as_ref().filter(|_| sandbox.submission.is_some()) {
             command.current_dir(dir);
+        } else {
+            let here = match &self.workdir {
+                Some(dir) => dir.clone(),
+                None => std::env::current_dir().unwrap_or_else(|_| ".".into()),
+            };
+            let throwaway = matches!(
+                sandbox.isolation(),
+                crate::sandbox::Isolation::ThrowawayUser { .. }
+            );
+            if throwaway
+                && !crate::sandbox::others_can_enter(
+                    &std::path::absolute(&here).unwrap_or(here.clone()),
+                )
+            {
+                return Err(SpawnError {
+                    program: self.argv[0].clone(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::PermissionDenied,
+                        format!(
+                            "the folder it runs in, {}, is closed to the unprivileged user the grader runs programs as (a folder on its path lacks mode o+x); make it readable to all (chmod o+rx), or grade the folder with `lab-grade batch`, which runs a copy",
+                            here.display()
+                        ),
+                    ),
+                });
+            }
+            command.current_dir(here);
         }
-        // RunningChild stops the whole process group, and never waits long for a process
-        // that escaped the group (setsid) and still holds the output pipes.
-        RunningChild::spawn_with_limit(&mut command, OUTPUT_LIMIT)
+        // Standard output is a terminal, as when a TA runs the program by hand: C's printf
+        // and other stdio libraries then flush each line instead of holding output back
+        // until exit. RunningChild stops the whole process group and the child by pid, and
+        // never waits long for a process that escaped (the sandbox ends those).
+        RunningChild::spawn_captured(
+            &mut command,
+            Capture {
+                limit: OUTPUT_LIMIT,
+                stdout_pty: true,
+            },
+        )
     }
 }
 
@@ -406,16 +415,23 @@ impl Health {
     }
 }
 
-/// Reads the program's health now (without waiting).
-pub fn health(child: &mut RunningChild) -> Health {
+/// Reads the program's health now (without waiting), with advice in `language`'s terms.
+///
+/// A death by a signal is a crash even when nothing was printed (a C program killed by
+/// SIGSEGV, or by SIGPIPE when it writes to a vanished peer): the signal is the crash line.
+pub fn health(child: &mut RunningChild, language: advice::Language) -> Health {
+    use std::os::unix::process::ExitStatusExt;
     let status = child.try_status().ok().flatten();
     let stderr = child.text(Stream::Stderr);
     let stdout = child.text(Stream::Stdout);
+    let signal_death = status.filter(|s| s.signal().is_some()).map(describe_status);
     Health {
         exited: status.map(describe_status),
         failed_exit: status.is_some_and(|s| !s.success()),
-        crash: advice::crash_line(&stderr).or_else(|| advice::crash_line(&stdout)),
-        advice: advice::for_output(&format!("{stderr}\n{stdout}")),
+        crash: advice::crash_line(&stderr)
+            .or_else(|| advice::crash_line(&stdout))
+            .or(signal_death),
+        advice: advice::for_output(&format!("{stderr}\n{stdout}"), language),
     }
 }
 
@@ -460,7 +476,8 @@ mod tests {
     #[test]
     fn placeholders_and_environment_are_filled_for_each_start() {
         let pki = GraderPki::generate().unwrap();
-        let files = RunFiles::write(&pki).unwrap();
+        let sandbox = Sandbox::new(&pki, None, true).unwrap();
+        let files = sandbox.role_files(true).clone();
         let program = StudentProgram::new(vec![
             "sh".into(),
             "-c".into(),
@@ -471,11 +488,11 @@ mod tests {
             "{cert}".into(),
         ])
         .unwrap();
-        let mut child = program.start(&files, 4242, true).unwrap();
+        let mut child = program.start(&sandbox, 4242, true).unwrap();
         assert!(wait_exit(&mut child, Duration::from_secs(10)).is_some());
         let out = child.text(Stream::Stdout);
         let ca = files.ca.display().to_string();
-        let cert = files.server_cert.display().to_string();
+        let cert = files.cert.display().to_string();
         assert!(
             out.contains(&format!("args 127.0.0.1:4242 {ca} {cert}")),
             "{out}"
@@ -489,16 +506,16 @@ mod tests {
             std::fs::read_to_string(&files.ca).unwrap(),
             pki.lab.ca.cert_pem()
         );
-        let mut client = program.start(&files, 4242, false).unwrap();
+        let mut client = program.start(&sandbox, 4242, false).unwrap();
         assert!(wait_exit(&mut client, Duration::from_secs(10)).is_some());
-        let client_cert = files.client_cert.display().to_string();
+        let client_cert = sandbox.client.cert.display().to_string();
         assert!(client.text(Stream::Stdout).contains(&client_cert));
     }
 
     #[test]
     fn a_listener_is_recognised_as_the_programs_own_or_another_programs() {
         let pki = GraderPki::generate().unwrap();
-        let files = RunFiles::write(&pki).unwrap();
+        let sandbox = Sandbox::new(&pki, None, true).unwrap();
         // Someone else (this test) listens on a port; the program listens on another.
         let stranger = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let taken = stranger.local_addr().unwrap().port();
@@ -510,7 +527,7 @@ mod tests {
             "{port}".into(),
         ])
         .unwrap();
-        let mut child = program.start(&files, port, true).unwrap();
+        let mut child = program.start(&sandbox, port, true).unwrap();
         connect_to_started(&mut child, port, Duration::from_secs(20)).unwrap();
         assert!(listener_is_ours(&child, port));
         assert!(!listener_is_ours(&child, taken));

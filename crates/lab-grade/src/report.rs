@@ -152,8 +152,9 @@ pub fn score(
             status: verdict.status,
             points,
             max_points,
-            feedback: verdict.feedback,
-            evidence: verdict.evidence,
+            // Every path that shows a report (text, JSON, Gradescope, batch) starts here.
+            feedback: verdict.feedback.iter().map(|s| bounded(s)).collect(),
+            evidence: verdict.evidence.iter().map(|s| bounded(s)).collect(),
             elapsed_ms: verdict.elapsed.as_millis() as u64,
         });
     }
@@ -166,6 +167,37 @@ pub fn score(
         checks,
         visibility: rubric.visibility.clone(),
     }
+}
+
+/// `text` with every control character (ESC, `\r`, `\n`, …) and every bidirectional
+/// override written as an escape (`\u{1b}`): a program's output quoted in a report can then
+/// neither move the TA's cursor, recolour the terminal, nor print a fake `Score: 18 / 18`.
+pub fn escape_control(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The most of one feedback or evidence string a report keeps: a program's output quoted
+/// in it (an echo that came back as a megabyte of junk) is cut, and says so.
+pub const QUOTE_LIMIT: usize = 600;
+
+/// `text` escaped ([`escape_control`]) and cut to [`QUOTE_LIMIT`] characters.
+pub fn bounded(text: &str) -> String {
+    let escaped = escape_control(text);
+    let total = escaped.chars().count();
+    if total <= QUOTE_LIMIT {
+        return escaped;
+    }
+    let kept: String = escaped.chars().take(QUOTE_LIMIT).collect();
+    format!("{kept}… [{} more characters cut]", total - QUOTE_LIMIT)
 }
 
 /// `2`, `0.5`: points without a useless `.0`.

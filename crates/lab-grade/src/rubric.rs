@@ -247,6 +247,19 @@ pub const ECHO_SERVER: &[CheckSpec] = &[
     ),
 ];
 
+/// The ids of the checks strictly between `after` and `before` in `checks`, in order:
+/// the checks a failure at `after` leaves unrun, read from the rubric rather than kept by
+/// hand beside it.
+pub fn ids_between(checks: &[CheckSpec], after: &str, before: &str) -> Vec<&'static str> {
+    checks
+        .iter()
+        .skip_while(|c| c.id != after)
+        .skip(1)
+        .take_while(|c| c.id != before)
+        .map(|c| c.id)
+        .collect()
+}
+
 /// What went wrong with a rubric file.
 #[derive(Debug, thiserror::Error)]
 pub enum RubricError {

@@ -30,7 +30,14 @@ pub enum Ending {
     Failed(ErrorFacts),
     /// The TLS layer failed: an alert from the peer or a corrupt record.
     Tls(String),
+    /// The program sent more than [`RECEIVE_LIMIT`] bytes: the grader kept the first
+    /// ones and stopped reading (a flood cannot exhaust the grader's memory).
+    Flooded,
 }
+
+/// How much the grader keeps of what a program sends on one connection: a chat or echo
+/// check needs a few KiB (the largest, the echo burst, 256 KiB).
+pub const RECEIVE_LIMIT: usize = 1 << 20;
 
 impl Ending {
     /// In words, for a report.
@@ -42,6 +49,10 @@ impl Ending {
             }
             Ending::Failed(facts) => format!("the connection failed: {}", facts.summary()),
             Ending::Tls(error) => format!("the TLS session failed: {error}"),
+            Ending::Flooded => format!(
+                "the program flooded the connection: it sent more than {} MiB, far more than any check asks for, and the grader stopped reading",
+                RECEIVE_LIMIT >> 20
+            ),
         }
     }
 }
@@ -88,6 +99,31 @@ fn is_timeout(error: &io::Error) -> bool {
         error.kind(),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
     )
+}
+
+/// A fresh random token: 8 hex digits from the kernel's random source.
+///
+/// Every line the grader sends carries one (`apple-3f9a1c2e`), so a program cannot print
+/// or send the expected line before it received it: output that forges the grader's
+/// lines at startup never matches, and only output after the send can count.
+pub fn fresh_token() -> String {
+    let mut bytes = [0u8; 4];
+    // SAFETY: getrandom writes at most `bytes.len()` bytes into our buffer.
+    let got = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if got != 4 {
+        // Not reachable on Linux ≥ 3.17; still never a fixed value.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or_default();
+        bytes = (nanos ^ std::process::id().rotate_left(16)).to_ne_bytes();
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `word` with a fresh token: `apple` → `apple-3f9a1c2e`.
+pub fn tokened(word: &str) -> String {
+    format!("{word}-{}", fresh_token())
 }
 
 /// Time left before `deadline`, or `None` once it has passed.
@@ -309,6 +345,12 @@ impl GraderConn {
             },
         };
         match outcome {
+            Ok(bytes) if self.received.len() + bytes.len() > RECEIVE_LIMIT => {
+                let room = RECEIVE_LIMIT - self.received.len();
+                self.received.extend_from_slice(&bytes[..room]);
+                self.ended = Some(Ending::Flooded);
+                Waited::Ended(Ending::Flooded)
+            }
             Ok(bytes) => {
                 self.received.extend_from_slice(&bytes);
                 Waited::Arrived
@@ -469,5 +511,30 @@ mod tests {
             server_side.join().unwrap(),
             Err(HandshakeFailure::Tls(_))
         ));
+    }
+
+    #[test]
+    fn a_flood_is_cut_at_the_limit_and_ends_the_wait() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let flooder = thread::spawn(move || {
+            let (mut tcp, _) = listener.accept().unwrap();
+            let chunk = vec![b'x'; 64 * 1024];
+            // Bounded: 4 MiB at most, and it stops when the grader stops reading.
+            for _ in 0..64 {
+                if tcp.write_all(&chunk).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut conn = GraderConn::plain(TcpStream::connect(addr).unwrap());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let waited = conn.wait_for_text("never sent", deadline);
+        assert_eq!(waited, Waited::Ended(Ending::Flooded));
+        assert_eq!(conn.received_bytes().len(), RECEIVE_LIMIT);
+        assert!(Ending::Flooded.describe().contains("flooded"));
+        conn.shutdown_both();
+        drop(conn);
+        flooder.join().unwrap();
     }
 }

@@ -148,3 +148,177 @@ fn fifty_submissions_four_at_a_time_all_get_a_result() {
             .all(|r| r["max_score"] == 18.0 && r["report"].is_object())
     );
 }
+
+/// Runs a batch from `cwd` with the documented template and returns (success, stdout,
+/// stderr).
+fn run_batch_in(cwd: &Path, dir: &str, template: &str) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .args([
+            "batch",
+            dir,
+            "--run",
+            template,
+            "--assignment",
+            "echo-server",
+        ])
+        .args([
+            "--jobs",
+            "2",
+            "--start-timeout",
+            "10",
+            "--step-timeout",
+            "3",
+        ])
+        .args(["--out", "out"])
+        .timeout(Duration::from_secs(600))
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let mut csv = csv::Reader::from_path(path).unwrap();
+    csv.records()
+        .map(|r| r.unwrap().iter().map(str::to_string).collect())
+        .collect()
+}
+
+#[test]
+fn a_relative_batch_folder_grades_with_the_documented_template() {
+    let root = tempfile::tempdir().unwrap();
+    let subs = root.path().join("submissions");
+    let correct = example("examples/echo/correct/server.py");
+    submission(&subs, "alice", Some(&correct));
+    submission(&subs, "bob", Some(&correct));
+    // The form the docs show: a relative folder, {dir} in the template.
+    let (ok, stdout, stderr) = run_batch_in(
+        root.path(),
+        "submissions/",
+        "python3 {dir}/server.py {port}",
+    );
+    assert!(ok, "{stdout}\n{stderr}");
+    let rows = csv_rows(&root.path().join("out/grades.csv"));
+    let scores: Vec<(&str, &str)> = rows.iter().map(|r| (&r[0][..], &r[1][..])).collect();
+    assert_eq!(scores, [("alice", "9"), ("bob", "9")], "{stdout}");
+    // In a pipe, one line per submission as it finishes, then the summary.
+    assert!(stdout.lines().any(|l| l.starts_with("alice")), "{stdout}");
+    assert!(stdout.contains("2 submissions graded"), "{stdout}");
+}
+
+#[test]
+fn a_template_that_fails_every_submission_the_same_way_is_an_error() {
+    let root = tempfile::tempdir().unwrap();
+    let subs = root.path().join("submissions");
+    let correct = example("examples/echo/correct/server.py");
+    submission(&subs, "alice", Some(&correct));
+    submission(&subs, "bob", Some(&correct));
+    // A typo in the file name: every program fails at startup, identically.
+    let (ok, stdout, stderr) =
+        run_batch_in(root.path(), "submissions", "python3 {dir}/srever.py {port}");
+    assert!(!ok, "a wrong template must not exit 0: {stdout}");
+    assert!(
+        stderr.contains("--run template is almost certainly wrong"),
+        "{stderr}"
+    );
+    // The grades are still written, so nothing is lost.
+    assert_eq!(csv_rows(&root.path().join("out/grades.csv")).len(), 2);
+}
+
+#[test]
+fn one_student_cannot_overwrite_another_nor_break_the_summary() {
+    let root = tempfile::tempdir().unwrap();
+    let subs = root.path().join("submissions");
+    let correct = example("examples/echo/correct/server.py");
+    // "alice" is first: her program tries to overwrite bob's before serving.
+    let saboteur = format!(
+        "import os\ntry:\n    open(os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'bob', 'server.py'), 'w').write('raise SystemExit(1)')\nexcept OSError:\n    pass\n{correct}"
+    );
+    submission(&subs, "alice", Some(&saboteur));
+    submission(&subs, "bob", Some(&correct));
+    // A folder name a spreadsheet would run, one with terminal escapes, and a link out.
+    submission(&subs, "=HYPERLINK(\"http:evil\")", Some(&correct));
+    submission(&subs, "eve\u{1b}[2K\rScore 9", Some(&correct));
+    std::os::unix::fs::symlink(root.path(), subs.join("mallory")).unwrap();
+    let (_, stdout, stderr) =
+        run_batch_in(root.path(), "submissions", "python3 {dir}/server.py {port}");
+    let rows = csv_rows(&root.path().join("out/grades.csv"));
+    let find = |name: &str| {
+        rows.iter()
+            .find(|r| r[0] == name)
+            .unwrap_or_else(|| panic!("{name}: {rows:?}\n{stdout}\n{stderr}"))
+    };
+    assert_eq!(find("bob")[1], "9", "bob's program was not overwritten");
+    assert_eq!(
+        std::fs::read_to_string(subs.join("bob/server.py")).unwrap(),
+        correct
+    );
+    assert_eq!(find("'=HYPERLINK(\"http:evil\")")[1], "9");
+    let mallory = find("mallory");
+    assert!(
+        mallory.last().unwrap().contains("symbolic link"),
+        "{mallory:?}"
+    );
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "a raw ESC reached the terminal: {stdout:?}"
+    );
+    assert!(stdout.contains("eve\\u{1b}[2K\\u{d}Score 9"), "{stdout}");
+}
+
+#[test]
+fn a_mixed_language_class_is_graded_with_one_run_sh_per_folder() {
+    if !common::have("node", "a Node.js submission in a batch")
+        || !common::have("cc", "a C submission in a batch")
+    {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let subs = root.path().join("submissions");
+    // Python: run.sh starts the interpreter on the file beside it.
+    submission(
+        &subs,
+        "alice",
+        Some(&example("examples/echo/correct/server.py")),
+    );
+    std::fs::write(
+        subs.join("alice/run.sh"),
+        "#!/bin/sh\nexec python3 \"$(dirname \"$0\")/server.py\" \"$@\"\n",
+    )
+    .unwrap();
+    // C: the reference folder as it is (its run.sh compiles into $TMPDIR).
+    submission(&subs, "bob", None);
+    for file in ["server.c", "run.sh"] {
+        std::fs::write(
+            subs.join("bob").join(file),
+            example(&format!("examples/echo/correct-c/{file}")),
+        )
+        .unwrap();
+    }
+    // Node.js: an echo is one line of it.
+    submission(&subs, "carol", None);
+    std::fs::write(
+        subs.join("carol/server.js"),
+        "require('net').createServer((s) => { s.on('error', () => {}); s.pipe(s); }).listen(Number(process.argv[2]), '127.0.0.1');\n",
+    )
+    .unwrap();
+    std::fs::write(
+        subs.join("carol/run.sh"),
+        "#!/bin/sh\nexec node \"$(dirname \"$0\")/server.js\" \"$@\"\n",
+    )
+    .unwrap();
+    let (ok, stdout, stderr) = run_batch_in(root.path(), "submissions", "sh {dir}/run.sh {port}");
+    assert!(ok, "{stdout}\n{stderr}");
+    let rows = csv_rows(&root.path().join("out/grades.csv"));
+    let scores: Vec<(&str, &str)> = rows.iter().map(|r| (&r[0][..], &r[1][..])).collect();
+    assert_eq!(
+        scores,
+        [("alice", "9"), ("bob", "9"), ("carol", "9")],
+        "{stdout}"
+    );
+}

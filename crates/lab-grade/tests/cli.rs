@@ -141,6 +141,16 @@ fn bad_arguments_are_refused_before_anything_runs() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--step-timeout 0"));
+    // The echo server is always plaintext: the TLS flags are refused, not ignored.
+    for flags in [&["--plaintext"][..], &["--plaintext", "--no-tls-required"]] {
+        lab_grade()
+            .arg("echo-server")
+            .args(flags)
+            .args(["--", "true"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("always graded over plaintext"));
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{filters, grade, narrated, options, status_of};
+use common::{filters, grade, have, narrated, options, status_of};
 use lab_grade::report::Status::{self, Failed, Passed};
 use lab_grade::{Assignment, GradeReport};
 
@@ -220,9 +220,12 @@ fn the_broken_echo_server_fails_split_lines_second_clients_bursts_and_resets() {
             "client_vanishes",
         ],
     );
-    // How much of the burst came back before the first difference depends on how the
-    // kernel cut the stream: pin the sentence's shape, not its numbers.
-    let text = narrated(&report);
+    burst_snapshot("broken_echo_server", &narrated(&report));
+}
+
+/// How much of the burst came back before the first difference depends on how the kernel
+/// cut the stream: pin the sentence's shape, not its numbers.
+fn burst_snapshot(name: &str, text: &str) {
     let mut settings = insta::Settings::clone_current();
     for (pattern, replacement) in filters() {
         settings.add_filter(pattern, replacement);
@@ -231,7 +234,7 @@ fn the_broken_echo_server_fails_split_lines_second_clients_bursts_and_resets() {
         r"Of (\d+) bytes sent, \d+ came back; the echo first differs at byte \d+: expected .*, got .*\.",
         "Of $1 bytes sent, [N] came back; the echo first differs at byte [N]: expected [TEXT], got [TEXT].",
     );
-    settings.bind(|| insta::assert_snapshot!("broken_echo_server", text));
+    settings.bind(|| insta::assert_snapshot!(name, text));
 }
 
 #[test]
@@ -259,4 +262,78 @@ fn a_client_that_checks_the_chain_but_not_the_name_fails_only_the_wrong_name_che
         options(false),
     );
     assert_only_failed(&report, |id| id == "refuses_wrong_name");
+}
+
+#[test]
+fn the_node_chat_server_gets_full_marks() {
+    if !have("node", "grading the Node.js reference server") {
+        return;
+    }
+    let report = grade(
+        Assignment::ChatServer,
+        &[
+            "node",
+            "examples/chat/secure-node/server.js",
+            "{port}",
+            "{cert}",
+            "{key}",
+        ],
+        options(false),
+    );
+    assert_full_marks(&report, 18.0);
+    snapshot("node_chat_server", &narrated(&report));
+}
+
+#[test]
+fn the_node_chat_client_gets_full_marks() {
+    if !have("node", "grading the Node.js reference client") {
+        return;
+    }
+    let report = grade(
+        Assignment::ChatClient,
+        &[
+            "node",
+            "examples/chat/secure-node/client.js",
+            "{host}",
+            "{port}",
+            "{ca}",
+        ],
+        options(false),
+    );
+    assert_full_marks(&report, 19.0);
+    snapshot("node_chat_client", &narrated(&report));
+}
+
+#[test]
+fn the_c_echo_server_gets_full_marks_through_its_run_sh() {
+    if !have("cc", "grading the C reference echo server") {
+        return;
+    }
+    let report = grade(
+        Assignment::EchoServer,
+        &["sh", "examples/echo/correct-c/run.sh", "{port}"],
+        options(true),
+    );
+    assert_full_marks(&report, 9.0);
+    snapshot("c_echo_server", &narrated(&report));
+}
+
+#[test]
+fn the_c_echo_server_that_takes_one_recv_for_one_line_fails_split_lines_and_bursts() {
+    if !have("cc", "grading the C one-recv echo server") {
+        return;
+    }
+    let report = grade(
+        Assignment::EchoServer,
+        &["sh", "examples/echo/one-recv-c/run.sh", "{port}"],
+        options(true),
+    );
+    assert_only_failed(&report, |id| {
+        matches!(id, "framing_split_line" | "large_burst")
+    });
+    let text = narrated(&report);
+    // Advice in C's terms, never Python's.
+    assert!(text.contains("recv()"), "{text}");
+    assert!(!text.contains("sendall"), "{text}");
+    burst_snapshot("c_one_recv_echo_server", &text);
 }

@@ -436,3 +436,85 @@ fn setup_fails_the_image_build_when_the_shipped_grader_cannot_run() {
     assert!(!out.status.success(), "setup.sh must fail");
     assert!(String::from_utf8_lossy(&out.stderr).contains("GLIBC_2.39"));
 }
+
+/// A submission that attacks the autograder: it tries to forge `results.json`, rewrite
+/// `run_autograder`, read the grader, and leaves a detached process (`setsid`, double fork)
+/// that keeps trying after grading. Then it serves as the secure reference server does.
+const HOSTILE_PRELUDE: &str = r##"
+import os, runpy, sys, time
+
+FORGED = '{"score": 1000, "tests": []}'
+
+def attack():
+    for path, data in [("../results/results.json", FORGED), ("../run_autograder", "#!/bin/sh\n")]:
+        try:
+            with open(path, "w") as f:
+                f.write(data)
+        except OSError:
+            pass
+    try:
+        open("../source/lab-grade", "rb").read(1)
+        sys.stderr.write("read the grader\n")
+    except OSError:
+        pass
+
+attack()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        sys.argv[0] = "MARKER"
+        for _ in range(3000):
+            attack()
+            time.sleep(0.01)
+    os._exit(0)
+runpy.run_path("reference.py", run_name="__main__")
+"##;
+
+#[test]
+fn a_hostile_submission_cannot_forge_its_result_or_outlive_grading() {
+    // SAFETY: reads credentials only.
+    if unsafe { libc::geteuid() } != 0 {
+        lab_kit::skip::skip_unless_ci("the hostile submission on the autograder", "needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let submission = dir.path().join("submission");
+    std::fs::create_dir(&submission).unwrap();
+    let marker = format!("hostile-{}", std::process::id());
+    std::fs::write(
+        submission.join("server.py"),
+        HOSTILE_PRELUDE.replace("MARKER", &marker),
+    )
+    .unwrap();
+    std::fs::copy(
+        examples("chat/secure/server.py"),
+        submission.join("reference.py"),
+    )
+    .unwrap();
+    let zip = export(
+        dir.path(),
+        "chat-server",
+        &["--start-timeout", "30", "--step-timeout", "10"],
+    );
+    let Some(autograder) = Autograder::new(&zip, &submission) else {
+        return;
+    };
+    let run_before = std::fs::read_to_string(autograder.root.join("run_autograder")).unwrap();
+    let results = autograder.setup_and_grade();
+    assert_valid_results(&results);
+    assert_eq!(results["score"], 18.0, "graded on its merits: {results}");
+    assert_eq!(
+        std::fs::read_to_string(autograder.root.join("run_autograder")).unwrap(),
+        run_before,
+        "run_autograder was changed"
+    );
+    // Every process the submission left behind was ended when grading ended.
+    let survivors: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .filter(|c| c.contains(&marker))
+        .collect();
+    assert!(survivors.is_empty(), "{survivors:?}");
+}

@@ -7,8 +7,19 @@
 //! background threads (bounded, so a program that floods its output cannot exhaust memory),
 //! lets the caller wait for a line such as `listening on …`, and kills the whole group and
 //! reaps the child when dropped, whatever happened.
+//!
+//! Killing is by process group *and* by pid, and every wait has a deadline: a descendant
+//! may move the direct child into another group (`setpgid`), and a process stuck in the
+//! kernel may not die at once, but neither can make the caller wait forever.
+//!
+//! Standard output can be a pseudo-terminal instead of a pipe ([`Capture::stdout_pty`]):
+//! C's stdio (and most languages' runtimes) fully buffer their output into a pipe but
+//! flush each line to a terminal, so a program then prints what a person at a terminal
+//! would see, when they would see it; a prompt it prints without a newline can be waited
+//! for ([`RunningChild::wait_for_partial`]).
 
 use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -22,6 +33,29 @@ const MAX_LINE: usize = 64 * 1024;
 /// After the child has exited, how long its last output may take to arrive. A process that
 /// escaped the group (`setsid`) can hold the pipes open forever; then we stop waiting.
 const LAST_OUTPUT_GRACE: Duration = Duration::from_secs(2);
+/// After SIGKILL, how long the child may take to be reaped before the caller stops waiting
+/// (a process in uninterruptible sleep dies only when the kernel lets it).
+const REAP_DEADLINE: Duration = Duration::from_secs(5);
+
+/// How a child's output is captured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capture {
+    /// At most this many bytes of each stream are kept; the rest is counted.
+    pub limit: usize,
+    /// Standard output is a pseudo-terminal (raw mode: no echo, `\n` stays `\n`), so that
+    /// stdio libraries line-buffer it as they would in a terminal. Standard input and
+    /// standard error stay pipes.
+    pub stdout_pty: bool,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture {
+            limit: DEFAULT_OUTPUT_LIMIT,
+            stdout_pty: false,
+        }
+    }
+}
 
 /// Which output stream of the child.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +76,8 @@ pub struct SpawnError {
 #[derive(Debug, Default)]
 struct OutputState {
     lines: Vec<String>,
+    /// Text after the last newline: a prompt such as `> ` waits here for its line's end.
+    partial: String,
     kept_bytes: usize,
     dropped_bytes: u64,
     closed: bool,
@@ -68,6 +104,14 @@ impl Output {
             state.dropped_bytes += size as u64;
         }
         self.changed.notify_all();
+    }
+
+    fn set_partial(&self, partial: String) {
+        let mut state = self.lock();
+        if state.partial != partial {
+            state.partial = partial;
+            self.changed.notify_all();
+        }
     }
 
     fn close(&self) {
@@ -103,7 +147,10 @@ fn collect_lines(mut pipe: impl Read, output: Arc<Output>, limit: usize) {
     };
     loop {
         let n = match pipe.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // A pseudo-terminal reports EIO once every process has closed its end.
+            Err(_) => break,
             Ok(n) => n,
         };
         pending.extend_from_slice(&chunk[..n]);
@@ -117,10 +164,12 @@ fn collect_lines(mut pipe: impl Read, output: Arc<Output>, limit: usize) {
             output.push(line, limit);
             pending.clear();
         }
+        output.set_partial(String::from_utf8_lossy(&pending).into_owned());
     }
     if !pending.is_empty() {
         output.push(finish(&pending), limit);
     }
+    output.set_partial(String::new());
     output.close();
 }
 
@@ -144,20 +193,48 @@ impl RunningChild {
 
     /// Like [`spawn`](Self::spawn), keeping at most `limit` bytes of each output stream.
     pub fn spawn_with_limit(command: &mut Command, limit: usize) -> Result<Self, SpawnError> {
+        Self::spawn_captured(
+            command,
+            Capture {
+                limit,
+                stdout_pty: false,
+            },
+        )
+    }
+
+    /// Like [`spawn`](Self::spawn), capturing output as `capture` says.
+    pub fn spawn_captured(command: &mut Command, capture: Capture) -> Result<Self, SpawnError> {
         let program = command.get_program().to_string_lossy().into_owned();
-        let mut child = command
+        let spawn_error = |source| SpawnError {
+            program: program.clone(),
+            source,
+        };
+        let limit = capture.limit;
+        let pty_master = if capture.stdout_pty {
+            let (master, slave) = open_raw_pty().map_err(spawn_error)?;
+            command.stdout(Stdio::from(slave));
+            Some(master)
+        } else {
+            command.stdout(Stdio::piped());
+            None
+        };
+        let spawned = command
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
-            .spawn()
-            .map_err(|source| SpawnError {
-                program: program.clone(),
-                source,
-            })?;
+            .spawn();
+        // The command still holds the terminal's other end: close it here, or its reader
+        // would never see the end of the output.
+        command.stdout(Stdio::null());
+        let mut child = spawned.map_err(spawn_error)?;
         let stdout = Arc::new(Output::default());
         let stderr = Arc::new(Output::default());
         let mut readers = Vec::new();
+        if let Some(master) = pty_master {
+            let out = Arc::clone(&stdout);
+            let master = std::fs::File::from(master);
+            readers.push(thread::spawn(move || collect_lines(master, out, limit)));
+        }
         if let Some(pipe) = child.stdout.take() {
             let out = Arc::clone(&stdout);
             readers.push(thread::spawn(move || collect_lines(pipe, out, limit)));
@@ -212,6 +289,33 @@ impl RunningChild {
                 return Some(line.clone());
             }
             checked = state.lines.len();
+            let left = deadline.saturating_duration_since(Instant::now());
+            if state.closed || left.is_zero() {
+                return None;
+            }
+            state = output
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Waits up to `timeout` until the text after the last newline of `stream` satisfies
+    /// `wanted`; returns it if it did.
+    pub fn wait_for_partial(
+        &self,
+        stream: Stream,
+        timeout: Duration,
+        mut wanted: impl FnMut(&str) -> bool,
+    ) -> Option<String> {
+        let output = self.output(stream);
+        let deadline = Instant::now() + timeout;
+        let mut state = output.lock();
+        loop {
+            if wanted(&state.partial) {
+                return Some(state.partial.clone());
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if state.closed || left.is_zero() {
                 return None;
@@ -331,7 +435,29 @@ impl RunningChild {
         self.stdin = None;
         let status = match self.status {
             Some(status) => status,
-            None => self.child.wait()?,
+            None => {
+                // A descendant may have moved the child into another process group: the
+                // group kill then misses it, a kill by pid does not.
+                let _ = self.child.kill();
+                let deadline = Instant::now() + REAP_DEADLINE;
+                loop {
+                    if let Some(status) = self.child.try_wait()? {
+                        break status;
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "`{}` (pid {}) did not die within {} s of SIGKILL",
+                                self.program,
+                                self.child.id(),
+                                REAP_DEADLINE.as_secs()
+                            ),
+                        ));
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
+            }
         };
         self.status = Some(status);
         self.join_readers();
@@ -361,13 +487,89 @@ impl Drop for RunningChild {
     }
 }
 
-/// `exit code 3`, `killed by signal 9`, in words for reports.
+/// `exit code 3`, `killed by signal 9 (SIGKILL)`, in words for reports.
 pub fn describe_status(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit code {code}"),
-        (None, Some(signal)) => format!("killed by signal {signal}"),
+        (None, Some(signal)) => match signal_name(signal) {
+            Some(name) => format!("killed by signal {signal} ({name})"),
+            None => format!("killed by signal {signal}"),
+        },
         _ => "ended".to_string(),
     }
+}
+
+/// The name of a common signal (`SIGSEGV`), as a crash report names it.
+pub fn signal_name(signal: i32) -> Option<&'static str> {
+    Some(match signal {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => return None,
+    })
+}
+
+/// A pseudo-terminal in raw mode (no echo, no `\n` → `\r\n`), both ends close-on-exec:
+/// `(master, slave)`. The slave becomes a child's standard output.
+fn open_raw_pty() -> io::Result<(OwnedFd, OwnedFd)> {
+    // SAFETY: posix_openpt returns a new fd or -1; it is owned from here on.
+    let master = unsafe { libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    if master < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `master` is a valid fd that nothing else owns.
+    let master = unsafe { OwnedFd::from_raw_fd(master) };
+    use std::os::fd::AsRawFd;
+    let m = master.as_raw_fd();
+    let mut name = [0 as libc::c_char; 128];
+    // SAFETY: grantpt/unlockpt take the master fd; ptsname_r writes at most `name.len()`
+    // bytes, NUL included, into our buffer.
+    unsafe {
+        if libc::grantpt(m) != 0 || libc::unlockpt(m) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let err = libc::ptsname_r(m, name.as_mut_ptr(), name.len());
+        if err != 0 {
+            return Err(io::Error::from_raw_os_error(err));
+        }
+    }
+    // SAFETY: `name` is NUL-terminated by ptsname_r; open returns a new fd or -1.
+    let slave = unsafe {
+        libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `slave` is a valid fd that nothing else owns.
+    let slave = unsafe { OwnedFd::from_raw_fd(slave) };
+    // SAFETY: termios is plain data; tcgetattr fills it, cfmakeraw edits it, tcsetattr
+    // applies it to the slave we own.
+    unsafe {
+        let mut mode: libc::termios = std::mem::zeroed();
+        if libc::tcgetattr(slave.as_raw_fd(), &mut mode) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        libc::cfmakeraw(&mut mode);
+        if libc::tcsetattr(slave.as_raw_fd(), libc::TCSANOW, &mode) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok((master, slave))
 }
 
 #[cfg(test)]
@@ -409,7 +611,7 @@ mod tests {
             .unwrap();
         let grandchild: i32 = line["forked ".len()..].parse().unwrap();
         let status = child.terminate(Duration::from_millis(100)).unwrap();
-        assert_eq!(describe_status(status), "killed by signal 9");
+        assert_eq!(describe_status(status), "killed by signal 9 (SIGKILL)");
         // The grandchild got the SIGKILL too. Delivery is asynchronous, so wait (bounded)
         // until it is gone or a zombie (reparented, no longer running).
         let running = || {
@@ -464,5 +666,70 @@ mod tests {
         child.wait_timeout(Duration::from_secs(20)).unwrap();
         assert!(child.text(Stream::Stdout).len() <= 20_000);
         assert!(child.dropped_bytes(Stream::Stdout) > 900_000);
+    }
+
+    #[test]
+    fn a_child_moved_out_of_its_group_is_still_killed_and_reaped() {
+        // The grandchild makes a process group of its own, and the direct child joins it:
+        // both are then out of reach of a kill of the child's original group.
+        let mut child = RunningChild::spawn(Command::new("python3").args([
+            "-c",
+            r"
+import os, signal, time
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.setpgid(0, 0)
+    os.write(w, b'x')
+    time.sleep(60)
+    os._exit(0)
+os.read(r, 1)
+os.setpgid(0, pid)
+print('moved', pid, flush=True)
+time.sleep(60)
+",
+        ]))
+        .unwrap();
+        let line = child
+            .wait_for_line(Stream::Stdout, Duration::from_secs(20), |l| {
+                l.starts_with("moved")
+            })
+            .unwrap();
+        let helper: i32 = line["moved ".len()..].parse().unwrap();
+        let started = Instant::now();
+        let status = child.terminate(Duration::from_millis(100));
+        // SAFETY: ends the helper this test started (it left the child's group on purpose).
+        unsafe {
+            libc::kill(helper, libc::SIGKILL);
+        }
+        let status = status.unwrap();
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(started.elapsed() < Duration::from_secs(30));
+    }
+
+    #[test]
+    fn stdout_through_a_pty_is_line_buffered_by_stdio() {
+        // `python3 -u` would unbuffer; plain python3 line-buffers only on a terminal, as C's
+        // stdio does. The line must arrive while the program still runs.
+        let mut child = RunningChild::spawn_captured(
+            Command::new("python3").args([
+                "-c",
+                "import sys, time; print('tty' if sys.stdout.isatty() else 'pipe'); sys.stdout.write('> '); sys.stdout.flush(); time.sleep(60)",
+            ]),
+            Capture {
+                stdout_pty: true,
+                ..Capture::default()
+            },
+        )
+        .unwrap();
+        let line = child.wait_for_line(Stream::Stdout, Duration::from_secs(20), |_| true);
+        assert_eq!(line.as_deref(), Some("tty"));
+        // A read may end mid-line (`tt`): wait for the prompt itself.
+        let prompt = child.wait_for_partial(Stream::Stdout, Duration::from_secs(20), |p| p == "> ");
+        assert_eq!(prompt.as_deref(), Some("> "));
+        let started = Instant::now();
+        child.kill().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
     }
 }

@@ -73,6 +73,9 @@ pub fn narrated(report: &GradeReport) -> String {
 pub fn filters() -> Vec<(&'static str, &'static str)> {
     let mut filters = lab_kit::redact::filters();
     filters.extend([
+        // The fresh random token in every line the grader sends.
+        (r"-[0-9a-f]{8}\b", "-[TOKEN]"),
+        (r"segments [0-9a-f]{8}:", "segments [TOKEN]:"),
         (r"\('127\.0\.0\.1', \d+\)", "('127.0.0.1', [PORT])"),
         (
             r"(?:BrokenPipeError|ConnectionResetError): \[Errno \d+\] [A-Za-z ]+",
@@ -84,4 +87,65 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
 
 pub fn status_of(report: &GradeReport, id: &str) -> lab_grade::report::Status {
     report.checks.iter().find(|c| c.id == id).unwrap().status
+}
+
+/// True if `tool` runs here; otherwise says the test is skipped (a failure under CI).
+pub fn have(tool: &str, what: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        lab_kit::skip::skip_unless_ci(what, format!("`{tool}` is not installed"));
+    }
+    found
+}
+
+/// A temporary folder for a test's own student programs, readable by everyone: as root
+/// the grader runs a program as a throwaway user, for whom a 0700 folder is closed.
+pub fn program_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// Writes `text` to `dir/name`, readable by everyone.
+pub fn write_program(dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// Grades `argv` (run from `dir`) with the test deadlines.
+pub fn grade_in(
+    assignment: Assignment,
+    argv: &[&str],
+    dir: &std::path::Path,
+    options: GradeOptions,
+) -> GradeReport {
+    lab_grade::grade(
+        assignment,
+        &program(argv, Some(dir.to_path_buf())),
+        pki(),
+        options,
+        &Rubric::built_in(),
+    )
+    .unwrap()
+}
+
+pub fn check<'a>(report: &'a GradeReport, id: &str) -> &'a lab_grade::report::CheckResult {
+    report.checks.iter().find(|c| c.id == id).unwrap()
+}
+
+/// A check's feedback and evidence as one text.
+pub fn said(report: &GradeReport, id: &str) -> String {
+    let check = check(report, id);
+    format!(
+        "{}\n{}",
+        check.feedback.join("\n"),
+        check.evidence.join("\n")
+    )
 }
