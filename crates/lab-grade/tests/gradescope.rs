@@ -356,6 +356,13 @@ fn break_the_grader(autograder: &Autograder, body: &str) {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
+/// An autograder for the correct echo server whose shipped lab-grade fails as `body` does.
+fn with_broken_grader(zip: &Path, body: &str) -> Option<Autograder> {
+    let autograder = Autograder::new(zip, &examples("echo/correct"))?;
+    break_the_grader(&autograder, body);
+    Some(autograder)
+}
+
 fn assert_fallback(results: &Value, words: &[&str]) {
     assert_eq!(results["score"], 0, "{results}");
     assert_eq!(results["tests"].as_array().unwrap().len(), 0);
@@ -371,13 +378,12 @@ fn a_grader_that_fails_or_is_killed_still_leaves_results_with_score_0_and_the_re
     let dir = tempfile::tempdir().unwrap();
     let zip = export(dir.path(), "echo-server", &[]);
 
-    let Some(autograder) = Autograder::new(&zip, &examples("echo/correct")) else {
+    let Some(autograder) = with_broken_grader(
+        &zip,
+        "echo 'lab-grade: could not create a temporary folder: \"No space left\"' >&2; exit 2",
+    ) else {
         return;
     };
-    break_the_grader(
-        &autograder,
-        "echo 'lab-grade: could not create a temporary folder: \"No space left\"' >&2; exit 2",
-    );
     autograder.run("run_autograder");
     assert_fallback(
         &autograder.results(),
@@ -387,10 +393,9 @@ fn a_grader_that_fails_or_is_killed_still_leaves_results_with_score_0_and_the_re
         ],
     );
 
-    let Some(autograder) = Autograder::new(&zip, &examples("echo/correct")) else {
+    let Some(autograder) = with_broken_grader(&zip, "kill -9 $$") else {
         return;
     };
-    break_the_grader(&autograder, "kill -9 $$");
     autograder.run("run_autograder");
     assert_fallback(&autograder.results(), &["ended by signal 9"]);
 
@@ -407,11 +412,10 @@ fn a_grader_that_fails_or_is_killed_still_leaves_results_with_score_0_and_the_re
 fn a_grader_that_runs_past_the_time_limit_is_stopped_and_leaves_results() {
     let dir = tempfile::tempdir().unwrap();
     let zip = export(dir.path(), "echo-server", &["--time-limit", "1"]);
-    let Some(autograder) = Autograder::new(&zip, &examples("echo/correct")) else {
+    // Never finishes by itself: only the time limit ends it.
+    let Some(autograder) = with_broken_grader(&zip, "exec sleep 600") else {
         return;
     };
-    // Never finishes by itself: only the time limit ends it.
-    break_the_grader(&autograder, "exec sleep 600");
     autograder.run("run_autograder");
     assert_fallback(&autograder.results(), &["time limit of 1 s"]);
 }
@@ -420,14 +424,13 @@ fn a_grader_that_runs_past_the_time_limit_is_stopped_and_leaves_results() {
 fn setup_fails_the_image_build_when_the_shipped_grader_cannot_run() {
     let dir = tempfile::tempdir().unwrap();
     let zip = export(dir.path(), "echo-server", &[]);
-    let Some(autograder) = Autograder::new(&zip, &examples("echo/correct")) else {
+    // What a binary built against a newer glibc prints on an older one.
+    let Some(autograder) = with_broken_grader(
+        &zip,
+        "echo \"lab-grade: /lib/x86_64-linux-gnu/libc.so.6: version 'GLIBC_2.39' not found\" >&2; exit 1",
+    ) else {
         return;
     };
-    // What a binary built against a newer glibc prints on an older one.
-    break_the_grader(
-        &autograder,
-        "echo \"lab-grade: /lib/x86_64-linux-gnu/libc.so.6: version 'GLIBC_2.39' not found\" >&2; exit 1",
-    );
     let out = Command::new(autograder.root.join("source/setup.sh"))
         .current_dir(&autograder.root)
         .env("AUTOGRADER_ROOT", &autograder.root)
