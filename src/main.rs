@@ -6,11 +6,14 @@
 //!
 //! `cargo run --release` runs the whole tour; `socket-lab refused` runs one chapter.
 
+mod html;
+
 use std::ffi::OsString;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use lab_capture::Wiretap;
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
 use lab_kit::twin::{TWINS, Twin, TwinError, TwinRun};
@@ -26,7 +29,8 @@ type ChapterError = Box<dyn std::error::Error + Send + Sync>;
 struct Chapter {
     command: Command,
     question: &'static str,
-    run: fn(&mut Narrator, &Probe) -> Result<(), ChapterError>,
+    /// Runs the chapter; the wiretap captures the packets of the experiments that send any.
+    run: fn(&mut Narrator, &Probe, &Wiretap) -> Result<(), ChapterError>,
     twin: Twin,
 }
 
@@ -35,31 +39,31 @@ const CHAPTERS: &[Chapter] = &[
     Chapter {
         command: Command::Refused,
         question: "1. What happens when a TCP client connects and no server is running?",
-        run: |n, p| Ok(lab_refused::chapter(n, p)?),
+        run: |n, p, tap| Ok(lab_refused::chapter(n, p, tap)?),
         twin: TWINS[0],
     },
     Chapter {
         command: Command::Localhost,
         question: "2. What is localhost, and how is it used to develop networked programs?",
-        run: |n, p| Ok(lab_echo::localhost_chapter(n, p)?),
+        run: |n, p, tap| Ok(lab_echo::localhost_chapter(n, p, tap)?),
         twin: TWINS[1],
     },
     Chapter {
         command: Command::Sleep,
         question: "3. What does sleep do?",
-        run: |n, p| Ok(lab_sleep::chapter(n, p)?),
+        run: |n, p, tap| Ok(lab_sleep::chapter_watched(n, p, tap)?),
         twin: TWINS[2],
     },
     Chapter {
         command: Command::Calls,
         question: "4. What do bind(), listen(), accept(), connect(), send() and recv() really do?",
-        run: |n, p| Ok(lab_echo::socket_calls_chapter(n, p)?),
+        run: |n, p, tap| Ok(lab_echo::socket_calls_chapter(n, p, tap)?),
         twin: TWINS[3],
     },
     Chapter {
         command: Command::Chat,
         question: "5. A secure chat, one client and one server: what makes it secure?",
-        run: |n, p| Ok(lab_chat::chapter(n, p)?),
+        run: |n, p, tap| Ok(lab_chat::chapter_watched(n, p, tap)?),
         twin: TWINS[4],
     },
 ];
@@ -74,13 +78,29 @@ const CHAPTERS: &[Chapter] = &[
     after_help = "Examples:\n  \
         socket-lab                 # the whole tour\n  \
         socket-lab refused         # only chapter 1\n  \
-        socket-lab --json refused  # one JSON object per experiment, for scripts\n\n\
+        socket-lab --json refused  # one JSON object per experiment, for scripts\n  \
+        sudo socket-lab --pcap caps   # also one pcap file per experiment, for Wireshark\n  \
+        sudo socket-lab --html tour.html  # the whole tour as one page to post or print\n\n\
+        Run as root (or with CAP_NET_RAW), the experiments also show their packets on the wire.\n\
         Colors are used only on a terminal, and never when NO_COLOR is set."
 )]
 struct Cli {
     /// Print one JSON object per experiment per line instead of the narration.
     #[arg(long, global = true)]
     json: bool,
+
+    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
+    #[arg(long, global = true, value_name = "DIR")]
+    pcap: Option<std::path::PathBuf>,
+
+    /// Do not capture the experiments' packets.
+    #[arg(long, global = true, conflicts_with = "pcap")]
+    no_capture: bool,
+
+    /// Also write the run as one self-contained HTML page (ladder diagrams as SVG), for a
+    /// projector, a course page or paper.
+    #[arg(long, global = true, value_name = "FILE")]
+    html: Option<std::path::PathBuf>,
 
     #[command(subcommand)]
     chapter: Option<Command>,
@@ -118,7 +138,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut narrator = Narrator::stdout(Format::from_json_flag(cli.json));
+    let wiretap = match Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref()) {
+        Ok(wiretap) => wiretap,
+        Err(e) => {
+            eprintln!("socket-lab: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (mut narrator, recorded) = Narrator::stdout(Format::from_json_flag(cli.json)).recording();
     if cli.chapter.is_none() && introduce_the_tour(&mut narrator).is_err() {
         return ExitCode::FAILURE;
     }
@@ -126,7 +153,8 @@ fn main() -> ExitCode {
         .iter()
         .filter(|c| cli.chapter.is_none_or(|wanted| wanted == c.command));
     for chapter in chosen {
-        let result = (chapter.run)(&mut narrator, &probe)
+        // A fresh copy of the wiretap per chapter: each chapter says once if it cannot capture.
+        let result = (chapter.run)(&mut narrator, &probe, &wiretap.clone())
             .and_then(|()| Ok(the_same_in_python(chapter.twin, &mut narrator)?));
         if let Err(e) = result {
             if closed_stdout(e.as_ref()) {
@@ -139,6 +167,15 @@ fn main() -> ExitCode {
         }
     }
     let _ = narrator.flush();
+    if let Some(path) = &cli.html
+        && let Err(e) = std::fs::write(path, html::page(&recorded.blocks()))
+    {
+        eprintln!(
+            "socket-lab: cannot write the HTML report {}: {e} (choose a file you may write)",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    }
     ExitCode::SUCCESS
 }
 

@@ -27,6 +27,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use lab_capture::{Wire, Wiretap};
 use lab_kit::narrate::Narrator;
 use lab_kit::pki::{LabCa, LeafSpec, PkiFiles};
 use lab_kit::probe::Probe;
@@ -300,14 +301,41 @@ pub struct ConversationReport {
     pub server_received: usize,
     pub server_output: Vec<String>,
     pub client_output: Vec<String>,
+    /// The session's packets, when watched (`packets` with their TLS records, `capture`),
+    /// with the moments the users typed marked among them ([`conversation_marks`]).
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
+}
+
+/// The moments the conversation marks among its packets when watched.
+pub mod conversation_marks {
+    pub const SERVER_TYPED: &str = "server: the user typed a line";
+    pub const CLIENT_TYPED: &str = "client: the user typed a line";
+    pub const CLIENT_EXIT: &str = "client: the user typed Exit";
 }
 
 /// Runs a TLS chat in this process: the server speaks first, then both sides send three
 /// lines at the same moment, then the client says `Exit`.
 pub fn conversation(files: &PkiFiles) -> Result<ConversationReport, Error> {
+    conversation_watched(files, &Wiretap::off())
+}
+
+/// Like [`conversation`], with the session's packets captured by `tap`, the client's TLS
+/// secrets in a key log beside the pcap, and the users' lines marked among the packets.
+pub fn conversation_watched(files: &PkiFiles, tap: &Wiretap) -> Result<ConversationReport, Error> {
+    use conversation_marks::{CLIENT_EXIT, CLIENT_TYPED, SERVER_TYPED};
     let tls = lab_tls(files)?;
     let server = start_server(Some(tls.server))?;
-    let client = start_client(server.addr, Some(tls.client))?;
+    let mut watch = tap.watch("conversation", &[server.addr.port()]);
+    let client_tls = match watch.key_log() {
+        Some(key_log) => {
+            let mut config = (*tls.client).clone();
+            config.key_log = key_log;
+            Arc::new(config)
+        }
+        None => tls.client,
+    };
+    let client = start_client(server.addr, Some(client_tls))?;
     if !client.log.wait_count(1, is_session) || !server.log.wait_count(1, is_session) {
         return Err(step_failed("the TLS session", &client.log));
     }
@@ -315,25 +343,32 @@ pub fn conversation(files: &PkiFiles) -> Result<ConversationReport, Error> {
         Some(ChatEvent::SessionStarted { security, .. }) => security,
         _ => Security::Plaintext,
     };
-    let _ = server
-        .input
-        .send(LocalInput::Line("Hi! The server speaks first.".into()));
+    // What each user typed, in order: the endpoints' own account of the records to come.
+    let mut server_typed = vec!["Hi! The server speaks first.".to_string()];
+    let mut client_typed = Vec::new();
+    watch.mark(SERVER_TYPED);
+    let _ = server.input.send(LocalInput::Line(server_typed[0].clone()));
     let server_spoke_first = client.log.wait_count(1, is_line);
     // Both users type at the same moment: neither waits for the other's line.
     const AT_ONCE: usize = 3;
     for i in 1..=AT_ONCE {
-        let _ = server
-            .input
-            .send(LocalInput::Line(format!("server line {i} of {AT_ONCE}")));
-        let _ = client
-            .input
-            .send(LocalInput::Line(format!("client line {i} of {AT_ONCE}")));
+        let (server_line, client_line) = (
+            format!("server line {i} of {AT_ONCE}"),
+            format!("client line {i} of {AT_ONCE}"),
+        );
+        server_typed.push(server_line.clone());
+        client_typed.push(client_line.clone());
+        watch.mark(SERVER_TYPED);
+        watch.mark(CLIENT_TYPED);
+        let _ = server.input.send(LocalInput::Line(server_line));
+        let _ = client.input.send(LocalInput::Line(client_line));
     }
     let client_done = client.log.wait_count(1 + AT_ONCE, is_line);
     let server_done = server.log.wait_count(AT_ONCE, is_line);
     if !client_done || !server_done {
         return Err(step_failed("the simultaneous lines", &server.log));
     }
+    watch.mark(CLIENT_EXIT);
     let _ = client.input.send(LocalInput::Exit);
     if server
         .log
@@ -356,6 +391,10 @@ pub fn conversation(files: &PkiFiles) -> Result<ConversationReport, Error> {
         server_received: count(&server_output),
         server_output,
         client_output,
+        wire: watch.finish().map(|mut wire| {
+            crate::on_the_wire::label_from_endpoints(&mut wire, &client_typed, &server_typed);
+            wire
+        }),
     })
 }
 
@@ -455,11 +494,19 @@ pub struct ImpostorReport {
     pub impostor_saw: String,
     /// Did any chat line reach the impostor?
     pub lines_leaked: usize,
+    /// The attempt's packets, when watched (`packets`, `capture`).
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
 }
 
 /// An impostor terminates TLS with its own CA's certificate for `localhost`; the client
 /// (trusting only the lab CA) must refuse it.
 pub fn impostor(files: &PkiFiles) -> Result<ImpostorReport, Error> {
+    impostor_watched(files, &Wiretap::off())
+}
+
+/// Like [`impostor`], with the attempt's packets captured by `tap`.
+pub fn impostor_watched(files: &PkiFiles, tap: &Wiretap) -> Result<ImpostorReport, Error> {
     let fake_ca = LabCa::generate("impostor CA")?;
     let fake = fake_ca.issue(&LeafSpec::lab_server())?;
     let impostor_subject = tls::certs_from_pem(&fake.cert_pem, "the impostor's certificate")?
@@ -472,6 +519,7 @@ pub fn impostor(files: &PkiFiles) -> Result<ImpostorReport, Error> {
         Versions::Tls13Only,
     )?);
     let impostor = start_server(Some(impostor_config))?;
+    let watch = tap.watch("impostor", &[impostor.addr.port()]);
     let client_config = crate::keys::client_config(&files.ca_cert, None)?;
     let client = start_client(impostor.addr, Some(client_config))?;
     let _ = client.input.send(LocalInput::Line(SECRET.into()));
@@ -500,6 +548,7 @@ pub fn impostor(files: &PkiFiles) -> Result<ImpostorReport, Error> {
         client_error,
         impostor_saw,
         lines_leaked,
+        wire: watch.finish(),
     })
 }
 
@@ -593,17 +642,43 @@ pub struct TruncationReport {
     pub server_saw: String,
     /// What the client printed about the end.
     pub client_saw: String,
+    /// The session's end between the relay and the server, when watched (`packets`,
+    /// `capture`): a bare FIN where a close_notify record should have come.
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
 }
+
+/// The mark placed among the packets when the relay cuts the session.
+pub const RELAY_CUTS: &str = "relay: cuts the connection (FIN, no close_notify)";
 
 /// A chat through the relay, which then cuts the connection (a bare FIN to each side).
 pub fn truncation(files: &PkiFiles, plaintext: bool) -> Result<TruncationReport, Error> {
+    truncation_watched(files, plaintext, &Wiretap::off())
+}
+
+/// Like [`truncation`], with the packets between the relay and the server captured by
+/// `tap` (from just after the relay connected) and the cut marked among them.
+pub fn truncation_watched(
+    files: &PkiFiles,
+    plaintext: bool,
+    tap: &Wiretap,
+) -> Result<TruncationReport, Error> {
     let (server, relay, client) = chat_through_relay(files, plaintext)?;
+    let mut watch = tap.watch(
+        if plaintext {
+            "truncation_plaintext"
+        } else {
+            "truncation_tls"
+        },
+        &[server.addr.port()],
+    );
     let _ = client
         .input
         .send(LocalInput::Line("transfer 10 euros to Bob".into()));
     if !server.log.wait_count(1, is_line) {
         return Err(step_failed("the first line", &server.log));
     }
+    watch.mark(RELAY_CUTS);
     relay.cut();
     let ended = |e: &ChatEvent| {
         matches!(
@@ -631,6 +706,7 @@ pub fn truncation(files: &PkiFiles, plaintext: bool) -> Result<TruncationReport,
         detected: matches!(server_end, ChatEvent::Truncated { .. }),
         server_saw: server_end.to_string(),
         client_saw: client_end.to_string(),
+        wire: watch.finish(),
     })
 }
 
@@ -883,6 +959,11 @@ pub struct DemoReport {
 
 /// Runs and narrates every experiment; returns what was measured.
 pub fn run_demo(n: &mut Narrator) -> Result<DemoReport, Error> {
+    run_demo_watched(n, &Wiretap::off())
+}
+
+/// Like [`run_demo`], with the conversation's packets captured by `tap`.
+pub fn run_demo_watched(n: &mut Narrator, tap: &Wiretap) -> Result<DemoReport, Error> {
     n.heading("Question 5: a secure chat, one client and one server. What makes it secure?")?;
     n.say(
         "Every step below runs now, on this machine, over real sockets on 127.0.0.1: \
@@ -892,20 +973,23 @@ pub fn run_demo(n: &mut Narrator) -> Result<DemoReport, Error> {
     let certs_dir = dir.path().join("certs");
     let (files, keys) = make_keys(&certs_dir)?;
     narrate_keys(&keys, &certs_dir, n)?;
-    let conversation = conversation(&files)?;
+    let conversation = conversation_watched(&files, tap)?;
     narrate_conversation(&conversation, n)?;
+    crate::on_the_wire::narrate_conversation(&conversation, tap, n)?;
     let eavesdrop_plaintext = eavesdrop(&files, true)?;
     narrate_eavesdrop(&eavesdrop_plaintext, n)?;
     let eavesdrop_tls = eavesdrop(&files, false)?;
     narrate_eavesdrop(&eavesdrop_tls, n)?;
-    let impostor = impostor(&files)?;
+    let impostor = impostor_watched(&files, tap)?;
     narrate_impostor(&impostor, n)?;
+    crate::on_the_wire::narrate_impostor(&impostor, tap, n)?;
     let tamper_plaintext = tamper(&files, true)?;
     narrate_tamper(&tamper_plaintext, n)?;
     let tamper_tls = tamper(&files, false)?;
     narrate_tamper(&tamper_tls, n)?;
-    let truncation_tls = truncation(&files, false)?;
+    let truncation_tls = truncation_watched(&files, false, tap)?;
     narrate_truncation(&truncation_tls, n)?;
+    crate::on_the_wire::narrate_truncation(&truncation_tls, tap, n)?;
     let truncation_plaintext = truncation(&files, true)?;
     narrate_truncation(&truncation_plaintext, n)?;
     let mutual_tls = mutual_tls(&files)?;
@@ -948,4 +1032,13 @@ pub fn run_demo(n: &mut Narrator) -> Result<DemoReport, Error> {
 /// The tour's chapter 5 (`socket-lab chat`) and `lab-chat demo`.
 pub fn chapter(narrator: &mut Narrator, _probe: &Probe) -> Result<(), Error> {
     run_demo(narrator).map(|_| ())
+}
+
+/// Chapter 5 with the conversation's packets captured by `tap`.
+pub fn chapter_watched(
+    narrator: &mut Narrator,
+    _probe: &Probe,
+    tap: &Wiretap,
+) -> Result<(), Error> {
+    run_demo_watched(narrator, tap).map(|_| ())
 }

@@ -19,6 +19,7 @@ pub mod demo;
 pub mod eavesdrop;
 pub mod framing;
 pub mod keys;
+pub mod on_the_wire;
 pub mod room;
 pub mod server;
 pub mod session;
@@ -29,7 +30,7 @@ use std::net::SocketAddr;
 
 use lab_kit::errors::ErrorFacts;
 
-pub use demo::chapter;
+pub use demo::{chapter, chapter_watched};
 
 /// The probes this lab runs under strace (none: its evidence is the wire itself).
 pub const PROBES: &[(&str, lab_kit::probe::ProbeFn)] = &[];

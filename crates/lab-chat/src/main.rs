@@ -41,6 +41,7 @@ static ALLOCATOR: lab_chat::transport::CacheLineAligned = lab_chat::transport::C
         lab-chat server --room                  # many clients; each line goes to all\n  \
         lab-chat client --name alice            # your name in a room\n  \
         lab-chat demo                           # eavesdropper, impostor, truncation, live\n  \
+        sudo lab-chat demo --pcap caps          # its TLS session for Wireshark, with the keys\n  \
         lab-chat eavesdrop --listen 127.0.0.1:2001 --upstream 127.0.0.1:2000\n  \
         lab-chat client --connect localhost:2001 --ca certs/ca.pem   # via the eavesdropper"
 )]
@@ -69,7 +70,15 @@ enum Command {
     /// Connect to a server and chat.
     Client(ClientArgs),
     /// Run the whole demonstration: conversation, eavesdropper, impostor, truncation.
-    Demo,
+    Demo {
+        /// Write the conversation's packets to DIR/conversation.pcap, and its TLS secrets to
+        /// DIR/conversation.keys for Wireshark (captured as root or with CAP_NET_RAW).
+        #[arg(long, value_name = "DIR")]
+        pcap: Option<PathBuf>,
+        /// Do not capture the conversation's packets.
+        #[arg(long, conflicts_with = "pcap")]
+        no_capture: bool,
+    },
     /// Measure throughput, handshakes, round trips and room fan-out next to openssl and ncat.
     Bench {
         /// A tiny run that only proves each part works (seconds).
@@ -189,7 +198,7 @@ fn main() -> ExitCode {
         }
         Command::Server(args) => run_server(args, events),
         Command::Client(args) => run_client(args, events),
-        Command::Demo => run_demo(cli.json),
+        Command::Demo { pcap, no_capture } => run_demo(cli.json, no_capture, pcap.as_deref()),
         Command::Bench { quick } => run_bench(quick, cli.json),
         Command::Eavesdrop { listen, upstream } => run_eavesdrop(listen, upstream, cli.json),
     };
@@ -369,11 +378,13 @@ fn run_client(args: ClientArgs, events: EventSink) -> Result<(), Failure> {
     }
 }
 
-fn run_demo(json: bool) -> Result<(), Failure> {
+fn run_demo(json: bool, no_capture: bool, pcap: Option<&std::path::Path>) -> Result<(), Failure> {
+    let tap = lab_capture::Wiretap::from_flags(no_capture, pcap)
+        .map_err(|e| Failure::Chat(e.to_string()))?;
     let mut narrator = Narrator::stdout(Format::from_json_flag(json));
     let probe = Probe::current()
         .map_err(|e| Failure::Chat(format!("cannot find its own executable: {e}")))?;
-    let result = lab_chat::chapter(&mut narrator, &probe);
+    let result = lab_chat::chapter_watched(&mut narrator, &probe, &tap);
     let _ = narrator.flush();
     Ok(result?)
 }

@@ -109,6 +109,9 @@ pub struct Nagle {
     pub round_trips: usize,
     pub p50_us: f64,
     pub max_us: f64,
+    /// The round trips' packets, when watched (`packets`, `capture`).
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<lab_capture::Wire>,
 }
 
 /// A peer that could not be measured here, and why.
@@ -507,7 +510,24 @@ fn start_line_server() -> Result<SocketAddr, Error> {
 
 /// Two small writes, then a read, `round_trips` times, with TCP_NODELAY as given.
 pub fn nagle_lesson(tcp_nodelay: bool, round_trips: usize) -> Result<Nagle, Error> {
+    nagle_lesson_watched(tcp_nodelay, round_trips, &lab_capture::Wiretap::off())
+}
+
+/// Like [`nagle_lesson`], with the round trips' packets captured by `tap`.
+pub fn nagle_lesson_watched(
+    tcp_nodelay: bool,
+    round_trips: usize,
+    tap: &lab_capture::Wiretap,
+) -> Result<Nagle, Error> {
     let addr = start_line_server()?;
+    let watch = tap.watch(
+        if tcp_nodelay {
+            "nagle_nodelay"
+        } else {
+            "nagle"
+        },
+        &[addr.port()],
+    );
     let mut stream =
         TcpStream::connect_timeout(&addr, IO_DEADLINE).map_err(|source| Error::Connect {
             target: addr.to_string(),
@@ -540,6 +560,7 @@ pub fn nagle_lesson(tcp_nodelay: bool, round_trips: usize) -> Result<Nagle, Erro
         round_trips,
         p50_us: percentile_us(&samples, 50.0),
         max_us: samples.last().map_or(0.0, |d| d.as_secs_f64() * 1e6),
+        wire: watch.finish(),
     })
 }
 

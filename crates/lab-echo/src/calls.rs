@@ -15,6 +15,7 @@ use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
+use lab_capture::{Wire, Wiretap};
 use lab_kit::errors::ErrorFacts;
 use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
@@ -74,6 +75,21 @@ pub struct WalkThrough {
     pub recv_after_shutdown: usize,
     /// What a new `connect()` got once the listener was closed (ConnectionRefused).
     pub connect_after_close: Option<ErrorFacts>,
+    /// The packets on the wire, when watched (`packets`, `capture`), with the moments the
+    /// calls returned placed among them.
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
+}
+
+/// The marks the walk-through places among its packets when watched: the moment each call
+/// returned, by the clock of the kernel's packet timestamps.
+pub mod marks {
+    pub const CONNECT_RETURNED: &str = "client: connect() returned";
+    pub const ACCEPT_RETURNED: &str = "server: accept() returned";
+    pub const SEND_RETURNED: &str = "client: send() returned";
+    pub const SHUTDOWN_RETURNED: &str = "client: shutdown(SHUT_WR) returned";
+    pub const SERVER_CLOSED: &str = "server: close() returned";
+    pub const LISTENER_CLOSED: &str = "server: listener closed";
 }
 
 /// The message the client sends in the walk-through.
@@ -85,6 +101,12 @@ pub const GREETING: &[u8] = b"hello, server\n";
 /// One thread is enough, which is itself a lesson: `connect()` returns before anyone calls
 /// `accept()`, because the kernel completes the handshake on its own.
 pub fn walk_through() -> Result<WalkThrough, Error> {
+    walk_through_watched(&Wiretap::off())
+}
+
+/// Like [`walk_through`], with its packets captured by `tap` from `listen()` on, and the
+/// moments the calls returned marked among them ([`marks`]).
+pub fn walk_through_watched(tap: &Wiretap) -> Result<WalkThrough, Error> {
     use std::os::fd::AsRawFd;
     let mut steps = Vec::new();
     let mut step = |side, call: String, result: String, meaning: &str| {
@@ -134,6 +156,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         server.to_string(),
         "the port the kernel chose",
     );
+    let mut watch = tap.watch("socket_calls", &[server.port()]);
     listener.listen(BACKLOG).map_err(Error::socket("listen"))?;
     step(
         Side::Server,
@@ -158,6 +181,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         .connect(&SockAddr::from(server))
         .map_err(Error::socket("connect"))?;
     let connect_took = started.elapsed();
+    watch.mark(marks::CONNECT_RETURNED);
     let client_addr = socket_addr(&client, "getsockname")?;
     step(
         Side::Client,
@@ -175,6 +199,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
     };
 
     let (connection, peer) = listener.accept().map_err(Error::socket("accept"))?;
+    watch.mark(marks::ACCEPT_RETURNED);
     let afd = connection.as_raw_fd();
     let peer = peer
         .as_socket()
@@ -187,6 +212,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
     );
 
     let bytes_sent = client.send(GREETING).map_err(Error::socket("send"))?;
+    watch.mark(marks::SEND_RETURNED);
     step(
         Side::Client,
         format!("send(fd {cfd}, {:?})", text(GREETING)),
@@ -209,6 +235,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
     client
         .shutdown(Shutdown::Write)
         .map_err(Error::socket("shutdown"))?;
+    watch.mark(marks::SHUTDOWN_RETURNED);
     step(
         Side::Client,
         format!("shutdown(fd {cfd}, SHUT_WR)"),
@@ -225,6 +252,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         "0 means end of stream: the peer will send nothing more",
     );
     drop(connection);
+    watch.mark(marks::SERVER_CLOSED);
     step(
         Side::Server,
         format!("close(fd {afd})"),
@@ -249,6 +277,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
     // reference goes. A program that starts a child at this instant (fork, then exec) holds
     // a copy of every descriptor until the exec, so we look until the LISTEN row is gone.
     wait_until_not_listening(server.port());
+    watch.mark(marks::LISTENER_CLOSED);
     let late = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
         .map_err(Error::socket("socket"))?;
     let late_fd = late.as_raw_fd();
@@ -272,6 +301,7 @@ pub fn walk_through() -> Result<WalkThrough, Error> {
         bytes_received,
         recv_after_shutdown,
         connect_after_close: connect_after_close.as_ref().map(ErrorFacts::of),
+        wire: watch.finish(),
     })
 }
 
@@ -714,22 +744,52 @@ pub struct PeerCloses {
     pub recv_after_close: Option<usize>,
     /// The peer set SO_LINGER to 0 and closed (RST): recv failed with this error.
     pub recv_after_reset: Option<ErrorFacts>,
+    /// The two endings on the wire, when watched (`packets`, `capture`): a FIN, then a RST.
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
+}
+
+/// The marks `peer_closes` places among its packets when watched.
+pub mod peer_closes_marks {
+    pub const CLOSED: &str = "server: close() on connection 1";
+    pub const RESET: &str = "server: SO_LINGER 0, close() on connection 2";
 }
 
 /// Closes one connection normally and resets another, and reads from the other end.
 pub fn peer_closes() -> Result<PeerCloses, Error> {
-    let ConnectedPair { client, server } = ConnectedPair::open()?;
+    peer_closes_watched(&Wiretap::off())
+}
+
+/// Like [`peer_closes`], with the two endings captured by `tap` (from after both
+/// connections were made) and each `close()` marked among the packets.
+pub fn peer_closes_watched(tap: &Wiretap) -> Result<PeerCloses, Error> {
+    let closing = ConnectedPair::open()?;
+    let resetting = ConnectedPair::open()?;
+    let mut ports = Vec::new();
+    for pair in [&closing, &resetting] {
+        ports.push(
+            pair.server
+                .local_addr()
+                .map_err(Error::socket("getsockname"))?
+                .port(),
+        );
+    }
+    let mut watch = tap.watch("peer_closes", &ports);
+
+    let ConnectedPair { client, server } = closing;
     drop(server);
+    watch.mark(peer_closes_marks::CLOSED);
     let mut buffer = [0u8; 64];
     let recv_after_close = (&client).read(&mut buffer).ok();
 
-    let ConnectedPair { client, server } = ConnectedPair::open()?;
+    let ConnectedPair { client, server } = resetting;
     // SO_LINGER with a zero timeout makes close() discard the connection and send a RST
     // instead of the orderly FIN.
     socket2::SockRef::from(&server)
         .set_linger(Some(Duration::ZERO))
         .map_err(Error::socket("setsockopt"))?;
     drop(server);
+    watch.mark(peer_closes_marks::RESET);
     let recv_after_reset = (&client)
         .read(&mut buffer)
         .err()
@@ -738,5 +798,6 @@ pub fn peer_closes() -> Result<PeerCloses, Error> {
         experiment: "peer_closes",
         recv_after_close,
         recv_after_reset,
+        wire: watch.finish(),
     })
 }

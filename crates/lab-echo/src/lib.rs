@@ -16,8 +16,10 @@ pub mod error;
 pub mod localhost;
 pub mod namespaces;
 pub mod narrate;
+pub mod on_the_wire;
 pub mod syscalls;
 
+use lab_capture::Wiretap;
 use lab_kit::narrate::Narrator;
 use lab_kit::probe::{Probe, ProbeFn};
 
@@ -75,17 +77,26 @@ another socket take a port in use (use SO_EXCLUSIVEADDRUSE). Sources: \
 docs/04-socket-calls.md, \"On your machine\".";
 
 /// Chapter for question 2: runs the localhost experiments and narrates them.
-pub fn localhost_chapter(narrator: &mut Narrator, _probe: &Probe) -> Result<(), Error> {
+pub fn localhost_chapter(
+    narrator: &mut Narrator,
+    _probe: &Probe,
+    tap: &Wiretap,
+) -> Result<(), Error> {
     narrator.heading(LOCALHOST_QUESTION)?;
     narrate::resolution(&localhost::resolve_localhost()?, narrator)?;
     narrate::ipv6_first_trap(&localhost::ipv6_first_trap()?, narrator)?;
     narrate::loopback_interface(&localhost::loopback_interface()?, narrator)?;
-    narrate::bind_address(&localhost::bind_address_matters()?, narrator)?;
+    let bound = localhost::bind_address_matters_watched(tap)?;
+    narrate::bind_address(&bound, narrator)?;
+    on_the_wire::narrate_bind_address(&bound, tap, narrator)?;
     match namespaces::unavailable_reason() {
         // Where namespaces should work but the system refuses (a kernel without veth,
         // a locked-down container), the chapter says so and goes on.
-        None => match namespaces::across_a_link() {
-            Ok(report) => narrate::across_a_link(&report, narrator)?,
+        None => match namespaces::across_a_link_watched(tap) {
+            Ok(report) => {
+                narrate::across_a_link(&report, narrator)?;
+                on_the_wire::narrate_across_a_link(&report, tap, narrator)?;
+            }
             Err(error) => {
                 narrator.section("Across a real (virtual) link: two network namespaces")?;
                 narrator.skipped("the namespace experiment", &error.to_string())?;
@@ -102,13 +113,23 @@ pub fn localhost_chapter(narrator: &mut Narrator, _probe: &Probe) -> Result<(), 
     Ok(narrator.flush()?)
 }
 
-/// Chapter for question 4: the walk-through, the three surprises, and the strace evidence.
-pub fn socket_calls_chapter(narrator: &mut Narrator, probe: &Probe) -> Result<(), Error> {
+/// Chapter for question 4: the walk-through (with its packets, where `tap` may capture
+/// them), the three surprises, and the strace evidence.
+pub fn socket_calls_chapter(
+    narrator: &mut Narrator,
+    probe: &Probe,
+    tap: &Wiretap,
+) -> Result<(), Error> {
     narrator.heading(SOCKET_CALLS_QUESTION)?;
-    narrate::walk_through(&calls::walk_through()?, narrator)?;
+    let walk = calls::walk_through_watched(tap)?;
+    narrate::walk_through(&walk, narrator)?;
+    on_the_wire::narrate_walk_through(&walk, tap, narrator)?;
     narrate::no_message_boundaries(&calls::no_message_boundaries()?, narrator)?;
     narrate::partial_send(&calls::partial_send()?, narrator)?;
-    narrate::peer_closes(&calls::peer_closes()?, narrator)?;
+    let closes = calls::peer_closes_watched(tap)?;
+    narrate::peer_closes(&closes, narrator)?;
+    on_the_wire::narrate_peer_closes(&closes, tap, narrator)?;
+    on_the_wire::nagle_on_the_wire(tap, narrator)?;
     match syscalls::trace_socket_calls(probe)? {
         syscalls::Traced::Recorded(trace) => narrate::syscall_trace(&trace, narrator)?,
         syscalls::Traced::Unavailable(why) => {

@@ -20,6 +20,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
 
+use lab_capture::{Wire, Wiretap};
 use serde::Serialize;
 
 use lab_kit::attempt::Outcome;
@@ -258,6 +259,9 @@ pub struct BindAddressMatters {
     pub servers: Vec<BoundServer>,
     /// Why the IPv6 wildcard part did not run, when it did not.
     pub ipv6_skipped: Option<String>,
+    /// The attempts' packets on `lo`, when watched (`packets`, `capture`).
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
 }
 
 /// Binds servers to `127.0.0.1`, `0.0.0.0` and `[::]` and tries `127.0.0.1`, `127.0.0.2`
@@ -266,26 +270,46 @@ pub struct BindAddressMatters {
 /// Binding the wildcard opens the port on every interface of this machine for the few
 /// milliseconds the experiment lasts; we only ever connect to it over loopback.
 pub fn bind_address_matters() -> Result<BindAddressMatters, Error> {
+    bind_address_matters_watched(&Wiretap::off())
+}
+
+/// Like [`bind_address_matters`], with the attempts' packets captured by `tap` (all the
+/// servers are bound first, then watched, then tried).
+pub fn bind_address_matters_watched(tap: &Wiretap) -> Result<BindAddressMatters, Error> {
     let v4_targets = [Ipv4Addr::new(127, 0, 0, 1), Ipv4Addr::new(127, 0, 0, 2)];
-    let mut servers = Vec::new();
+    let mut v4_listeners = Vec::new();
     for bind_ip in [Ipv4Addr::LOCALHOST, Ipv4Addr::UNSPECIFIED] {
         let listener = bind_listener(SocketAddr::from((bind_ip, 0)))?;
         let port = local_addr(&listener)?.port();
-        let attempts = v4_targets
-            .iter()
-            .map(|&ip| ConnectAttempt::once(SocketAddr::from((ip, port))))
-            .collect();
-        servers.push(BoundServer {
-            bound_to: SocketAddr::from((bind_ip, port)),
-            attempts,
-        });
+        v4_listeners.push((bind_ip, port, listener));
     }
     // `[::]` on Linux is dual-stack by default (IPV6_V6ONLY is off): it also accepts IPv4
     // connections, which arrive as IPv4-mapped addresses (::ffff:127.0.0.1).
+    let v6_listener = TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0));
+    let v6_port = match &v6_listener {
+        Ok(listener) => Some(local_addr(listener)?.port()),
+        Err(_) => None,
+    };
+    let ports: Vec<u16> = v4_listeners
+        .iter()
+        .map(|(_, port, _)| *port)
+        .chain(v6_port)
+        .collect();
+    let watch = tap.watch("bind_address", &ports);
+    let mut servers = Vec::new();
+    for (bind_ip, port, _listener) in &v4_listeners {
+        let attempts = v4_targets
+            .iter()
+            .map(|&ip| ConnectAttempt::once(SocketAddr::from((ip, *port))))
+            .collect();
+        servers.push(BoundServer {
+            bound_to: SocketAddr::from((*bind_ip, *port)),
+            attempts,
+        });
+    }
     let mut ipv6_skipped = None;
-    match TcpListener::bind((Ipv6Addr::UNSPECIFIED, 0)) {
-        Ok(listener) => {
-            let port = local_addr(&listener)?.port();
+    match (v6_listener, v6_port) {
+        (Ok(_listener), Some(port)) => {
             let targets = [
                 SocketAddr::from((Ipv6Addr::LOCALHOST, port)),
                 SocketAddr::from((v4_targets[0], port)),
@@ -296,17 +320,19 @@ pub fn bind_address_matters() -> Result<BindAddressMatters, Error> {
                 attempts: targets.into_iter().map(ConnectAttempt::once).collect(),
             });
         }
-        Err(e) => {
+        (Err(e), _) => {
             ipv6_skipped = Some(format!(
                 "IPv6 is not available here ({})",
                 lab_kit::errors::ErrorFacts::of(&e).summary()
             ))
         }
+        (Ok(_), None) => {}
     }
     Ok(BindAddressMatters {
         experiment: "bind_address",
         servers,
         ipv6_skipped,
+        wire: watch.finish(),
     })
 }
 

@@ -19,6 +19,7 @@ Examples:
   printf 'hello\\nworld\\n' | lab-echo client --connect 127.0.0.1:2000
   lab-echo localhost                       # question 2: what is localhost?
   lab-echo calls --json                    # question 4, one JSON object per line
+  sudo lab-echo calls --pcap caps          # its packets too, in caps/socket_calls.pcap
   lab-echo bench --bytes 104857600         # latency, throughput, Nagle";
 
 /// An echo server and client, and the experiments of labs 2 (localhost) and 4 (socket calls).
@@ -28,6 +29,12 @@ struct Cli {
     /// Print one JSON object per experiment per line instead of the narration.
     #[arg(long, global = true)]
     json: bool,
+    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
+    #[arg(long, global = true, value_name = "DIR")]
+    pcap: Option<std::path::PathBuf>,
+    /// Do not capture the experiments' packets (captured as root or with CAP_NET_RAW).
+    #[arg(long, global = true, conflicts_with = "pcap")]
+    no_capture: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -117,11 +124,15 @@ fn run(cli: Cli) -> Result<(), Error> {
         .map(|_| ()),
         Command::Localhost => {
             let probe = Probe::current().map_err(Error::socket("current_exe"))?;
-            lab_echo::localhost_chapter(&mut Narrator::stdout(format), &probe)
+            let tap = lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref())
+                .map_err(|e| Error::Unexpected(e.to_string()))?;
+            lab_echo::localhost_chapter(&mut Narrator::stdout(format), &probe, &tap)
         }
         Command::Calls => {
             let probe = Probe::current().map_err(Error::socket("current_exe"))?;
-            lab_echo::socket_calls_chapter(&mut Narrator::stdout(format), &probe)
+            let tap = lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref())
+                .map_err(|e| Error::Unexpected(e.to_string()))?;
+            lab_echo::socket_calls_chapter(&mut Narrator::stdout(format), &probe, &tap)
         }
         Command::Bench {
             round_trips,

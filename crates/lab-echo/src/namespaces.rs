@@ -13,6 +13,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 
+use lab_capture::{Wire, Wiretap};
 use lab_kit::netns::Namespace;
 use serde::Serialize;
 
@@ -119,19 +120,46 @@ pub struct AcrossALink {
     /// Connect from the client host to `127.0.0.1` with the loopback server's port: this is
     /// the client host's own loopback, where nothing listens.
     pub to_own_loopback: ConnectAttempt,
+    /// What crossed the link, captured on the server host's end of it (`veth-srv`), when
+    /// watched (`packets`, `capture`).
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
 }
+
+/// The server host's end of the link, where the watched experiment captures.
+pub const SERVER_LINK: &str = "veth-srv";
 
 /// Creates a namespace pair, runs two servers in one and a client in the other.
 pub fn across_a_link() -> Result<AcrossALink, Error> {
+    across_a_link_watched(&Wiretap::off())
+}
+
+/// Like [`across_a_link`], with what crosses the link captured by `tap` on the server
+/// host's end of it ([`SERVER_LINK`]).
+pub fn across_a_link_watched(tap: &Wiretap) -> Result<AcrossALink, Error> {
     let pair = NamespacePair::create()?;
-    let (wildcard, loopback) = pair.run_in(&pair.server_ns, || {
+    let tap = tap.clone();
+    let (wildcard, loopback, watch) = pair.run_in(&pair.server_ns, move || {
         let bind = |ip: Ipv4Addr| {
             TcpListener::bind((ip, 0)).map_err(|source| Error::Listen {
                 addr: format!("{ip}:0"),
                 source,
             })
         };
-        Ok((bind(Ipv4Addr::UNSPECIFIED)?, bind(Ipv4Addr::LOCALHOST)?))
+        let (wildcard, loopback) = (bind(Ipv4Addr::UNSPECIFIED)?, bind(Ipv4Addr::LOCALHOST)?);
+        let mut ports = Vec::new();
+        for listener in [&wildcard, &loopback] {
+            ports.push(
+                listener
+                    .local_addr()
+                    .map_err(Error::socket("getsockname"))?
+                    .port(),
+            );
+        }
+        // The packet socket is opened here, in the server host's namespace, on its end of
+        // the link.
+        let watch = tap.watch_link("across_a_link", SERVER_LINK, &ports, CLIENT_HOST.into());
+        Ok((wildcard, loopback, watch))
     })?;
     let wildcard_port = wildcard
         .local_addr()
@@ -164,5 +192,6 @@ pub fn across_a_link() -> Result<AcrossALink, Error> {
         wildcard_server_saw_peer,
         to_loopback_server,
         to_own_loopback,
+        wire: watch.finish(),
     })
 }

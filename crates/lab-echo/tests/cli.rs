@@ -275,6 +275,10 @@ fn the_socket_calls_chapter_prints_one_json_object_per_experiment() {
         "partial_send",
         "peer_closes",
     ];
+    // Where packets are captured, the chapter also shows the Nagle stall on the wire.
+    if lab_capture::Wiretap::on(None).captures() {
+        expected.extend(["bench_nagle", "bench_nagle"]);
+    }
     if lab_kit::strace::locate().is_ok() {
         expected.push("socket_calls_strace");
     } else {

@@ -6,6 +6,9 @@
 //! one JSON object per line), and the snapshot tests (captured, uncolored text).
 //!
 //! Colors are decided by `anstream`: only on a terminal, never when `NO_COLOR` is set.
+//!
+//! A narrator can also *record* what it says, as [`Block`]s, alongside whatever it prints
+//! ([`Narrator::recording`]): the tour's HTML report is built from that record.
 
 use std::fmt::Display;
 use std::io::{self, Write};
@@ -37,6 +40,60 @@ pub struct Narrator {
     format: Format,
     /// Remove color codes before writing (captured output is always plain).
     plain: bool,
+    /// Where every piece of narration is also recorded, if asked for.
+    recorded: Option<Recorded>,
+}
+
+/// One piece of narration, as recorded for a report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Block {
+    Heading {
+        text: String,
+    },
+    Section {
+        text: String,
+    },
+    Say {
+        text: String,
+    },
+    Fact {
+        label: String,
+        value: String,
+    },
+    Evidence {
+        text: String,
+    },
+    Answer {
+        text: String,
+    },
+    Skipped {
+        what: String,
+        why: String,
+    },
+    Warn {
+        text: String,
+    },
+    /// Something a report shows that text cannot, such as an SVG drawing (see
+    /// [`Narrator::attach`]).
+    Attachment {
+        name: String,
+        content: String,
+    },
+}
+
+/// The blocks recorded by [`Narrator::recording`].
+#[derive(Debug, Clone, Default)]
+pub struct Recorded(Arc<Mutex<Vec<Block>>>);
+
+impl Recorded {
+    /// Every block recorded so far.
+    pub fn blocks(&self) -> Vec<Block> {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl std::fmt::Debug for Narrator {
@@ -90,6 +147,7 @@ impl Narrator {
             out: Box::new(anstream::AutoStream::auto(io::stdout())),
             format,
             plain: false,
+            recorded: None,
         }
     }
 
@@ -101,9 +159,36 @@ impl Narrator {
                 out: Box::new(captured.clone()),
                 format,
                 plain: true,
+                recorded: None,
             },
             captured,
         )
+    }
+
+    /// Also records every piece of narration as a [`Block`] (whatever the format), for a
+    /// report built afterwards.
+    pub fn recording(mut self) -> (Self, Recorded) {
+        let recorded = Recorded::default();
+        self.recorded = Some(recorded.clone());
+        (self, recorded)
+    }
+
+    fn keep(&self, block: impl FnOnce() -> Block) {
+        if let Some(recorded) = &self.recorded {
+            recorded
+                .0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(block());
+        }
+    }
+
+    /// Attaches `content` (such as an SVG drawing) for a recorded report; printed nowhere.
+    pub fn attach(&mut self, name: &str, content: impl FnOnce() -> String) {
+        self.keep(|| Block::Attachment {
+            name: name.to_string(),
+            content: content(),
+        });
     }
 
     /// The format the reader asked for.
@@ -131,31 +216,40 @@ impl Narrator {
 
     /// A chapter heading: the question being answered.
     pub fn heading(&mut self, text: &str) -> io::Result<()> {
+        self.keep(|| Block::Heading { text: text.into() });
         self.text(format_args!("\n{HEADING}{text}{HEADING:#}"))
     }
 
     /// The title of one experiment.
     pub fn section(&mut self, text: &str) -> io::Result<()> {
+        self.keep(|| Block::Section { text: text.into() });
         self.text(format_args!("\n{SECTION}{text}{SECTION:#}"))
     }
 
     /// A sentence of explanation.
     pub fn say(&mut self, text: &str) -> io::Result<()> {
+        self.keep(|| Block::Say { text: text.into() });
         self.text(format_args!("{text}"))
     }
 
     /// One measured fact: `  label ........ value`.
     pub fn fact(&mut self, label: &str, value: impl Display) -> io::Result<()> {
+        self.keep(|| Block::Fact {
+            label: label.into(),
+            value: value.to_string(),
+        });
         self.text(format_args!("  {LABEL}{label:<26}{LABEL:#} {value}"))
     }
 
     /// A line quoted from elsewhere: strace output, a program's output, a wire capture.
     pub fn evidence(&mut self, line: &str) -> io::Result<()> {
+        self.keep(|| Block::Evidence { text: line.into() });
         self.text(format_args!("  {EVIDENCE}│{EVIDENCE:#} {line}"))
     }
 
     /// The short answer to the chapter's question.
     pub fn answer(&mut self, text: &str) -> io::Result<()> {
+        self.keep(|| Block::Answer { text: text.into() });
         self.text(format_args!("\n{ANSWER}Answer:{ANSWER:#} {text}"))
     }
 
@@ -169,11 +263,16 @@ impl Narrator {
 
     /// Says plainly that a part could not run here, and why.
     pub fn skipped(&mut self, what: &str, why: &str) -> io::Result<()> {
+        self.keep(|| Block::Skipped {
+            what: what.into(),
+            why: why.into(),
+        });
         self.text(format_args!("  {WARNING}skipped:{WARNING:#} {what}: {why}"))
     }
 
     /// A warning that does not stop the chapter.
     pub fn warn(&mut self, text: &str) -> io::Result<()> {
+        self.keep(|| Block::Warn { text: text.into() });
         self.text(format_args!("  {WARNING}warning:{WARNING:#} {text}"))
     }
 
@@ -273,6 +372,36 @@ mod tests {
         assert_eq!(human_count(999), "999");
         assert_eq!(human_count(1_000), "1,000");
         assert_eq!(human_count(57_123_456), "57,123,456");
+    }
+
+    #[test]
+    fn a_recording_narrator_keeps_every_block_and_prints_as_before() {
+        let (n, out) = Narrator::capture(Format::Json);
+        let (mut n, recorded) = n.recording();
+        n.heading("Question").unwrap();
+        n.fact("elapsed", "16 µs").unwrap();
+        n.attach("ladder", || "<svg/>".into());
+        n.answer("Because.").unwrap();
+        assert_eq!(out.text(), "");
+        assert_eq!(
+            recorded.blocks(),
+            [
+                Block::Heading {
+                    text: "Question".into()
+                },
+                Block::Fact {
+                    label: "elapsed".into(),
+                    value: "16 µs".into()
+                },
+                Block::Attachment {
+                    name: "ladder".into(),
+                    content: "<svg/>".into()
+                },
+                Block::Answer {
+                    text: "Because.".into()
+                },
+            ]
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
+use lab_capture::{Wire, Wiretap};
 use lab_kit::kernel::{ListenQueueCounters, TcpCounters};
 use serde::Serialize;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -103,6 +104,10 @@ pub struct BacklogReport {
     pub retrans_segs: Option<i64>,
     /// This machine's `tcp_syn_retries`, which sets how long Linux keeps resending.
     pub syn_retries: Option<u32>,
+    /// The attempt's packets on the wire, when it was watched (`packets`, `capture`): the
+    /// SYN, sent again by the client's kernel, and no answer.
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
 }
 
 impl BacklogReport {
@@ -114,8 +119,18 @@ impl BacklogReport {
 
 /// Fills a listener's queue, then connects once more with `deadline`.
 pub fn connect_to_full_backlog(deadline: Duration) -> std::io::Result<BacklogReport> {
+    connect_to_full_backlog_watched(deadline, &Wiretap::off())
+}
+
+/// Like [`connect_to_full_backlog`], with the last attempt's packets captured by `tap` (the
+/// queue is filled before the capture starts).
+pub fn connect_to_full_backlog_watched(
+    deadline: Duration,
+    tap: &Wiretap,
+) -> std::io::Result<BacklogReport> {
     let backlog = 0;
     let full = ListenerWithFullBacklog::new(backlog)?;
+    let watch = tap.watch("backlog", &[full.addr().port()]);
     let client = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
     let before = ListenQueueCounters::read().ok();
     let tcp_before = TcpCounters::read().ok();
@@ -154,6 +169,7 @@ pub fn connect_to_full_backlog(deadline: Duration) -> std::io::Result<BacklogRep
         syn_linear_timeouts: crate::retransmissions::syn_linear_timeouts(),
         retrans_segs,
         syn_retries: crate::retransmissions::syn_retries(),
+        wire: watch.finish(),
     })
 }
 

@@ -16,6 +16,9 @@
 //! 6. [`host_down`]: a host that is down on the client's own link is neither refused nor a
 //!    timeout of ours: nobody answers ARP, and `connect()` fails with `EHOSTUNREACH`.
 //!
+//! Where the process may capture packets (root or `CAP_NET_RAW`), experiments 1, 3 and 4 also
+//! show their packets on the wire, and [`on_the_wire`] checks what they prove.
+//!
 //! Each experiment returns a plain report (with `lab_kit::attempt::Attempt`s); [`narrate`]
 //! prints it.
 
@@ -23,6 +26,7 @@ pub mod backlog;
 pub mod host_down;
 pub mod kernel_view;
 pub mod narrate;
+pub mod on_the_wire;
 pub mod refused;
 pub mod retransmissions;
 pub mod retry;
@@ -30,6 +34,7 @@ pub mod udp;
 
 use std::time::Duration;
 
+use lab_capture::Wiretap;
 use lab_kit::narrate::Narrator;
 use lab_kit::probe::{Probe, ProbeFn};
 
@@ -79,7 +84,7 @@ impl Experiment {
 }
 
 /// The knobs of the experiments.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LabOptions {
     /// How long the client waits for the full-backlog listener (experiment 3).
     pub backlog_deadline: Duration,
@@ -92,6 +97,8 @@ pub struct LabOptions {
     /// The client's own deadline for the host that is down (experiment 6): far longer than
     /// ARP's 3 s, so that the kernel's answer, not ours, ends the wait.
     pub host_down_deadline: Duration,
+    /// Whether the packets of experiments 1, 3 and 4 are captured (off by default).
+    pub wiretap: Wiretap,
 }
 
 impl Default for LabOptions {
@@ -102,6 +109,7 @@ impl Default for LabOptions {
             retry: retry::RetryPolicy::default(),
             udp_deadline: Duration::from_secs(2),
             host_down_deadline: Duration::from_secs(20),
+            wiretap: Wiretap::off(),
         }
     }
 }
@@ -115,8 +123,10 @@ pub fn run_experiment(
 ) -> Result<(), Error> {
     match experiment {
         Experiment::Refused => {
-            let report = refused::connect_to_closed_port().map_err(setup("refused"))?;
+            let report = refused::connect_to_closed_port_watched(&options.wiretap)
+                .map_err(setup("refused"))?;
             narrate::narrate_refused(&report, n)?;
+            on_the_wire::narrate_refused(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Retry => {
             let report = retry::retry_until_server_starts(options.server_delay, options.retry)
@@ -124,14 +134,20 @@ pub fn run_experiment(
             narrate::narrate_retry(&report, &options.retry, n)?;
         }
         Experiment::Backlog => {
-            let report = backlog::connect_to_full_backlog(options.backlog_deadline)
-                .map_err(setup("backlog"))?;
+            let report = backlog::connect_to_full_backlog_watched(
+                options.backlog_deadline,
+                &options.wiretap,
+            )
+            .map_err(setup("backlog"))?;
             narrate::narrate_backlog(&report, n)?;
+            on_the_wire::narrate_backlog(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Udp => {
             let report =
-                udp::send_to_closed_udp_port(options.udp_deadline).map_err(setup("udp"))?;
+                udp::send_to_closed_udp_port_watched(options.udp_deadline, &options.wiretap)
+                    .map_err(setup("udp"))?;
             narrate::narrate_udp(&report, n)?;
+            on_the_wire::narrate_udp(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Strace => {
             let result = kernel_view::trace_refused_connect(probe);
@@ -162,7 +178,12 @@ pub fn run(
     Ok(())
 }
 
-/// The tour's chapter 1: every experiment with its default settings.
-pub fn chapter(n: &mut Narrator, probe: &Probe) -> Result<(), Error> {
-    run(&Experiment::ALL, &LabOptions::default(), probe, n)
+/// The tour's chapter 1: every experiment with its default settings, its packets captured
+/// by `tap`.
+pub fn chapter(n: &mut Narrator, probe: &Probe, tap: &Wiretap) -> Result<(), Error> {
+    let options = LabOptions {
+        wiretap: tap.clone(),
+        ..LabOptions::default()
+    };
+    run(&Experiment::ALL, &options, probe, n)
 }

@@ -19,7 +19,9 @@ use lab_refused::{Experiment, LabOptions};
         lab-refused                      # every experiment, narrated\n  \
         lab-refused refused udp          # only experiments 1 and 4\n  \
         lab-refused --json               # one JSON object per experiment per line\n  \
-        lab-refused backlog --deadline-ms 8000   # watch the kernel resend the SYN inside one connect()\n\n\
+        lab-refused backlog --deadline-ms 8000   # watch the kernel resend the SYN inside one connect()\n  \
+        sudo lab-refused --pcap caps     # also write caps/refused.pcap etc. for Wireshark\n\n\
+        Run as root (or with CAP_NET_RAW), each experiment also shows its packets on the wire.\n\
         Colors are used only on a terminal, and never when NO_COLOR is set."
 )]
 struct Cli {
@@ -30,6 +32,14 @@ struct Cli {
     /// Print one JSON object per experiment per line instead of the narration.
     #[arg(long)]
     json: bool,
+
+    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
+    #[arg(long, value_name = "DIR")]
+    pcap: Option<std::path::PathBuf>,
+
+    /// Do not capture the experiments' packets.
+    #[arg(long, conflicts_with = "pcap")]
+    no_capture: bool,
 
     /// How long the client waits for the listener whose queue is full (experiment 3).
     #[arg(long, value_name = "MS", default_value_t = 2500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -77,8 +87,16 @@ fn main() -> ExitCode {
             .map(Experiment::from)
             .collect()
     };
+    let wiretap = match lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref()) {
+        Ok(wiretap) => wiretap,
+        Err(e) => {
+            eprintln!("lab-refused: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let options = LabOptions {
         backlog_deadline: Duration::from_millis(cli.deadline_ms),
+        wiretap,
         ..LabOptions::default()
     };
     let probe = match Probe::current() {

@@ -18,6 +18,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use lab_capture::{Wire, Wiretap};
 use lab_kit::kernel::{TcpCounterDelta, TcpCounters};
 use lab_kit::ports::ClosedTcpPort;
 use serde::Serialize;
@@ -38,6 +39,9 @@ pub struct RefusedReport {
     pub counters_unavailable: Option<String>,
     /// How many times this socket's SYN was sent again (`TCP_INFO`), where it can be read.
     pub resent_segments: Option<u32>,
+    /// The packets on the wire, when the attempt was watched (`packets`, `capture`).
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
 }
 
 /// Connects once to a closed loopback port and records the result and the counters.
@@ -46,8 +50,16 @@ pub struct RefusedReport {
 /// ([`ClosedTcpPort`]): bind alone does not make a server, so the kernel refuses, and no
 /// other program can take the port while we measure.
 pub fn connect_to_closed_port() -> std::io::Result<RefusedReport> {
+    connect_to_closed_port_watched(&Wiretap::off())
+}
+
+/// Like [`connect_to_closed_port`], with the attempt's packets captured by `tap`.
+pub fn connect_to_closed_port_watched(tap: &Wiretap) -> std::io::Result<RefusedReport> {
     let closed = ClosedTcpPort::reserve()?;
-    Ok(connect_and_count(closed.addr()))
+    let watch = tap.watch("refused", &[closed.addr().port()]);
+    let mut report = connect_and_count(closed.addr());
+    report.wire = watch.finish();
+    Ok(report)
 }
 
 /// Connects once to `target`, reading the kernel's TCP counters before and after.
@@ -80,6 +92,7 @@ pub fn connect_and_count(target: SocketAddr) -> RefusedReport {
         counters,
         counters_unavailable,
         resent_segments,
+        wire: None,
     }
 }
 

@@ -9,6 +9,7 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use lab_capture::{Wire, Wiretap};
 use lab_kit::errors::ErrorFacts;
 use serde::Serialize;
 
@@ -26,12 +27,25 @@ pub struct UdpReport {
     /// The `recv` that followed: refused, timed out, or (unexpectedly) data.
     #[serde(flatten)]
     pub recv: Attempt,
+    /// The packets on the wire, when watched (`packets`, `capture`): the datagram, and the
+    /// ICMP "port unreachable" that answered it.
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
 }
 
 /// Sends one datagram to a closed port on a connected UDP socket, then receives.
 pub fn send_to_closed_udp_port(recv_deadline: Duration) -> std::io::Result<UdpReport> {
+    send_to_closed_udp_port_watched(recv_deadline, &Wiretap::off())
+}
+
+/// Like [`send_to_closed_udp_port`], with the packets captured by `tap`.
+pub fn send_to_closed_udp_port_watched(
+    recv_deadline: Duration,
+    tap: &Wiretap,
+) -> std::io::Result<UdpReport> {
     let closed = lab_kit::ports::ClosedUdpPort::reserve()?;
     let target = closed.addr();
+    let watch = tap.watch("udp", &[target.port()]);
     let socket = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
     // connect() on UDP sends nothing; it only fixes the peer, and lets errors be reported.
     socket.connect(target)?;
@@ -47,6 +61,7 @@ pub fn send_to_closed_udp_port(recv_deadline: Duration) -> std::io::Result<UdpRe
         sent_bytes: sent.as_ref().ok().copied(),
         send_error: sent.as_ref().err().map(ErrorFacts::of),
         recv,
+        wire: watch.finish(),
     })
 }
 

@@ -17,6 +17,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use lab_capture::{Wire, Wiretap};
 use serde::Serialize;
 
 use crate::Error;
@@ -64,6 +65,16 @@ pub struct KernelKeepsWorkingReport {
     pub recv_took_us: u64,
     /// What the server received, as text.
     pub received_text: String,
+    /// The packets on the wire, when watched (`packets`, `capture`), with the server's sleep
+    /// marked among them ([`marks`]).
+    #[serde(flatten)]
+    pub wire: Option<Wire>,
+}
+
+/// The moments the experiment marks among its packets when watched.
+pub mod marks {
+    pub const SLEEP_BEGAN: &str = "server: sleep began";
+    pub const WOKE: &str = "server: woke up";
 }
 
 impl KernelKeepsWorkingReport {
@@ -77,6 +88,8 @@ impl KernelKeepsWorkingReport {
 /// What the server thread measured, as instants.
 struct ServerView {
     woke: Instant,
+    /// The same moment by the clock of the packet timestamps.
+    woke_wall: std::time::SystemTime,
     accept_queue: Option<(u32, u32)>,
     accept_took: Duration,
     bytes_available: usize,
@@ -90,10 +103,19 @@ struct ServerView {
 pub fn client_during_server_sleep(
     server_sleep: Duration,
 ) -> Result<KernelKeepsWorkingReport, Error> {
+    client_during_server_sleep_watched(server_sleep, &Wiretap::off())
+}
+
+/// Like [`client_during_server_sleep`], with the packets captured by `tap` and the server's
+/// sleep marked among them.
+pub fn client_during_server_sleep_watched(
+    server_sleep: Duration,
+    tap: &Wiretap,
+) -> Result<KernelKeepsWorkingReport, Error> {
     let mut sleep = server_sleep;
     let mut attempt = 1;
     loop {
-        let outcome = run_once(sleep, attempt)?;
+        let outcome = run_once(sleep, attempt, tap)?;
         match outcome {
             Some(report) if report.client_finished_during_sleep() || attempt == ATTEMPTS => {
                 return Ok(report);
@@ -117,6 +139,7 @@ pub fn client_during_server_sleep(
 fn run_once(
     server_sleep: Duration,
     attempt: u32,
+    tap: &Wiretap,
 ) -> Result<Option<KernelKeepsWorkingReport>, Error> {
     let listener =
         TcpListener::bind("127.0.0.1:0").map_err(Error::io("could not bind 127.0.0.1:0"))?;
@@ -128,12 +151,14 @@ fn run_once(
     listener
         .set_nonblocking(true)
         .map_err(Error::io("could not make the listener non-blocking"))?;
-    let (sleep_started_tx, sleep_started_rx) = mpsc::channel::<Instant>();
+    let mut watch = tap.watch("kernel_keeps_working", &[addr.port()]);
+    let (sleep_started_tx, sleep_started_rx) = mpsc::channel::<(Instant, std::time::SystemTime)>();
 
     let server = thread::spawn(move || -> Result<Option<ServerView>, Error> {
-        let _ = sleep_started_tx.send(Instant::now());
+        let _ = sleep_started_tx.send((Instant::now(), std::time::SystemTime::now()));
         thread::sleep(server_sleep);
         let woke = Instant::now();
+        let woke_wall = std::time::SystemTime::now();
         let accept_queue = listener_queue(&listener);
 
         let accept_started = Instant::now();
@@ -163,6 +188,7 @@ fn run_once(
         let recv_took = recv_started.elapsed();
         Ok(Some(ServerView {
             woke,
+            woke_wall,
             accept_queue,
             accept_took,
             bytes_available,
@@ -173,7 +199,10 @@ fn run_once(
 
     // Wait (on a channel, not with a guess) until the server has begun its sleep.
     let sleep_started = match sleep_started_rx.recv_timeout(DEADLINE) {
-        Ok(started) => started,
+        Ok((started, started_wall)) => {
+            watch.mark_at(marks::SLEEP_BEGAN, started_wall);
+            started
+        }
         Err(mpsc::RecvTimeoutError::Timeout) => {
             return Err(Error::io(format!(
                 "the sleeping server thread did not start within {}",
@@ -196,6 +225,7 @@ fn run_once(
     // The client's connection is kept open until the server has read from it.
     let (client_stream, connected, sent) = client?;
     drop(client_stream);
+    watch.mark_at(marks::WOKE, server_view.woke_wall);
 
     let since_sleep = |t: Instant| {
         lab_kit::narrate::saturating_micros(t.saturating_duration_since(sleep_started))
@@ -216,6 +246,7 @@ fn run_once(
         bytes_received_at_once: server_view.received.len(),
         recv_took_us: lab_kit::narrate::saturating_micros(server_view.recv_took),
         received_text: String::from_utf8_lossy(&server_view.received).into_owned(),
+        wire: watch.finish(),
     }))
 }
 

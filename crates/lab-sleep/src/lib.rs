@@ -20,11 +20,14 @@
 //!
 //! Each experiment is a function returning a plain, serializable report; [`narrate`] turns
 //! the reports into the classroom narration, and [`chapter`] runs them all for the tour.
+//! Where packets may be captured (root or `CAP_NET_RAW`), [`on_the_wire`] shows and checks
+//! the packets of [`kernel_works`]: the client's data acknowledged while the server sleeps.
 
 pub mod accuracy;
 pub mod cpu;
 pub mod kernel_works;
 pub mod narrate;
+pub mod on_the_wire;
 pub mod pacing;
 pub mod servers;
 pub mod syscall;
@@ -93,6 +96,9 @@ pub struct Options {
     pub long_sleep: Duration,
     /// How long each server sleeps per client, and before `recv`.
     pub server_sleep: Duration,
+    /// Whether the packets of the kernel-keeps-working experiment are captured (off by
+    /// default).
+    pub wiretap: lab_capture::Wiretap,
 }
 
 impl Default for Options {
@@ -101,6 +107,7 @@ impl Default for Options {
             accuracy_repeats: 7,
             long_sleep: Duration::from_millis(200),
             server_sleep: Duration::from_millis(200),
+            wiretap: lab_capture::Wiretap::off(),
         }
     }
 }
@@ -150,9 +157,22 @@ impl Experiment {
 /// The probes this lab re-runs under `strace` (`lab-sleep __probe thread-sleep 10000`).
 pub const PROBES: &[(&str, ProbeFn)] = &[(syscall::SLEEP_PROBE, syscall::sleep_probe)];
 
-/// The tour's chapter: every experiment with default options.
+/// Every experiment with default options.
 pub fn chapter(narrator: &mut Narrator, probe: &Probe) -> Result<(), Error> {
-    chapter_with(narrator, probe, &Options::default(), Experiment::ALL)
+    chapter_watched(narrator, probe, &lab_capture::Wiretap::off())
+}
+
+/// The tour's chapter: every experiment with default options, packets captured by `tap`.
+pub fn chapter_watched(
+    narrator: &mut Narrator,
+    probe: &Probe,
+    tap: &lab_capture::Wiretap,
+) -> Result<(), Error> {
+    let options = Options {
+        wiretap: tap.clone(),
+        ..Options::default()
+    };
+    chapter_with(narrator, probe, &options, Experiment::ALL)
 }
 
 /// Runs `experiments` with `options`, narrating each (or printing one JSON line each).
@@ -184,8 +204,12 @@ pub fn chapter_with(
                 narrator.record(&report)?;
             }
             Experiment::KernelKeepsWorking => {
-                let report = kernel_works::client_during_server_sleep(options.server_sleep)?;
+                let report = kernel_works::client_during_server_sleep_watched(
+                    options.server_sleep,
+                    &options.wiretap,
+                )?;
                 narrate::kernel_keeps_working(&report, narrator)?;
+                on_the_wire::narrate_kernel_keeps_working(&report, &options.wiretap, narrator)?;
                 narrator.record(&report)?;
             }
             Experiment::SleepingServer => {

@@ -25,7 +25,8 @@ use lab_sleep::{Experiment, Options};
         lab-sleep accuracy cpu         # only those two experiments\n  \
         lab-sleep --quick              # fewer repetitions of the accuracy measurement\n  \
         lab-sleep --json               # one JSON object per experiment per line\n  \
-        lab-sleep --json syscall       # strace's view of Rust's and Python's sleep\n\n\
+        lab-sleep --json syscall       # strace's view of Rust's and Python's sleep\n  \
+        sudo lab-sleep kernel --pcap caps  # its packets too, in caps/kernel_keeps_working.pcap\n\n\
         The strace experiment needs strace (and python3 for Python's side); without them it \
         says \"skipped\" and why. Colors are used only on a terminal, and never when NO_COLOR \
         is set."
@@ -34,6 +35,14 @@ struct Cli {
     /// Print one JSON object per experiment per line instead of the narration.
     #[arg(long)]
     json: bool,
+
+    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
+    #[arg(long, value_name = "DIR")]
+    pcap: Option<std::path::PathBuf>,
+
+    /// Do not capture the experiments' packets (captured as root or with CAP_NET_RAW).
+    #[arg(long, conflicts_with = "pcap")]
+    no_capture: bool,
 
     /// Repeat the accuracy measurement fewer times (the sleeps keep their length).
     #[arg(long)]
@@ -87,10 +96,20 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let options = if cli.quick {
-        Options::quick()
-    } else {
-        Options::default()
+    let wiretap = match lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref()) {
+        Ok(wiretap) => wiretap,
+        Err(e) => {
+            eprintln!("lab-sleep: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = Options {
+        wiretap,
+        ..if cli.quick {
+            Options::quick()
+        } else {
+            Options::default()
+        }
     };
     let experiments: Vec<Experiment> = if cli.experiments.is_empty() {
         Experiment::ALL.to_vec()
