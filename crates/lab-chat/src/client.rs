@@ -164,7 +164,10 @@ pub fn explain_handshake_error(error: &HandshakeError) -> &'static str {
             "the server did not speak TLS: is it running with --plaintext?"
         }
         HandshakeError::TimedOut(_) => "the server accepted the connection but never answered",
-        HandshakeError::Closed => "the server closed the connection: is it a TLS server?",
+        HandshakeError::Closed => {
+            "the server closed the connection: it is not a TLS server, or it is refusing \
+             connections for now (too many waiting for their handshake; its output says)"
+        }
         _ => "see the error above",
     }
 }

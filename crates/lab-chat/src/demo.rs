@@ -132,6 +132,7 @@ fn start_server(tls: Option<Arc<rustls::ServerConfig>>) -> Result<InProcessServe
         tls,
         limits: Limits::default(),
         once: true,
+        admission: Default::default(),
     };
     let thread = thread::Builder::new()
         .name("demo-server".into())

@@ -3,7 +3,15 @@
 //! The certificates themselves are made by `lab_kit::pki` (one CA for the whole lab) and
 //! the rustls configurations by `lab_kit::tls`; this module only decides *where* the files
 //! live and turns them into configurations for the server and the client.
+//!
+//! Private keys deserve a private folder. `keygen` creates its folder with mode 0700
+//! (whatever the umask), and both `keygen` and the server refuse a folder that another
+//! user owns or that others can write: whoever can write there can replace `ca.pem` or
+//! `server-key.pem` under our feet. The six files are first written into a temporary
+//! folder inside it, then renamed into place, so a failure leaves no partial set behind.
 
+use std::fs;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -28,10 +36,78 @@ pub fn default_dir() -> PathBuf {
     PathBuf::from("lab-chat-certs")
 }
 
-/// Makes a new CA, server and client certificate in `dir`.
+/// Makes a new CA, server and client certificate in `dir` (see the module docs: a private
+/// folder, written through a temporary folder and renames).
 pub fn keygen(dir: &Path, force: bool) -> Result<PkiFiles, Error> {
+    private_dir(dir)?;
+    let files = PkiFiles::in_dir(dir);
+    if !force && let Some(path) = every_file(&files).into_iter().find(|path| path.exists()) {
+        return Err(lab_kit::pki::PkiError::Exists {
+            path: path.to_path_buf(),
+        }
+        .into());
+    }
     let pki = LabPki::generate(DEFAULT_CLIENT_NAME)?;
-    Ok(pki.write_to(dir, force)?)
+    let io_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| lab_kit::pki::PkiError::Write { path, source }
+    };
+    // Removed, with whatever it holds, when this function returns.
+    let staging = tempfile::Builder::new()
+        .prefix(".keygen-")
+        .tempdir_in(dir)
+        .map_err(io_error(dir))?;
+    let staged = pki.write_to(staging.path(), false)?;
+    for (from, to) in every_file(&staged).into_iter().zip(every_file(&files)) {
+        fs::rename(from, to).map_err(io_error(to))?;
+    }
+    Ok(files)
+}
+
+/// Creates `dir` with mode 0700 if it is missing; refuses it if another user owns it or
+/// others may write to it.
+pub fn private_dir(dir: &Path) -> Result<(), Error> {
+    let io_error = |source| {
+        Error::from(lab_kit::pki::PkiError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })
+    };
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_error)?;
+    }
+    check_private_dir(dir)
+}
+
+/// Refuses a folder that another user owns or that others may write to.
+pub fn check_private_dir(dir: &Path) -> Result<(), Error> {
+    let unsafe_dir = |reason: String| Error::UnsafeDir {
+        dir: dir.to_path_buf(),
+        reason,
+    };
+    let meta = fs::metadata(dir).map_err(|e| unsafe_dir(format!("cannot inspect it: {e}")))?;
+    if !meta.is_dir() {
+        return Err(unsafe_dir("it is not a folder".into()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(unsafe_dir(format!(
+            "it belongs to user {}, not to you (user {me})",
+            meta.uid()
+        )));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(unsafe_dir(format!(
+            "others may write to it (mode {mode:04o}); `chmod 700 {}` if it is yours",
+            dir.display()
+        )));
+    }
+    Ok(())
 }
 
 /// The files in `dir`, created first if none of them exist. Returns whether they were made.
@@ -41,6 +117,9 @@ pub fn keygen(dir: &Path, force: bool) -> Result<PkiFiles, Error> {
 /// would stop at the first existing file with advice about a `--force` the server lacks).
 pub fn ensure_server_files(dir: &Path) -> Result<(PkiFiles, bool), Error> {
     let files = PkiFiles::in_dir(dir);
+    if dir.exists() {
+        check_private_dir(dir)?;
+    }
     let server_needs = [&files.server_cert, &files.server_key];
     if server_needs.iter().all(|path| path.is_file()) {
         return Ok((files, false));

@@ -10,6 +10,7 @@
 //! - [`framing`]: lines out of a byte stream, with limits;
 //! - [`session`]: one conversation, both ways at once, and how it ended;
 //! - [`server`] and [`client`]: the two programs; [`keys`]: where certificates come from;
+//! - [`terminal`]: typing that survives incoming lines, when a person types in a terminal;
 //! - [`eavesdrop`]: a relay in the middle that reads (and can cut) the wire;
 //! - [`demo`]: the chapter for the tour and `lab-chat demo`.
 
@@ -23,6 +24,7 @@ pub mod on_the_wire;
 pub mod room;
 pub mod server;
 pub mod session;
+pub mod terminal;
 pub mod transport;
 
 use std::io;
@@ -64,6 +66,15 @@ pub enum Error {
     IncompleteCerts {
         dir: std::path::PathBuf,
         missing: String,
+    },
+    #[error(
+        "refusing the key folder {}: {reason}; whoever can write there could replace the \
+         CA or the server's key",
+        .dir.display()
+    )]
+    UnsafeDir {
+        dir: std::path::PathBuf,
+        reason: String,
     },
     #[error("the server is busy with another client; try again later")]
     Busy,

@@ -16,15 +16,10 @@ use lab_chat::client::{self, ClientOptions};
 use lab_chat::keys;
 use lab_chat::server::{self, ServerOptions};
 use lab_chat::session::{BUSY_NOTICE, ChatEvent, EventSink, Limits, LocalInput};
+use lab_chat::terminal::{self, LineEditor};
 use lab_chat::{Error, eavesdrop, framing};
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
-
-/// Blocks of 2 to 64 KiB on a cache-line boundary: rustls copies every record it decrypts
-/// into such a block, and on this course's machines an aligned copy is many times faster
-/// (see `lab_chat::transport`, "Where bulk time goes").
-#[global_allocator]
-static ALLOCATOR: lab_chat::transport::CacheLineAligned = lab_chat::transport::CacheLineAligned;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -135,7 +130,7 @@ struct ServerArgs {
     /// Mutual TLS: clients must present a certificate signed by the lab CA.
     #[arg(long)]
     require_client_cert: bool,
-    /// Exit after the first client instead of waiting for the next.
+    /// Exit after the first session (a completed handshake) instead of waiting for the next.
     #[arg(long)]
     once: bool,
     /// No TLS: bare TCP, readable by anyone on the path (for comparison only).
@@ -144,9 +139,24 @@ struct ServerArgs {
     /// A room: many clients, each line relayed to all the others.
     #[arg(long)]
     room: bool,
-    /// In a room: lines queued for one client before it is dropped.
-    #[arg(long, value_name = "LINES", default_value_t = lab_chat::room::DEFAULT_MAX_QUEUE)]
-    max_queue: usize,
+    /// In a room: bytes still unsent to one client after a write before it is dropped.
+    #[arg(long, value_name = "BYTES", default_value_t = lab_chat::room::DEFAULT_MAX_BACKLOG)]
+    max_backlog: usize,
+    /// In a room: the most members at once.
+    #[arg(long, value_name = "N", default_value_t = lab_chat::room::DEFAULT_MAX_MEMBERS)]
+    max_members: usize,
+    /// In a room: lines one member may send per second (bursts of five seconds' worth).
+    #[arg(long, value_name = "LINES", default_value_t = lab_chat::room::DEFAULT_MAX_LINES_PER_SECOND)]
+    max_lines_per_second: u32,
+    /// In a room: a member that sends nothing for this long is disconnected, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = lab_chat::room::DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    idle_timeout: f64,
+    /// Connections at once still in their TLS handshake (or being told "busy"); newer ones are refused.
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_PENDING)]
+    max_pending: usize,
+    /// Connections at once from one IP address (pending, or in the room).
+    #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_PER_ADDRESS)]
+    max_per_address: usize,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -196,8 +206,8 @@ fn main() -> ExitCode {
                 })
                 .map_err(Failure::from)
         }
-        Command::Server(args) => run_server(args, events),
-        Command::Client(args) => run_client(args, events),
+        Command::Server(args) => run_server(args, cli.json, events),
+        Command::Client(args) => run_client(args, cli.json, events),
         Command::Demo { pcap, no_capture } => run_demo(cli.json, no_capture, pcap.as_deref()),
         Command::Bench { quick } => run_bench(quick, cli.json),
         Command::Eavesdrop { listen, upstream } => run_eavesdrop(listen, upstream, cli.json),
@@ -285,7 +295,25 @@ fn stdin_lines(events: EventSink) -> Receiver<LocalInput> {
     rx
 }
 
-fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
+/// What the user types, and where events go: a line editor when stdin and stdout are a
+/// terminal (see `lab_chat::terminal`), plain lines otherwise. Keep the editor's guard
+/// alive as long as the chat runs: dropping it gives the terminal back its mode.
+fn typed_input(
+    json: bool,
+    events: EventSink,
+) -> (Receiver<LocalInput>, EventSink, Option<LineEditor>) {
+    if terminal::is_interactive() {
+        match LineEditor::start(json) {
+            Ok((editor, input, printed)) => return (input, printed, Some(editor)),
+            Err(e) => events(ChatEvent::Error {
+                error: format!("no line editor ({e}): reading plain lines"),
+            }),
+        }
+    }
+    (stdin_lines(Arc::clone(&events)), events, None)
+}
+
+fn run_server(args: ServerArgs, json: bool, events: EventSink) -> Result<(), Failure> {
     let limits = args.limits.limits()?;
     let mut created = None;
     let tls = if args.plaintext {
@@ -299,7 +327,7 @@ fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
         Some(keys::server_config(&files, args.require_client_cert)?)
     };
     let listener = server::bind(args.listen)?;
-    let input = stdin_lines(Arc::clone(&events));
+    let (input, events, _editor) = typed_input(json, events);
     // `listening on` must be the first line: print it, then the certificate news.
     let first = Arc::clone(&events);
     let announced: EventSink = Arc::new(move |event| {
@@ -309,11 +337,28 @@ fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
             first(ChatEvent::CertificatesCreated { dir: dir.clone() });
         }
     });
+    let admission = server::AdmissionLimits {
+        max_pending: args.max_pending.max(1),
+        max_per_address: args.max_per_address.max(1),
+    };
     if args.room {
+        let idle_timeout = Duration::try_from_secs_f64(args.idle_timeout)
+            .ok()
+            .filter(|t| !t.is_zero())
+            .ok_or_else(|| {
+                format!(
+                    "--idle-timeout {} is not a positive duration in seconds",
+                    args.idle_timeout
+                )
+            })?;
         let options = lab_chat::room::RoomOptions {
             tls,
             limits,
-            max_queue: args.max_queue.max(1),
+            max_backlog: args.max_backlog.max(1),
+            max_members: args.max_members.max(1),
+            max_lines_per_second: args.max_lines_per_second.max(1),
+            idle_timeout,
+            admission,
         };
         lab_chat::room::serve_room(listener, options, input, announced)?;
     } else {
@@ -321,13 +366,14 @@ fn run_server(args: ServerArgs, events: EventSink) -> Result<(), Failure> {
             tls,
             limits,
             once: args.once,
+            admission,
         };
         server::serve(listener, options, input, announced)?;
     }
     Ok(())
 }
 
-fn run_client(args: ClientArgs, events: EventSink) -> Result<(), Failure> {
+fn run_client(args: ClientArgs, json: bool, events: EventSink) -> Result<(), Failure> {
     let limits = args.limits.limits()?;
     let tls = if args.plaintext {
         None
@@ -345,7 +391,7 @@ fn run_client(args: ClientArgs, events: EventSink) -> Result<(), Failure> {
         limits,
     };
     let tcp = client::connect(&args.connect, limits.handshake_timeout)?;
-    let typed = stdin_lines(Arc::clone(&events));
+    let (typed, events, _editor) = typed_input(json, events);
     let input = match &args.name {
         // The name goes first, then whatever the user types.
         Some(name) => {

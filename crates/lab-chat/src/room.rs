@@ -1,42 +1,281 @@
-//! `lab-chat server --room`: many clients, each line relayed to everyone else.
+//! `lab-chat server --room`: many clients, each line relayed to everyone else, on an event
+//! loop.
+//!
+//! # Threads for one conversation, an event loop for thousands
+//! The one-client chat ([`crate::server`], [`crate::session`]) uses blocking sockets and two
+//! threads per conversation: the code reads top to bottom, like a student's, and a thread
+//! costs nothing when there is one. A room for a whole school cannot afford that: each
+//! thread reserves a stack and each wake-up is a context switch (the threaded room took
+//! ~124 MiB of peak memory for 1,000 clients, and 20,000 threads would be needed for
+//! 10,000). So the room runs on tokio, the ecosystem's event loop (the design of tokio's own
+//! chat example and of mini-redis, with bounded queues), with tokio-rustls: each member is
+//! two tasks (reading, writing) and its TLS state, about 20 KiB in all, and two worker
+//! threads sleep in `epoll` until some socket is ready. The room's rules are the same code
+//! as before (names, queues, limits): only the waiting changed.
 //!
 //! The homework's chat has one client; a room is where the design questions get sharper:
 //! - **Names.** With mutual TLS the name is the client certificate's common name: the
 //!   server *knows* who this is, and the name cannot be changed. Without a certificate a
 //!   member is `guestN` until it sends `/name NAME` (`lab-chat client --name NAME` does).
+//!   One rule ([`check_name`]) applies to every source of names, certificates included:
+//!   1 to 32 ASCII letters, digits, `-`, `_` or `.` (no look-alike letters, no control
+//!   characters, no spaces or colons), `server` and `guestN` reserved, unique in the room
+//!   ignoring case. A second connection with a name already present is turned away.
+//! - **Who said it.** A member's line reaches the others as `NAME: text`; the operator's
+//!   lines as `server: text` and the room's news as `* …`. No member can produce either:
+//!   `server` is reserved, and every member line starts with its valid name.
 //! - **Fan-out without stalls.** A line from one member is queued for every other member;
 //!   each member has its own writer, so a slow reader only slows its own queue.
-//! - **Bounded queues.** A member whose queue passes `--max-queue` lines is *dropped*: its
-//!   queue is abandoned, it gets one notice, everyone else is told. Without the bound one
-//!   client that stops reading would make the server buffer without limit.
+//! - **Bounded queues, measured in bytes.** A member whose unsent bytes pass
+//!   `--max-backlog` after its writer tried to write is *dropped*: its queue is
+//!   abandoned, it gets one notice, everyone else is told. A burst that a member's socket
+//!   takes at once never counts against it; one that stays unsent does.
+//! - **Crowds.** Joins and leaves are told to everyone only while the room has at most
+//!   [`ANNOUNCE_UP_TO`] members, and the welcome names at most 20 of those here: both
+//!   would otherwise grow with the square of the room's size.
+//! - **Floods.** Each member may send `--max-lines-per-second` lines a second, with bursts
+//!   of five seconds' worth (a line costs one more for each KiB past the first); lines past
+//!   that are not relayed, and the sender is told how many. The room holds at most
+//!   `--max-members`, an address at most `--max-per-address` connections, handshakes are
+//!   bounded as in the one-client server ([`crate::server::Admission`]), a member silent
+//!   for `--idle-timeout` is disconnected, and the open-files limit is raised at start.
+//!   Each member costs one descriptor: [`serve_room`] says how many members the open-files
+//!   limit allows.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, Sender};
+use std::net::{SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use lab_kit::tls::SessionFacts;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
 
 use crate::Error;
-use crate::server::{after_failed_accept, establish, local_address_of};
-use crate::session::{
-    Backlog, ChatEvent, EventSink, Limits, LocalInput, ROOM_WELCOME, SessionCommand, SessionHooks,
-    command_channel, run_session,
+use crate::framing::LineDecoder;
+use crate::server::{
+    ACCEPT_PAUSE, Admission, AdmissionLimits, Ticket, failed_accept, raise_open_file_limit, refuse,
 };
-use crate::transport::Security;
+use crate::session::{
+    CLOSE_WAIT, ChatEvent, EXIT_WORD, EventSink, Limits, LocalInput, NOTICE_PREFIX, PeerEnd,
+    ROOM_WELCOME, broke_rules, classify_read_error,
+};
+use crate::transport::{HandshakeError, Security};
 
-/// The default limit of lines queued for one member.
-pub const DEFAULT_MAX_QUEUE: usize = 1000;
+/// The default limit of bytes waiting for one member after a write: 1 MiB.
+pub const DEFAULT_MAX_BACKLOG: usize = 1024 * 1024;
+/// The default number of members.
+pub const DEFAULT_MAX_MEMBERS: usize = 10_000;
+/// The default rate of lines one member may send, per second.
+pub const DEFAULT_MAX_LINES_PER_SECOND: u32 = 20;
+/// The default time a member may stay silent: 15 minutes.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// A member whose socket accepts nothing for this long is gone, whatever its queue says.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read from a member at once (small: a room holds thousands of these buffers).
+const READ_BUFFER: usize = 4 * 1024;
+/// Join and leave notices go to everyone while the room has at most this many members. In
+/// a crowd they would be most of the traffic, and of the memory: each of N joins told to N
+/// members is N² lines (50 million for 10,000 members). The server's own log still shows
+/// every join and leave.
+pub const ANNOUNCE_UP_TO: usize = 200;
+/// The welcome names at most this many of the members already here.
+const WELCOME_NAMES: usize = 20;
+/// The rule every name obeys, as members are told it.
+pub const NAME_RULE: &str = "names are 1 to 32 ASCII letters, digits, '-', '_' or '.'; \
+                             `server` and `guestN` are reserved";
 
 /// How a room runs.
 #[derive(Debug, Clone)]
 pub struct RoomOptions {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limits: Limits,
-    /// Lines queued for one member before it is dropped.
-    pub max_queue: usize,
+    /// Bytes waiting for one member, after a write, before it is dropped.
+    pub max_backlog: usize,
+    pub max_members: usize,
+    /// Lines one member may send per second (bursts of five seconds' worth).
+    pub max_lines_per_second: u32,
+    pub idle_timeout: Duration,
+    pub admission: AdmissionLimits,
+}
+
+impl Default for RoomOptions {
+    fn default() -> Self {
+        RoomOptions {
+            tls: None,
+            limits: Limits::default(),
+            max_backlog: DEFAULT_MAX_BACKLOG,
+            max_members: DEFAULT_MAX_MEMBERS,
+            max_lines_per_second: DEFAULT_MAX_LINES_PER_SECOND,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            admission: AdmissionLimits::default(),
+        }
+    }
+}
+
+/// Whether `name` may be a member's name (not yet whether it is free): see [`NAME_RULE`].
+pub fn check_name(name: &str) -> Result<(), String> {
+    let valid = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    let lower = name.to_ascii_lowercase();
+    let reserved = lower == "server"
+        || lower
+            .strip_prefix("guest")
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    if !valid || reserved {
+        return Err(NAME_RULE.into());
+    }
+    Ok(())
+}
+
+/// A token bucket: `rate` tokens a second, at most five seconds' worth saved up.
+#[derive(Debug)]
+struct RateLimit {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second.max(1));
+        RateLimit {
+            rate,
+            tokens: rate * 5.0,
+            last: Instant::now(),
+        }
+    }
+
+    /// Takes `cost` tokens if there are that many.
+    fn allow(&mut self, cost: f64) -> bool {
+        let now = Instant::now();
+        let earned = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + earned).min(self.rate * 5.0);
+        self.last = now;
+        if self.tokens >= cost {
+            self.tokens -= cost;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The bytes queued for one room member and not yet written to its socket (counted until
+/// the write that carries them has returned). A member whose backlog passes the room's
+/// limit after a write was attempted is *dropped*: its queue is abandoned (so a slow client
+/// cannot make the server buffer without bound, or stall anyone else) and it gets one
+/// notice saying why. A backlog of twice the limit drops it at once, even while a write
+/// is still blocked.
+#[derive(Debug)]
+pub struct Backlog {
+    unsent: AtomicUsize,
+    limit: usize,
+    dropped: Mutex<Option<String>>,
+}
+
+impl Backlog {
+    /// An empty backlog that may hold `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Backlog {
+            unsent: AtomicUsize::new(0),
+            limit,
+            dropped: Mutex::new(None),
+        }
+    }
+
+    /// Bytes queued and not yet written.
+    pub fn unsent(&self) -> usize {
+        self.unsent.load(Ordering::Relaxed)
+    }
+
+    /// The most bytes that may wait after a write.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    /// Counts `bytes` more queued bytes; returns the new total.
+    pub fn push(&self, bytes: usize) -> usize {
+        self.unsent.fetch_add(bytes, Ordering::Relaxed) + bytes
+    }
+
+    fn sent(&self, bytes: usize) {
+        let _ = self
+            .unsent
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |unsent| {
+                Some(unsent.saturating_sub(bytes))
+            });
+    }
+
+    /// The reason to drop the member, measured after a write: more than the limit unsent.
+    fn too_far_behind(&self) -> Option<String> {
+        (self.unsent() > self.limit).then(|| self.drop_reason())
+    }
+
+    /// What a dropped member is told.
+    pub fn drop_reason(&self) -> String {
+        format!(
+            "more than {} bytes were waiting for you; you were dropped",
+            self.limit
+        )
+    }
+
+    /// Marks the member as dropped, with the reason it will be told.
+    pub fn drop_with(&self, reason: String) {
+        let mut dropped = self.dropped.lock().unwrap_or_else(PoisonError::into_inner);
+        dropped.get_or_insert(reason);
+    }
+
+    /// The reason, if the member was dropped.
+    pub fn dropped(&self) -> Option<String> {
+        self.dropped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What a member's writer task is told to do.
+#[derive(Debug)]
+enum Outgoing {
+    /// Lines for this member (one or more, without the final newline), shared by every
+    /// recipient.
+    Lines(Arc<str>),
+    /// The room closes: our goodbye (`Exit`), then `close_notify`.
+    Leave,
+    /// Too far behind: one notice, then `close_notify`.
+    Drop(String),
+    /// The peer broke the rules: one error line, then `close_notify`.
+    Error(String),
+    /// The peer closed its side: answer with our `close_notify`.
+    Close,
+    /// The peer vanished: stop at once.
+    Abort,
+}
+
+/// Where a member's lines go: its writer task, and the count of what waits there.
+#[derive(Debug, Clone)]
+struct Mailbox {
+    tx: UnboundedSender<Outgoing>,
+    backlog: Arc<Backlog>,
+}
+
+impl Mailbox {
+    /// Queues `text` (counted in the backlog until written); the new backlog.
+    fn lines(&self, text: Arc<str>) -> usize {
+        let unsent = self.backlog.push(text.len() + 1);
+        let _ = self.tx.send(Outgoing::Lines(text));
+        unsent
+    }
+
+    fn tell(&self, text: String) {
+        self.lines(Arc::from(text));
+    }
 }
 
 struct Member {
@@ -44,16 +283,21 @@ struct Member {
     name: String,
     /// The name came from a verified client certificate and cannot be changed.
     certified: bool,
-    commands: Sender<SessionCommand>,
-    backlog: Arc<Backlog>,
+    mailbox: Mailbox,
 }
 
 struct Room {
     members: Mutex<Vec<Member>>,
-    max_queue: usize,
+    options: RoomOptions,
     events: EventSink,
     next_guest: AtomicU64,
     stopping: AtomicBool,
+}
+
+/// Why a member could not join.
+enum JoinRefused {
+    Full(usize),
+    NameTaken(String),
 }
 
 impl Room {
@@ -62,9 +306,8 @@ impl Room {
     }
 
     /// Queues `text` (one or more lines) for every member except `from`; drops members
-    /// too far behind.
+    /// whose backlog reached twice the limit (their writer is stuck).
     fn broadcast(&self, from: Option<u64>, text: &str) {
-        let lines = text.split('\n').count();
         // One copy of the text, shared by every member's queue.
         let shared: Arc<str> = Arc::from(text);
         let mut dropped = Vec::new();
@@ -74,34 +317,29 @@ impl Room {
                 if Some(member.id) == from {
                     return true;
                 }
-                if member.backlog.push(lines) > self.max_queue {
-                    let reason = format!(
-                        "more than {} lines were waiting for you; you were dropped",
-                        self.max_queue
-                    );
-                    member.backlog.drop_with(reason.clone());
-                    let _ = member.commands.send(SessionCommand::Drop(reason));
+                let backlog = &member.mailbox.backlog;
+                if member.mailbox.lines(Arc::clone(&shared)) > 2 * backlog.limit() {
+                    let reason = backlog.drop_reason();
+                    backlog.drop_with(reason.clone());
+                    let _ = member.mailbox.tx.send(Outgoing::Drop(reason));
                     dropped.push(member.name.clone());
                     return false;
                 }
-                member
-                    .commands
-                    .send(SessionCommand::Relay(Arc::clone(&shared)))
-                    .is_ok()
+                !member.mailbox.tx.is_closed()
             });
         }
         for name in dropped {
-            let reason = format!("more than {} lines behind", self.max_queue);
-            (self.events)(ChatEvent::Dropped {
-                name: name.clone(),
-                reason: reason.clone(),
-            });
-            self.broadcast(None, &format!("* {name} was dropped: {reason}"));
+            self.announce_dropped(&name);
         }
     }
 
-    fn names(&self) -> Vec<String> {
-        self.lock().iter().map(|m| m.name.clone()).collect()
+    fn announce_dropped(&self, name: &str) {
+        let reason = format!("more than {} bytes behind", self.options.max_backlog);
+        (self.events)(ChatEvent::Dropped {
+            name: name.to_string(),
+            reason: reason.clone(),
+        });
+        self.broadcast(None, &format!("* {name} was dropped: {reason}"));
     }
 
     fn name_of(&self, id: u64) -> Option<String> {
@@ -109,6 +347,34 @@ impl Room {
             .iter()
             .find(|m| m.id == id)
             .map(|m| m.name.clone())
+    }
+
+    /// Adds a member, unless the room is full or the name is taken; returns the first
+    /// [`WELCOME_NAMES`] of those already here, and how many they are.
+    fn join(&self, member: Member) -> Result<(Vec<String>, usize), JoinRefused> {
+        let mut members = self.lock();
+        if members.len() >= self.options.max_members {
+            return Err(JoinRefused::Full(self.options.max_members));
+        }
+        if members
+            .iter()
+            .any(|m| m.name.eq_ignore_ascii_case(&member.name))
+        {
+            return Err(JoinRefused::NameTaken(member.name));
+        }
+        let here = members
+            .iter()
+            .take(WELCOME_NAMES)
+            .map(|m| m.name.clone())
+            .collect();
+        let count = members.len();
+        members.push(member);
+        Ok((here, count))
+    }
+
+    /// Whether joins and leaves are told to everyone (see [`ANNOUNCE_UP_TO`]).
+    fn announces(&self) -> bool {
+        self.lock().len() <= ANNOUNCE_UP_TO
     }
 
     /// Removes a member; false if it was already gone (dropped).
@@ -121,17 +387,15 @@ impl Room {
 
     /// Handles `/name NEW`: the notice to send back to the member only, if any.
     fn rename(&self, id: u64, wanted: &str) -> Option<String> {
-        let valid = !wanted.is_empty()
-            && wanted.len() <= 32
-            && wanted
-                .chars()
-                .all(|c| c.is_alphanumeric() || c == '-' || c == '_' || c == '.');
-        if !valid {
-            return Some("* names are 1 to 32 letters, digits, '-', '_' or '.'".into());
+        if let Err(rule) = check_name(wanted) {
+            return Some(format!("* {rule}"));
         }
         let from = {
             let mut members = self.lock();
-            if members.iter().any(|m| m.name == wanted) {
+            let taken = members
+                .iter()
+                .any(|m| m.id != id && m.name.eq_ignore_ascii_case(wanted));
+            if taken {
                 return Some(format!("* the name {wanted} is taken"));
             }
             let member = members.iter_mut().find(|m| m.id == id)?;
@@ -150,6 +414,14 @@ impl Room {
         self.broadcast(None, &format!("* {from} is now {wanted}"));
         None
     }
+
+    /// The room closes: every member says goodbye.
+    fn close(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        for member in self.lock().iter() {
+            let _ = member.mailbox.tx.send(Outgoing::Leave);
+        }
+    }
 }
 
 /// The common name in a subject such as `CN=alice, O=socket-lab`.
@@ -160,7 +432,8 @@ fn common_name(subject: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Runs the room on `listener` until the input ends.
+/// Runs the room on `listener` until the input ends: an event loop (tokio, two worker
+/// threads) with one task per member.
 pub fn serve_room(
     listener: TcpListener,
     options: RoomOptions,
@@ -169,75 +442,188 @@ pub fn serve_room(
 ) -> Result<(), Error> {
     let addr = listener.local_addr()?;
     events(ChatEvent::Listening { addr });
+    match raise_open_file_limit() {
+        // One descriptor a member, and a few for the program itself.
+        Ok(open_files) => {
+            let members_allowed = open_files.saturating_sub(16) as usize;
+            if members_allowed < options.max_members {
+                events(ChatEvent::Error {
+                    error: format!(
+                        "the open-files limit ({open_files}, RLIMIT_NOFILE) allows about \
+                         {members_allowed} members, fewer than --max-members {}: past them, \
+                         the limit, not the room, refuses clients",
+                        options.max_members
+                    ),
+                });
+            }
+        }
+        Err(e) => events(ChatEvent::Error {
+            error: format!("could not read or raise the open-files limit: {e}"),
+        }),
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("room")
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_room(listener, options, input, events))
+}
+
+async fn run_room(
+    listener: TcpListener,
+    options: RoomOptions,
+    input: Receiver<LocalInput>,
+    events: EventSink,
+) -> Result<(), Error> {
+    listener.set_nonblocking(true)?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let admission = Arc::new(Admission::new(options.admission));
+    let acceptor = options.tls.clone().map(TlsAcceptor::from);
     let room = Arc::new(Room {
         members: Mutex::new(Vec::new()),
-        max_queue: options.max_queue,
+        options,
         events: Arc::clone(&events),
         next_guest: AtomicU64::new(1),
         stopping: AtomicBool::new(false),
     });
-    {
-        let room = Arc::clone(&room);
-        thread::Builder::new()
-            .name("room-input".into())
-            .spawn(move || room_input(input, &room, addr))?;
-    }
-    let mut members: Vec<thread::JoinHandle<()>> = Vec::new();
-    for accepted in listener.incoming() {
-        if room.stopping.load(Ordering::SeqCst) {
-            break;
-        }
-        members.retain(|member| !member.is_finished());
-        let tcp = match accepted {
-            Ok(tcp) => tcp,
-            Err(e) => {
-                after_failed_accept(&e, &events);
-                continue;
+    // The server's own stdin (a blocking read, so a thread) feeds the loop.
+    let (typed_tx, mut typed) = unbounded_channel();
+    std::thread::Builder::new()
+        .name("room-input".into())
+        .spawn(move || {
+            for line in input {
+                if typed_tx.send(line).is_err() {
+                    return;
+                }
             }
-        };
-        let (room, options) = (Arc::clone(&room), options.clone());
-        let spawned = thread::Builder::new()
-            .name("room-member".into())
-            .stack_size(256 * 1024)
-            .spawn(move || member(tcp, &room, &options));
-        match spawned {
-            Ok(handle) => members.push(handle),
-            Err(e) => events(ChatEvent::Error {
-                error: format!("could not start a thread for a member: {e}"),
-            }),
+            let _ = typed_tx.send(LocalInput::EndOfInput);
+        })?;
+    let mut members = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // EMFILE fails again at once: pause instead of spinning.
+                        events(failed_accept(&e));
+                        tokio::time::sleep(ACCEPT_PAUSE).await;
+                        continue;
+                    }
+                };
+                match admission.admit(peer.ip()) {
+                    Ok(ticket) => {
+                        members.spawn(member(tcp, peer, ticket, Arc::clone(&room), acceptor.clone()));
+                    }
+                    Err(refusal) => {
+                        if let Ok(tcp) = tcp.into_std() {
+                            refuse(tcp, peer, &refusal, &events);
+                        }
+                    }
+                }
+            }
+            line = typed.recv() => match line {
+                Some(LocalInput::Line(line)) => room.broadcast(None, &format!("server: {line}")),
+                Some(LocalInput::Exit | LocalInput::EndOfInput) | None => {
+                    room.close();
+                    break;
+                }
+            },
+            // Finished members are reaped as they end (the set would otherwise grow).
+            Some(_) = members.join_next(), if !members.is_empty() => {}
         }
     }
     // Every member was told to leave: let each finish its goodbye (Exit, close_notify)
     // before the process ends, or the clients would see a truncated session.
-    for member in members {
-        let _ = member.join();
-    }
+    while members.join_next().await.is_some() {}
     Ok(())
 }
 
-/// The server's own stdin: its lines go to everyone; end of input closes the room.
-fn room_input(input: Receiver<LocalInput>, room: &Room, addr: SocketAddr) {
-    loop {
-        match input.recv().unwrap_or(LocalInput::EndOfInput) {
-            LocalInput::Line(line) => room.broadcast(None, &format!("server: {line}")),
-            LocalInput::Exit | LocalInput::EndOfInput => {
-                room.stopping.store(true, Ordering::SeqCst);
-                for member in room.lock().iter() {
-                    let _ = member.commands.send(SessionCommand::Leave);
-                }
-                let _ = TcpStream::connect_timeout(&local_address_of(addr), Duration::from_secs(2));
-                return;
-            }
-        }
+/// A peer that sent nothing for `timeout`.
+fn idle(timeout: Duration) -> PeerEnd {
+    PeerEnd::BrokeRules {
+        error: format!(
+            "sent nothing for {} s (the idle timeout)",
+            timeout.as_secs_f64()
+        ),
     }
 }
 
+/// A member's connection, TLS or not.
+trait Wire: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Wire for T {}
+
+/// The cost of a line against the rate limit: one, and one more per KiB past the first.
+fn line_cost(line: &str) -> f64 {
+    1.0 + (line.len() / 1024) as f64
+}
+
+/// The handshake, within the deadline: the stream and what was negotiated.
+async fn handshake(
+    tcp: tokio::net::TcpStream,
+    acceptor: Option<TlsAcceptor>,
+    limit: Duration,
+) -> Result<(Box<dyn Wire>, Security), HandshakeError> {
+    tcp.set_nodelay(true)?;
+    let Some(acceptor) = acceptor else {
+        return Ok((Box::new(tcp), Security::Plaintext));
+    };
+    match timeout(limit, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => {
+            let facts = SessionFacts::of(tls.get_ref().1);
+            Ok((Box::new(tls), Security::Tls(facts)))
+        }
+        Ok(Err(e)) => Err(match e.into_inner() {
+            Some(inner) => match inner.downcast::<rustls::Error>() {
+                Ok(tls) => HandshakeError::Tls(*tls),
+                Err(other) => HandshakeError::Io(std::io::Error::other(other)),
+            },
+            None => HandshakeError::Closed,
+        }),
+        Err(_) => Err(HandshakeError::TimedOut(limit)),
+    }
+}
+
+/// Reads and throws away what the peer still sends, until it closes or `CLOSE_WAIT`
+/// passes: waiting for its `close_notify`, and not resetting a connection that still
+/// holds our last line.
+async fn drain(reader: &mut (impl AsyncRead + Unpin)) {
+    let mut buf = [0u8; 1024];
+    let _ = timeout(CLOSE_WAIT, async {
+        while let Ok(n) = reader.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// One notice, `close_notify`, and a clean hang-up, for a connection that will not join.
+async fn turn_away(mut wire: Box<dyn Wire>, notice: &str) {
+    let _ = timeout(Duration::from_secs(2), async {
+        wire.write_all(format!("{notice}\n").as_bytes()).await?;
+        wire.shutdown().await
+    })
+    .await;
+    drain(&mut wire).await;
+}
+
 /// One member, from handshake to goodbye.
-fn member(tcp: TcpStream, room: &Arc<Room>, options: &RoomOptions) {
-    let Ok(peer) = tcp.peer_addr() else { return };
+async fn member(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut ticket: Ticket,
+    room: Arc<Room>,
+    acceptor: Option<TlsAcceptor>,
+) {
     let events = Arc::clone(&room.events);
-    let established = match establish(tcp, &options.tls, &options.limits) {
-        Ok(established) => established,
+    let limits = room.options.limits;
+    let handshook = handshake(tcp, acceptor, limits.handshake_timeout).await;
+    // No longer pending; the ticket still counts this connection against its address.
+    ticket.settle();
+    let (wire, security) = match handshook {
+        Ok(handshook) => handshook,
         Err(error) => {
             events(ChatEvent::HandshakeFailed {
                 peer,
@@ -246,57 +632,199 @@ fn member(tcp: TcpStream, room: &Arc<Room>, options: &RoomOptions) {
             return;
         }
     };
-    let _ = established.writer.set_write_timeout(Some(WRITE_TIMEOUT));
     events(ChatEvent::SessionStarted {
         peer,
-        security: established.security.clone(),
+        security: security.clone(),
     });
-    let certified_name = match &established.security {
+    let certified_name = match &security {
         Security::Tls(facts) => facts.peer_subject.as_deref().and_then(common_name),
         Security::Plaintext => None,
     };
     let certified = certified_name.is_some();
     let id = room.next_guest.fetch_add(1, Ordering::Relaxed);
-    let name = certified_name.unwrap_or_else(|| format!("guest{id}"));
-    let (commands_tx, commands) = command_channel();
-    let backlog = Arc::new(Backlog::default());
-    let others = room.names();
-    room.lock().push(Member {
+    let name = match certified_name {
+        Some(name) => match check_name(&name) {
+            Ok(()) => name,
+            Err(rule) => {
+                let shown = crate::framing::escape_controls(&name).into_owned();
+                events(ChatEvent::Refused {
+                    peer,
+                    reason: format!("its certificate's name {shown:?} breaks the name rule"),
+                });
+                let notice = format!(
+                    "* your certificate's name {shown:?} cannot be used in the room: {rule}"
+                );
+                turn_away(wire, &notice).await;
+                return;
+            }
+        },
+        None => format!("guest{id}"),
+    };
+    let (tx, rx) = unbounded_channel();
+    let mailbox = Mailbox {
+        tx,
+        backlog: Arc::new(Backlog::new(room.options.max_backlog)),
+    };
+    let joined = room.join(Member {
         id,
         name: name.clone(),
         certified,
-        commands: commands_tx.clone(),
-        backlog: Arc::clone(&backlog),
+        mailbox: mailbox.clone(),
     });
-    let welcome = if others.is_empty() {
+    let (others, already_here) = match joined {
+        Ok(joined) => joined,
+        Err(refused) => {
+            let notice = match refused {
+                JoinRefused::Full(max) => {
+                    format!("* the room is full (at most {max} members); try again later")
+                }
+                JoinRefused::NameTaken(name) => {
+                    format!("* {name} is already in the room (one connection per certificate)")
+                }
+            };
+            events(ChatEvent::Refused {
+                peer,
+                reason: notice.trim_start_matches(NOTICE_PREFIX).to_string(),
+            });
+            turn_away(wire, &notice).await;
+            return;
+        }
+    };
+    let (mut reader, writer) = tokio::io::split(wire);
+    let mut writing = tokio::spawn(write_member(writer, rx, Arc::clone(&mailbox.backlog)));
+    mailbox.tell(if others.is_empty() {
         format!("{ROOM_WELCOME}, {name}; nobody else is here yet")
+    } else if already_here > others.len() {
+        format!(
+            "{ROOM_WELCOME}, {name}; here: {} and {} more",
+            others.join(", "),
+            already_here - others.len()
+        )
     } else {
         format!("{ROOM_WELCOME}, {name}; here: {}", others.join(", "))
-    };
-    let _ = commands_tx.send(SessionCommand::Send(welcome));
+    });
     if room.stopping.load(Ordering::SeqCst) {
         // Joined while the room was closing: leave at once (the sweep may have missed us).
-        let _ = commands_tx.send(SessionCommand::Leave);
+        let _ = mailbox.tx.send(Outgoing::Leave);
     }
     events(ChatEvent::Joined { name: name.clone() });
-    room.broadcast(Some(id), &format!("* {name} joined"));
+    if room.announces() {
+        room.broadcast(Some(id), &format!("* {name} joined"));
+    }
 
-    let relay_room = Arc::clone(room);
-    let reply = commands_tx.clone();
-    // All the lines one read completed are relayed as one batch: one wake-up per
-    // recipient, not one per line.
-    let on_lines = Box::new(move |lines: Vec<String>| {
-        let mut name = relay_room.name_of(id).unwrap_or_default();
+    let mut speaker = Speaker {
+        id,
+        room: Arc::clone(&room),
+        mailbox: mailbox.clone(),
+        rate: RateLimit::new(room.options.max_lines_per_second),
+    };
+    let mut decoder = LineDecoder::new(limits.max_line);
+    let mut buf = vec![0u8; READ_BUFFER];
+    let idle_timeout = room.options.idle_timeout;
+    let mut said_exit = false;
+    // The peer's side, until it ends, or until our writer ends (goodbye, dropped, failed).
+    let peer_end = loop {
+        let read = tokio::select! {
+            read = timeout(idle_timeout, reader.read(&mut buf)) => read,
+            _ = &mut writing => {
+                // We said goodbye, or dropped the member: wait for its close a little.
+                drain(&mut reader).await;
+                break None;
+            }
+        };
+        let n = match read {
+            Err(_) => break Some(idle(idle_timeout)),
+            Ok(Ok(0)) => break Some(PeerEnd::Closed { said_exit }),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => break Some(classify_read_error(&e)),
+        };
+        decoder.push(&buf[..n]);
+        let mut lines = Vec::new();
+        let mut broken = None;
+        while let Some(line) = decoder.next_line() {
+            match line {
+                Ok(line) if line.trim() == EXIT_WORD => said_exit = true,
+                Ok(line) => lines.push(line),
+                Err(error) => {
+                    broken = Some(broke_rules(&error));
+                    break;
+                }
+            }
+        }
+        // All the lines one read completed are relayed as one batch: one wake-up per
+        // recipient, not one per line.
+        speaker.relay(lines);
+        if let Some(broken) = broken {
+            break Some(broken);
+        }
+    };
+    match peer_end {
+        None => {}
+        Some(PeerEnd::Closed { .. }) => {
+            let _ = mailbox.tx.send(Outgoing::Close);
+        }
+        Some(PeerEnd::BrokeRules { error }) => {
+            events(ChatEvent::DisconnectedPeer {
+                reason: error.clone(),
+            });
+            let _ = mailbox.tx.send(Outgoing::Error(error));
+            drain(&mut reader).await;
+        }
+        Some(PeerEnd::Truncated { detail }) => {
+            events(ChatEvent::Truncated { detail });
+            let _ = mailbox.tx.send(Outgoing::Abort);
+        }
+        Some(PeerEnd::TlsFailed { error }) => {
+            events(ChatEvent::TlsFailed { error });
+            let _ = mailbox.tx.send(Outgoing::Abort);
+        }
+    }
+    if !writing.is_finished() {
+        let _ = timeout(WRITE_TIMEOUT, &mut writing).await;
+        writing.abort();
+    }
+    let name = room.name_of(id).unwrap_or(name);
+    if room.remove(id) {
+        // Dropped by its own writer (too far behind after a write), or gone by itself.
+        if mailbox.backlog.dropped().is_some() {
+            room.announce_dropped(&name);
+        } else {
+            events(ChatEvent::LeftRoom { name: name.clone() });
+            if room.announces() {
+                room.broadcast(None, &format!("* {name} left"));
+            }
+        }
+    }
+    drop(ticket);
+}
+
+/// A member's lines on their way to the room: the rate limit, `/name`, the `NAME: ` prefix.
+struct Speaker {
+    id: u64,
+    room: Arc<Room>,
+    mailbox: Mailbox,
+    rate: RateLimit,
+}
+
+impl Speaker {
+    fn relay(&mut self, lines: Vec<String>) {
+        let room = &self.room;
+        let mut name = room.name_of(self.id).unwrap_or_default();
         let mut batch = String::new();
+        let mut over_rate = 0usize;
         for text in lines {
+            if !self.rate.allow(line_cost(&text)) {
+                over_rate += 1;
+                continue;
+            }
             if let Some(wanted) = text.strip_prefix("/name ") {
                 if !batch.is_empty() {
-                    relay_room.broadcast(Some(id), &std::mem::take(&mut batch));
+                    room.broadcast(Some(self.id), &std::mem::take(&mut batch));
                 }
-                if let Some(notice) = relay_room.rename(id, wanted.trim()) {
-                    let _ = reply.send(SessionCommand::Send(notice));
+                if let Some(notice) = room.rename(self.id, wanted.trim()) {
+                    self.mailbox.tell(notice);
                 }
-                name = relay_room.name_of(id).unwrap_or_default();
+                name = room.name_of(self.id).unwrap_or_default();
                 continue;
             }
             if !batch.is_empty() {
@@ -307,37 +835,86 @@ fn member(tcp: TcpStream, room: &Arc<Room>, options: &RoomOptions) {
             batch.push_str(&text);
         }
         if !batch.is_empty() {
-            relay_room.broadcast(Some(id), &batch);
+            room.broadcast(Some(self.id), &batch);
         }
-    });
-    // The room's own log shows how members ended badly; their lines and goodbyes are
-    // already told as room news.
-    let log = Arc::clone(&events);
-    let quiet: EventSink = Arc::new(move |event| {
-        if matches!(
-            event,
-            ChatEvent::Truncated { .. }
-                | ChatEvent::DisconnectedPeer { .. }
-                | ChatEvent::TlsFailed { .. }
-        ) {
-            log(event);
+        if over_rate > 0 {
+            self.mailbox.tell(format!(
+                "* slow down: {over_rate} of your lines were not relayed (at most {} lines \
+                 a second, a line costing one more per KiB)",
+                room.options.max_lines_per_second
+            ));
         }
-    });
-    run_session(
-        established,
-        options.limits,
-        commands,
-        commands_tx,
-        quiet,
-        SessionHooks {
-            on_lines,
-            backlog: Some(backlog),
-            peer_is_server: false,
-        },
-    );
-    let name = room.name_of(id).unwrap_or(name);
-    if room.remove(id) {
-        events(ChatEvent::LeftRoom { name: name.clone() });
-        room.broadcast(None, &format!("* {name} left"));
+    }
+}
+
+/// A member's writer task: takes every line already queued (up to 64 KiB) into one write,
+/// and ends with a goodbye, a notice, or nothing, as it is told.
+async fn write_member(
+    mut writer: impl AsyncWrite + Unpin,
+    mut queue: UnboundedReceiver<Outgoing>,
+    backlog: Arc<Backlog>,
+) {
+    let mut bytes = Vec::new();
+    loop {
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        bytes.clear();
+        let mut next = Some(first);
+        let mut end = None;
+        while let Some(item) = next.take().or_else(|| queue.try_recv().ok()) {
+            match item {
+                Outgoing::Lines(text) => {
+                    bytes.extend_from_slice(text.as_bytes());
+                    bytes.push(b'\n');
+                    if bytes.len() >= 64 * 1024 {
+                        break;
+                    }
+                }
+                other => {
+                    end = Some(other);
+                    break;
+                }
+            }
+        }
+        // Marked as dropped (here, or by the room): the queue is abandoned.
+        if let Some(reason) = backlog.dropped() {
+            end = Some(Outgoing::Drop(reason));
+            bytes.clear();
+        }
+        if !bytes.is_empty() {
+            let written = timeout(WRITE_TIMEOUT, async {
+                writer.write_all(&bytes).await?;
+                writer.flush().await
+            })
+            .await;
+            if !matches!(written, Ok(Ok(()))) {
+                return;
+            }
+            // The bytes are with the kernel now; what is still queued is really unsent.
+            backlog.sent(bytes.len());
+            if let Some(reason) = backlog.too_far_behind() {
+                backlog.drop_with(reason);
+            }
+        }
+        let last_words = match end {
+            None => continue,
+            Some(Outgoing::Leave) => Some(format!("{EXIT_WORD}\n")),
+            Some(Outgoing::Drop(reason)) => Some(format!("{NOTICE_PREFIX}{reason}\n")),
+            Some(Outgoing::Error(error)) => {
+                Some(format!("{NOTICE_PREFIX}error: {error}; disconnecting\n"))
+            }
+            Some(Outgoing::Close) => None,
+            Some(Outgoing::Abort | Outgoing::Lines(_)) => return,
+        };
+        let _ = timeout(Duration::from_secs(2), async {
+            if let Some(words) = last_words {
+                writer.write_all(words.as_bytes()).await?;
+            }
+            // close_notify, then FIN.
+            writer.shutdown().await
+        })
+        .await;
+        return;
     }
 }

@@ -7,10 +7,24 @@
 //! (never finishes its handshake, sends an endless line) only ever affects its own
 //! connection, because each connection has its own thread and its own deadlines.
 //!
+//! # Bounded work for strangers
+//! Accepting costs nothing, but a handshake costs a thread and CPU, so a flood of
+//! connections must not cost a thread each. The [`Admission`] counts connections that have
+//! not finished their handshake (or are being told "busy"): at most `--max-pending` at once
+//! (64) and at most `--max-per-address` from one IP address; past either, the *newest*
+//! connection is closed at once and the server prints `refused …` with the reason. A real
+//! client is served as soon as the flood ends (or its idle connections reach the handshake
+//! timeout).
+//!
+//! **The slot policy.** The one session slot is taken only by a connection that *completed*
+//! its TLS handshake. An idle TCP connection that never starts TLS holds a pending place,
+//! never the slot: it cannot make a real client hear "busy".
+//!
 //! The local user's input (the server's stdin) is routed to whichever session is current;
 //! `Exit` ends that session and the server waits for the next client (`--once`: exits),
 //! closing stdin ends the session and the server.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -30,8 +44,11 @@ pub struct ServerOptions {
     /// `None` runs the chat in plaintext (`--plaintext`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
     pub limits: Limits,
-    /// Exit after the first connection instead of waiting for the next client.
+    /// Exit after the first session (a completed handshake) instead of waiting for the
+    /// next client.
     pub once: bool,
+    /// How many connections may wait for their handshake, in all and per address.
+    pub admission: AdmissionLimits,
 }
 
 /// Binds the listening socket, with an error that says what to do.
@@ -73,14 +90,28 @@ fn wake_accept(addr: SocketAddr) {
 /// A failed `accept` (EMFILE, ECONNABORTED…) is that connection's failure: report it and
 /// go on. Running out of file descriptors (EMFILE) fails again at once, so pause instead
 /// of spinning, and let connections close meanwhile.
-pub(crate) fn after_failed_accept(error: &std::io::Error, events: &EventSink) {
-    events(ChatEvent::Error {
+fn after_failed_accept(error: &std::io::Error, events: &EventSink) {
+    events(failed_accept(error));
+    thread::sleep(ACCEPT_PAUSE);
+}
+
+/// How long the accept loop pauses after a failed `accept`.
+pub(crate) const ACCEPT_PAUSE: Duration = Duration::from_millis(50);
+
+/// The event for a failed `accept`; running out of descriptors says whose limit it is.
+pub(crate) fn failed_accept(error: &std::io::Error) -> ChatEvent {
+    let out_of_files = matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+    ChatEvent::Error {
         error: format!(
-            "accept failed: {}",
-            lab_kit::errors::ErrorFacts::of(error).summary()
+            "accept failed: {}{}",
+            lab_kit::errors::ErrorFacts::of(error).summary(),
+            if out_of_files {
+                "; the open-files limit (RLIMIT_NOFILE), not the server, refuses this client"
+            } else {
+                ""
+            }
         ),
-    });
-    thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// TLS handshake (or nothing, in plaintext) on an accepted connection.
@@ -98,8 +129,15 @@ pub fn establish(
 }
 
 /// Serves clients on `listener`, one at a time, until the input ends (or, with `once`,
-/// after the first connection). Reports everything through `events`; the first event is
+/// after the first session). Reports everything through `events`; the first event is
 /// [`ChatEvent::Listening`].
+///
+/// Each accepted connection gets a thread for its handshake, but only while fewer than
+/// `admission`'s limits are pending (in all, and from its address): past them it is closed
+/// at once, with a [`ChatEvent::Refused`] line here. The session slot is taken only by a
+/// connection that completed its handshake; so an idle connection that never starts TLS
+/// costs one pending place until the handshake timeout, and never makes a real client
+/// hear "busy".
 pub fn serve(
     listener: TcpListener,
     options: ServerOptions,
@@ -109,6 +147,7 @@ pub fn serve(
     let addr = listener.local_addr()?;
     events(ChatEvent::Listening { addr });
     let shared = Arc::new(Shared::default());
+    let admission = Arc::new(Admission::new(options.admission));
 
     // The local user's lines go to the current session.
     {
@@ -119,84 +158,83 @@ pub fn serve(
             .spawn(move || route_input(input, &shared, &events, addr))?;
     }
 
-    let mut session_thread: Option<thread::JoinHandle<()>> = None;
     for accepted in listener.incoming() {
         if shared.lock().stopping {
             break;
         }
-        let tcp = match accepted {
-            Ok(tcp) => tcp,
-            Err(e) => {
-                after_failed_accept(&e, &events);
-                continue;
-            }
-        };
-        let Ok(peer) = tcp.peer_addr() else { continue };
-        let mut state = shared.lock();
-        if state.current.is_some() {
-            drop(state);
-            let (tls, limits, events) = (options.tls.clone(), options.limits, Arc::clone(&events));
-            let _ = thread::Builder::new()
-                .name("chat-busy".into())
-                .spawn(move || turn_away(tcp, peer, &tls, &limits, &events));
+        let Some((tcp, peer, ticket)) = admit(accepted, &admission, &events) else {
             continue;
-        }
-        let (commands_tx, commands) = command_channel();
-        state.current = Some(commands_tx.clone());
-        drop(state);
-        if let Some(previous) = session_thread.take() {
-            let _ = previous.join();
-        }
-        // The slot is freed when the session thread ends, however it ends; or at once, if
-        // the thread cannot even start (the closure that owns it is dropped).
-        let slot = SessionSlot {
-            shared: Arc::clone(&shared),
-            once: options.once,
-            addr,
-            events: Arc::clone(&events),
         };
-        let (options, session_events) = (options.clone(), Arc::clone(&events));
+        let (shared, options, sink) = (Arc::clone(&shared), options.clone(), Arc::clone(&events));
         let spawned = thread::Builder::new()
-            .name("chat-session".into())
-            .spawn(move || {
-                let _slot = slot;
-                let events = session_events;
-                events(ChatEvent::Connected { peer });
-                match establish(tcp, &options.tls, &options.limits) {
-                    Ok(established) => {
-                        events(ChatEvent::SessionStarted {
-                            peer,
-                            security: established.security.clone(),
-                        });
-                        run_session(
-                            established,
-                            options.limits,
-                            commands,
-                            commands_tx,
-                            Arc::clone(&events),
-                            SessionHooks {
-                                peer_is_server: false,
-                                ..SessionHooks::print_lines(&events)
-                            },
-                        );
-                    }
-                    Err(error) => events(ChatEvent::HandshakeFailed {
-                        peer,
-                        error: error.to_string(),
-                    }),
-                }
-            });
-        match spawned {
-            Ok(handle) => session_thread = Some(handle),
-            Err(e) => events(ChatEvent::Error {
+            .name("chat-connection".into())
+            .stack_size(256 * 1024)
+            .spawn(move || connection(tcp, peer, ticket, &shared, &options, addr, &sink));
+        // The thread is not joined: the session's own slot wakes this loop when it ends
+        // (with `--once`, or after end of input), so by then the goodbye is done.
+        if let Err(e) = spawned {
+            events(ChatEvent::Error {
                 error: format!("could not start a thread for {peer}: {e}"),
-            }),
+            });
         }
-    }
-    if let Some(session) = session_thread {
-        let _ = session.join();
     }
     Ok(())
+}
+
+/// One accepted connection: its handshake, then either the session or the busy notice.
+fn connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    mut ticket: Ticket,
+    shared: &Arc<Shared>,
+    options: &ServerOptions,
+    addr: SocketAddr,
+    events: &EventSink,
+) {
+    let Some(established) = handshake(
+        tcp,
+        peer,
+        &mut ticket,
+        &options.tls,
+        &options.limits,
+        events,
+    ) else {
+        return;
+    };
+    let (commands_tx, commands) = command_channel();
+    {
+        let mut state = shared.lock();
+        if state.current.is_some() || state.stopping {
+            drop(state);
+            events(ChatEvent::Busy { peer });
+            turn_away(established, BUSY_NOTICE);
+            return;
+        }
+        state.current = Some(commands_tx.clone());
+    }
+    // The slot is freed when this thread ends, however it ends.
+    let _slot = SessionSlot {
+        shared: Arc::clone(shared),
+        once: options.once,
+        addr,
+        events: Arc::clone(events),
+    };
+    events(ChatEvent::Connected { peer });
+    events(ChatEvent::SessionStarted {
+        peer,
+        security: established.security.clone(),
+    });
+    run_session(
+        established,
+        options.limits,
+        commands,
+        commands_tx,
+        Arc::clone(events),
+        SessionHooks {
+            peer_is_server: false,
+            ..SessionHooks::print_lines(events)
+        },
+    );
 }
 
 /// The server's one session slot, held by the session thread: dropping it (the session
@@ -261,26 +299,196 @@ fn route_input(input: Receiver<LocalInput>, shared: &Shared, events: &EventSink,
     }
 }
 
-/// Tells a second client, over its own TLS session, that the server is busy.
-fn turn_away(
+/// An accepted connection, its peer, and its place among the admitted; `None` (after
+/// saying why) when `accept` failed or the connection is refused.
+pub(crate) fn admit(
+    accepted: std::io::Result<TcpStream>,
+    admission: &Arc<Admission>,
+    events: &EventSink,
+) -> Option<(TcpStream, SocketAddr, Ticket)> {
+    let tcp = match accepted {
+        Ok(tcp) => tcp,
+        Err(e) => {
+            after_failed_accept(&e, events);
+            return None;
+        }
+    };
+    let peer = tcp.peer_addr().ok()?;
+    match admission.admit(peer.ip()) {
+        Ok(ticket) => Some((tcp, peer, ticket)),
+        Err(refusal) => {
+            refuse(tcp, peer, &refusal, events);
+            None
+        }
+    }
+}
+
+/// The handshake of an admitted connection; a failure is reported. Either way the
+/// connection's pending place is given back (its address still counts while it lives).
+pub(crate) fn handshake(
     tcp: TcpStream,
     peer: SocketAddr,
+    ticket: &mut Ticket,
     tls: &Option<Arc<rustls::ServerConfig>>,
     limits: &Limits,
     events: &EventSink,
-) {
-    match establish(tcp, tls, limits) {
-        Ok(mut established) => {
-            events(ChatEvent::Busy { peer });
-            let writer = &mut established.writer;
-            let _ = writer.set_write_timeout(Some(Duration::from_secs(2)));
-            let _ = writer.write_all(format!("{BUSY_NOTICE}\n").as_bytes());
-            let _ = writer.close();
-            writer.drain_then_abort(Duration::from_secs(3));
+) -> Option<Established> {
+    let established = establish(tcp, tls, limits);
+    ticket.settle();
+    match established {
+        Ok(established) => Some(established),
+        Err(error) => {
+            events(ChatEvent::HandshakeFailed {
+                peer,
+                error: error.to_string(),
+            });
+            None
         }
-        Err(error) => events(ChatEvent::HandshakeFailed {
-            peer,
-            error: error.to_string(),
-        }),
     }
+}
+
+/// Sends one notice over an established session (TLS or not) and hangs up cleanly: the
+/// busy notice, a full room, a name the room cannot accept.
+pub(crate) fn turn_away(mut established: Established, notice: &str) {
+    let writer = &mut established.writer;
+    let _ = writer.set_write_timeout(Some(Duration::from_secs(2)));
+    let _ = writer.write_all(format!("{notice}\n").as_bytes());
+    let _ = writer.close();
+    writer.drain_then_abort(Duration::from_secs(3));
+}
+
+/// Closes a connection refused before its handshake (there is no TLS session yet to
+/// carry a notice), and says why here.
+pub(crate) fn refuse(tcp: TcpStream, peer: SocketAddr, refusal: &Refusal, events: &EventSink) {
+    let _ = tcp.shutdown(std::net::Shutdown::Both);
+    events(ChatEvent::Refused {
+        peer,
+        reason: refusal.to_string(),
+    });
+}
+
+/// Limits on connections that have not earned a place yet: how many may be pending (in
+/// their handshake, or being told "busy") at once, and how many one address may hold
+/// (pending, or in the room).
+#[derive(Debug, Clone, Copy)]
+pub struct AdmissionLimits {
+    pub max_pending: usize,
+    pub max_per_address: usize,
+}
+
+impl Default for AdmissionLimits {
+    fn default() -> Self {
+        AdmissionLimits {
+            max_pending: DEFAULT_MAX_PENDING,
+            max_per_address: DEFAULT_MAX_PER_ADDRESS,
+        }
+    }
+}
+
+/// Connections at once in their handshake (or being told "busy"); more are closed at once.
+pub const DEFAULT_MAX_PENDING: usize = 64;
+/// Connections at once from one IP address (pending, or members of a room): half the
+/// pending places, so that one address can never hold all of them. (A class behind one
+/// NAT address needs a larger `--max-per-address`.)
+pub const DEFAULT_MAX_PER_ADDRESS: usize = DEFAULT_MAX_PENDING / 2;
+
+/// Why a connection was closed before its handshake.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "the limit of {limit} connections waiting for their handshake is reached (the newest \
+         is refused)"
+    )]
+    TooManyPending { limit: usize },
+    #[error("the limit of {limit} connections from {ip} is reached")]
+    TooManyFromAddress { ip: IpAddr, limit: usize },
+}
+
+#[derive(Debug, Default)]
+struct AdmissionState {
+    pending: usize,
+    per_address: HashMap<IpAddr, usize>,
+}
+
+/// Counts pending connections and connections per address; see [`AdmissionLimits`].
+#[derive(Debug)]
+pub struct Admission {
+    limits: AdmissionLimits,
+    state: Mutex<AdmissionState>,
+}
+
+impl Admission {
+    pub fn new(limits: AdmissionLimits) -> Self {
+        Admission {
+            limits,
+            state: Mutex::new(AdmissionState::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, AdmissionState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A pending place for a connection from `ip`, or why not. The place is given back
+    /// when the [`Ticket`] is dropped.
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Ticket, Refusal> {
+        let mut state = self.lock();
+        if state.pending >= self.limits.max_pending {
+            return Err(Refusal::TooManyPending {
+                limit: self.limits.max_pending,
+            });
+        }
+        let from_ip = state.per_address.entry(ip).or_default();
+        if *from_ip >= self.limits.max_per_address {
+            return Err(Refusal::TooManyFromAddress {
+                ip,
+                limit: self.limits.max_per_address,
+            });
+        }
+        *from_ip += 1;
+        state.pending += 1;
+        Ok(Ticket {
+            admission: Arc::clone(self),
+            ip,
+            pending: true,
+        })
+    }
+}
+
+/// One admitted connection's place: pending until [`Ticket::settle`], counted against its
+/// address until dropped.
+#[derive(Debug)]
+pub struct Ticket {
+    admission: Arc<Admission>,
+    ip: IpAddr,
+    pending: bool,
+}
+
+impl Ticket {
+    /// The handshake is over: free the pending place (the address still counts).
+    pub fn settle(&mut self) {
+        if std::mem::take(&mut self.pending) {
+            self.admission.lock().pending -= 1;
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.settle();
+        let mut state = self.admission.lock();
+        if let Some(count) = state.per_address.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                state.per_address.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Raises this process's limit of open files (`RLIMIT_NOFILE`) as far as it is allowed
+/// (the hard limit): each client costs descriptors, and the usual soft limit of 1,024
+/// would stop a room long before the machine does. Returns the limit now in force.
+pub fn raise_open_file_limit() -> std::io::Result<u64> {
+    rlimit::increase_nofile_limit(u64::MAX)
 }

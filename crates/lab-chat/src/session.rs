@@ -22,15 +22,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::framing::{FrameError, LineDecoder};
+use crate::framing::{FrameError, LineDecoder, escape_controls};
 use crate::transport::{Established, Security, WireReader};
 
 /// The goodbye line (the homework's word for leaving).
@@ -43,7 +42,7 @@ pub const BUSY_NOTICE: &str =
 /// The first notice a room sends a new member; from then on lines are shown as they come.
 pub const ROOM_WELCOME: &str = "* welcome to the room";
 /// How long a leaving side waits for the peer's own `close_notify` before hanging up.
-const CLOSE_WAIT: Duration = Duration::from_secs(3);
+pub(crate) const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// The limits a session enforces on its peer.
 #[derive(Debug, Clone, Copy)]
@@ -90,13 +89,8 @@ impl LocalInput {
 pub enum SessionCommand {
     /// Send this line to the peer.
     Send(String),
-    /// Send these lines (one or more, without the final newline): a room relays one text
-    /// to every member, shared instead of copied once per member.
-    Relay(Arc<str>),
     /// The local user leaves: goodbye, `close_notify`, close.
     Leave,
-    /// Drop this peer with a notice (the room does this to a client too far behind).
-    Drop(String),
     /// The reader thread saw the peer's side end.
     PeerEnded(PeerEnd),
 }
@@ -167,6 +161,10 @@ pub enum ChatEvent {
         peer: SocketAddr,
         error: String,
     },
+    Refused {
+        peer: SocketAddr,
+        reason: String,
+    },
     NotSent {
         reason: String,
     },
@@ -205,20 +203,22 @@ impl std::fmt::Display for ChatEvent {
                     "session with {peer}: {}, {}, peer certificate: {}",
                     facts.protocol,
                     facts.cipher_suite,
-                    facts
-                        .peer_subject
-                        .as_deref()
-                        .unwrap_or("none (not asked for)")
+                    escape_controls(
+                        facts
+                            .peer_subject
+                            .as_deref()
+                            .unwrap_or("none (not asked for)")
+                    )
                 ),
                 Security::Plaintext => write!(
                     f,
                     "session with {peer}: PLAINTEXT TCP, no encryption, no authentication"
                 ),
             },
-            ChatEvent::PeerLine { text } => write!(f, "peer: {text}"),
-            ChatEvent::RoomLine { text } => write!(f, "{text}"),
+            ChatEvent::PeerLine { text } => write!(f, "peer: {}", escape_controls(text)),
+            ChatEvent::RoomLine { text } => write!(f, "{}", escape_controls(text)),
             ChatEvent::Renamed { from, to } => write!(f, "* {from} is now {to}"),
-            ChatEvent::Notice { text } => write!(f, "{text}"),
+            ChatEvent::Notice { text } => write!(f, "{}", escape_controls(text)),
             ChatEvent::PeerLeft { said_exit, secure } => {
                 let how = match (said_exit, secure) {
                     (true, true) => "said Exit, then closed the session with close_notify",
@@ -248,8 +248,13 @@ impl std::fmt::Display for ChatEvent {
                 write!(f, "turned away {peer}: busy with another client")
             }
             ChatEvent::HandshakeFailed { peer, error } => {
-                write!(f, "TLS handshake with {peer} failed: {error}")
+                write!(
+                    f,
+                    "TLS handshake with {peer} failed: {}",
+                    escape_controls(error)
+                )
             }
+            ChatEvent::Refused { peer, reason } => write!(f, "refused {peer}: {reason}"),
             ChatEvent::NotSent { reason } => write!(f, "not sent: {reason}"),
             ChatEvent::Waiting => write!(f, "waiting for the next client"),
             ChatEvent::Joined { name } => write!(f, "* {name} joined"),
@@ -273,8 +278,6 @@ pub enum SessionEnd {
     InputEnded,
     /// The peer's side ended (how is inside).
     Peer(PeerEnd),
-    /// We dropped the peer (the room's slow client).
-    Dropped,
     /// Sending failed.
     SendFailed { error: String },
 }
@@ -289,6 +292,18 @@ pub struct SessionReport {
     pub notices: Vec<String>,
 }
 
+impl SessionReport {
+    /// A session that could not even start.
+    fn not_started(error: String) -> Self {
+        SessionReport {
+            end: SessionEnd::SendFailed { error },
+            lines_received: 0,
+            lines_sent: 0,
+            notices: Vec::new(),
+        }
+    }
+}
+
 /// What the reader thread counted.
 struct ReaderTally {
     lines: u64,
@@ -298,11 +313,8 @@ struct ReaderTally {
 /// How the program around a session takes part in it.
 pub struct SessionHooks {
     /// Sees the peer's lines, in order, all those completed by one read at once (a
-    /// one-to-one chat prints each as `peer: …`; a room relays them as one batch, which
-    /// costs one wake-up per recipient instead of one per line).
+    /// one-to-one chat prints each as `peer: …`).
     pub on_lines: Box<dyn FnMut(Vec<String>) + Send>,
-    /// In a room: this member's count of queued lines, and whether it was dropped.
-    pub backlog: Option<Arc<Backlog>>,
     /// Whether the peer is a server, whose `* ` lines are notices (busy, errors, room
     /// news). A client's `* ` lines are ordinary lines, shown as `peer: * …`: otherwise a
     /// client could print what looks like the server's own messages on the server's screen.
@@ -320,7 +332,6 @@ impl SessionHooks {
                     events(ChatEvent::PeerLine { text });
                 }
             }),
-            backlog: None,
             peer_is_server: true,
         }
     }
@@ -329,49 +340,8 @@ impl SessionHooks {
 impl std::fmt::Debug for SessionHooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionHooks")
-            .field("backlog", &self.backlog)
-            .finish()
-    }
-}
-
-/// The lines queued for one room member and not yet written to its socket. A member whose
-/// queue passes the room's limit is *dropped*: its queue is abandoned (so a slow client
-/// cannot make the server buffer without bound, or stall anyone else) and it gets one
-/// notice saying why.
-#[derive(Debug, Default)]
-pub struct Backlog {
-    queued: AtomicUsize,
-    dropped: Mutex<Option<String>>,
-}
-
-impl Backlog {
-    /// Lines queued and not yet sent.
-    pub fn queued(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
-    }
-
-    /// Counts `lines` more queued lines; returns the new depth.
-    pub fn push(&self, lines: usize) -> usize {
-        self.queued.fetch_add(lines, Ordering::Relaxed) + lines
-    }
-
-    fn sent(&self, lines: usize) {
-        self.queued
-            .fetch_sub(lines.min(self.queued()), Ordering::Relaxed);
-    }
-
-    /// Marks the member as dropped, with the reason it will be told.
-    pub fn drop_with(&self, reason: String) {
-        let mut dropped = self.dropped.lock().unwrap_or_else(PoisonError::into_inner);
-        dropped.get_or_insert(reason);
-    }
-
-    /// The reason, if the member was dropped.
-    pub fn dropped(&self) -> Option<String> {
-        self.dropped
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .field("peer_is_server", &self.peer_is_server)
+            .finish_non_exhaustive()
     }
 }
 
@@ -392,7 +362,6 @@ pub fn run_session(
 ) -> SessionReport {
     let SessionHooks {
         on_lines,
-        backlog,
         peer_is_server,
     } = hooks;
     let Established {
@@ -409,7 +378,7 @@ pub fn run_session(
         .spawn(move || {
             read_lines(
                 reader,
-                limits.max_line,
+                limits,
                 peer_is_server,
                 commands_tx,
                 reader_events,
@@ -420,14 +389,7 @@ pub fn run_session(
         Ok(handle) => handle,
         Err(e) => {
             writer.abort();
-            return SessionReport {
-                end: SessionEnd::SendFailed {
-                    error: format!("could not start the reader thread: {e}"),
-                },
-                lines_received: 0,
-                lines_sent: 0,
-                notices: Vec::new(),
-            };
+            return SessionReport::not_started(format!("could not start the reader thread: {e}"));
         }
     };
 
@@ -435,8 +397,7 @@ pub fn run_session(
     let wait_for_peer_close = |writer: &mut crate::transport::WireWriter| {
         // We said goodbye and sent close_notify; the peer answers with its own.
         // Wait for it a little, then hang up regardless. The deadline is fixed when the
-        // wait starts: commands still arriving (lines typed after Exit, a room relaying
-        // others' lines) are ignored and must not extend it, or a peer that never
+        // wait starts: commands still arriving (lines typed after Exit) are ignored and must not extend it, or a peer that never
         // answers would keep this session, and its thread, alive as long as others talk.
         let deadline = Instant::now() + CLOSE_WAIT;
         loop {
@@ -460,52 +421,25 @@ pub fn run_session(
             },
         };
         match command {
-            SessionCommand::Send(_) | SessionCommand::Relay(_) => {
-                if let Some(reason) = backlog.as_ref().and_then(|b| b.dropped()) {
-                    pending = Some(SessionCommand::Drop(reason));
-                    continue;
-                }
+            SessionCommand::Send(_) => {
                 // Take every line already waiting (up to 64 KiB): one TLS record and one
-                // write for many lines, which matters when a room fans lines out.
+                // write for many lines (a paste, a script).
                 bytes.clear();
                 let mut next = Some(command);
-                let mut yields_left = if backlog.is_some() { 8 } else { 0 };
-                let mut got_more = true;
+                let mut lines = 0;
                 while bytes.len() < 64 * 1024 {
                     match next.take().map(Ok).unwrap_or_else(|| commands.try_recv()) {
                         Ok(SessionCommand::Send(line)) => {
                             bytes.extend_from_slice(line.as_bytes());
                             bytes.push(b'\n');
-                            got_more = true;
-                        }
-                        Ok(SessionCommand::Relay(text)) => {
-                            bytes.extend_from_slice(text.as_bytes());
-                            bytes.push(b'\n');
-                            got_more = true;
+                            lines += 1;
                         }
                         Ok(other) => {
                             pending = Some(other);
                             break;
                         }
-                        // In a room, others are often queuing more lines for us right
-                        // now: let them run (a no-op on an idle machine) and take what
-                        // they queued in the same write, again while each pause brings
-                        // more (at most 8 pauses). Fewer, fuller writes mean fewer
-                        // wake-ups here and in every client: with 300 clients, about
-                        // twice the deliveries per second of a single pause.
-                        Err(_) if yields_left > 0 && got_more => {
-                            yields_left -= 1;
-                            got_more = false;
-                            thread::yield_now();
-                        }
                         Err(_) => break,
                     }
-                }
-                // A command may carry several lines (a room relays a batch at once). They
-                // leave the queue now: what is being written is bounded by the batch size.
-                let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
-                if let Some(backlog) = &backlog {
-                    backlog.sent(lines as usize);
                 }
                 if let Err(e) = writer.write_all(&bytes) {
                     writer.abort();
@@ -521,13 +455,6 @@ pub fn run_session(
                 events(ChatEvent::YouLeft);
                 wait_for_peer_close(&mut writer);
                 break SessionEnd::WeLeft;
-            }
-            SessionCommand::Drop(notice) => {
-                let _ = writer.set_write_timeout(Some(Duration::from_secs(2)));
-                let _ = writer.write_all(format!("{NOTICE_PREFIX}{notice}\n").as_bytes());
-                let _ = writer.close();
-                writer.drain_then_abort(CLOSE_WAIT);
-                break SessionEnd::Dropped;
             }
             SessionCommand::PeerEnded(end) => {
                 match &end {
@@ -578,13 +505,13 @@ pub fn run_session(
 /// The reader thread: network bytes in, lines and one final [`PeerEnd`] out.
 fn read_lines(
     mut reader: WireReader,
-    max_line: usize,
+    limits: Limits,
     peer_is_server: bool,
     commands_tx: Sender<SessionCommand>,
     events: EventSink,
     mut on_lines: Box<dyn FnMut(Vec<String>) + Send>,
 ) -> ReaderTally {
-    let mut decoder = LineDecoder::new(max_line);
+    let mut decoder = LineDecoder::new(limits.max_line);
     let mut buf = vec![0u8; 16 * 1024];
     let mut tally = ReaderTally {
         lines: 0,
@@ -637,14 +564,14 @@ fn read_lines(
     tally
 }
 
-fn broke_rules(error: &FrameError) -> PeerEnd {
+pub(crate) fn broke_rules(error: &FrameError) -> PeerEnd {
     PeerEnd::BrokeRules {
         error: error.to_string(),
     }
 }
 
 /// Truncation, reset, and TLS failures, told apart.
-fn classify_read_error(error: &io::Error) -> PeerEnd {
+pub(crate) fn classify_read_error(error: &io::Error) -> PeerEnd {
     let facts = lab_kit::errors::ErrorFacts::of(error);
     match error.kind() {
         io::ErrorKind::UnexpectedEof => PeerEnd::Truncated {
@@ -672,7 +599,7 @@ pub fn command_channel() -> (Sender<SessionCommand>, Receiver<SessionCommand>) {
 mod tests {
     use std::io::Read;
     use std::net::{TcpListener, TcpStream};
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
 
@@ -710,7 +637,6 @@ mod tests {
             Arc::new(|_| {}),
             SessionHooks {
                 on_lines: Box::new(|_| {}),
-                backlog: None,
                 peer_is_server: false,
             },
         );

@@ -34,16 +34,16 @@
 //! `mio` with one thread and non-blocking sockets (as in rustls's own examples) is the
 //! other sound design; threads keep this program readable next to a student's.
 //!
-//! # Where bulk time goes: copies, and their alignment
-//! Profiling a bulk transfer (`perf record`) shows that copying costs more than AES-GCM
-//! itself: rustls 0.23's buffered API copies every record's plaintext into a freshly
-//! allocated buffer on both sides. On this course's machines (AMD EPYC under KVM) glibc
-//! copies blocks over about 2 KiB with `rep movsb`, which runs at ~2 GB/s instead of ~40 GB/s
-//! when the destination is not 64-byte aligned, and `malloc` only promises 16. So the
-//! `lab-chat` program's allocator (chosen in its `main.rs`) hands out blocks of 2 to 64 KiB at 64-byte alignment
-//! ([`CacheLineAligned`]): about a third more throughput in the same runs, for a few bytes
-//! of padding per such block. (`rustls::unbuffered`, which decrypts in place, avoids the
-//! copy altogether; it is a bigger change of design.)
+//! # Where bulk time goes: copies
+//! Profiling a bulk transfer (`perf record`) shows that copying costs about as much as
+//! AES-GCM itself: rustls 0.23's buffered API copies every record's plaintext into a
+//! freshly allocated buffer on both sides (`CommonState::take_received_plaintext` when
+//! receiving), and on some CPUs (AMD EPYC under KVM, here) glibc's `rep movsb` copy into a
+//! destination that is not 64-byte aligned runs at a fraction of its usual speed. This
+//! module keeps its own buffers (the socket reads, the encrypted records) for the whole
+//! session instead of allocating per record. `rustls::unbuffered`, which decrypts in place
+//! into a buffer the caller owns, would remove rustls's own copy too; it is a different
+//! design of this module, not done yet (`docs/05-secure-chat.md` has the figures).
 //!
 //! # How a session ends
 //! [`WireReader::read`] returns `Ok(0)` only for a *clean* end: TLS `close_notify` (or, in
@@ -51,7 +51,6 @@
 //! without `close_notify` surfaces as `io::ErrorKind::UnexpectedEof`: a **truncated**
 //! session, which could be an attacker cutting the conversation short.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -406,123 +405,5 @@ impl WireWriter {
     /// Limits how long a write may block (a peer that stops reading).
     pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
         self.tcp.set_write_timeout(timeout)
-    }
-}
-
-/// The system allocator, except that blocks of [`CacheLineAligned::FROM`] bytes up to
-/// [`CacheLineAligned::UP_TO`] start on a 64-byte boundary (a cache line). See the module
-/// docs: a copy into a buffer aligned like this runs about 20 times faster on the machines
-/// this course uses, and rustls copies every record it decrypts into such a fresh buffer.
-#[derive(Debug)]
-pub struct CacheLineAligned;
-
-impl CacheLineAligned {
-    /// Blocks this large and larger are aligned (glibc copies them with `rep movsb`).
-    pub const FROM: usize = 2048;
-    /// Blocks this large and larger are left to the system: they are few (long-lived
-    /// buffers), and a zeroed one from `calloc` takes memory only as its pages are used,
-    /// while an aligned one is zeroed by hand, page by page (64 KiB per connection of a
-    /// 1,000-member room).
-    pub const UP_TO: usize = 64 * 1024;
-
-    fn is_aligned_size(size: usize) -> bool {
-        (Self::FROM..Self::UP_TO).contains(&size)
-    }
-
-    /// The layout actually requested from the system for `layout`; the same answer for
-    /// allocating and freeing, as the system allocator requires.
-    fn adjusted(layout: Layout) -> Option<Layout> {
-        if Self::is_aligned_size(layout.size()) {
-            layout.align_to(64).ok()
-        } else {
-            Some(layout)
-        }
-    }
-}
-
-// SAFETY: every block is allocated and freed by `System` with the same adjusted layout,
-// and an adjusted layout only ever has a larger alignment than the one asked for.
-unsafe impl GlobalAlloc for CacheLineAligned {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        match Self::adjusted(layout) {
-            // SAFETY: the caller's layout has a non-zero size; ours has the same size.
-            Some(layout) => unsafe { System.alloc(layout) },
-            None => std::ptr::null_mut(),
-        }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        match Self::adjusted(layout) {
-            // SAFETY: as for `alloc`.
-            Some(layout) => unsafe { System.alloc_zeroed(layout) },
-            None => std::ptr::null_mut(),
-        }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        if let Some(layout) = Self::adjusted(layout) {
-            // SAFETY: `ptr` came from `alloc` with this same adjusted layout.
-            unsafe { System.dealloc(ptr, layout) }
-        }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if !Self::is_aligned_size(layout.size()) && !Self::is_aligned_size(new_size) {
-            // Not aligned before or after: the system may resize the block in place.
-            // SAFETY: the block was allocated by `System` with `layout` itself.
-            return unsafe { System.realloc(ptr, layout, new_size) };
-        }
-        // An aligned block on either side: a new block, the bytes copied over, the old freed.
-        let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
-            return std::ptr::null_mut();
-        };
-        // SAFETY: `new_size` is non-zero (the caller's contract); the copy stays within
-        // both blocks; `ptr` is freed with the layout it was allocated with.
-        unsafe {
-            let new_ptr = self.alloc(new_layout);
-            if !new_ptr.is_null() {
-                std::ptr::copy_nonoverlapping(ptr, new_ptr, layout.size().min(new_size));
-                self.dealloc(ptr, layout);
-            }
-            new_ptr
-        }
-    }
-}
-
-/// The `lab-chat` binary chooses this allocator in its `main.rs` (a library does not impose
-/// an allocator on every program that links it); this crate's unit tests choose it here.
-#[cfg(test)]
-#[global_allocator]
-static ALLOCATOR: CacheLineAligned = CacheLineAligned;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn large_blocks_start_on_a_cache_line_and_keep_their_bytes_when_they_grow() {
-        let small: Vec<u8> = vec![1; 100];
-        assert_eq!(small.iter().map(|&b| b as usize).sum::<usize>(), 100);
-        for size in [
-            CacheLineAligned::FROM,
-            16 * 1024 + 5,
-            CacheLineAligned::UP_TO - 1,
-        ] {
-            let block = vec![7u8; size];
-            assert_eq!(block.as_ptr() as usize % 64, 0, "{size} bytes");
-        }
-        // A vector that grows by realloc from small to aligned, then beyond.
-        let mut growing: Vec<u8> = Vec::with_capacity(16);
-        for i in 0..10_000u32 {
-            growing.push(i as u8);
-        }
-        assert_eq!(growing.as_ptr() as usize % 64, 0);
-        for i in 10_000..100_000u32 {
-            growing.push(i as u8);
-        }
-        assert!(growing.iter().enumerate().all(|(i, &b)| b == i as u8));
-        growing.truncate(10);
-        growing.shrink_to_fit();
-        assert_eq!(growing, (0..10).collect::<Vec<u8>>());
     }
 }

@@ -6,7 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Arc;
+use std::process::Command;
 
 use common::*;
 use lab_kit::child::Stream;
@@ -217,13 +217,7 @@ fn raw_tls_client(
     certs: &Certs,
     addr: std::net::SocketAddr,
 ) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let ca = std::fs::read_to_string(&certs.files.ca_cert).unwrap();
-    let config = lab_kit::tls::client_config(&ca, None, lab_kit::tls::Versions::Tls13Only).unwrap();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), "localhost".try_into().unwrap()).unwrap();
-    let tcp = TcpStream::connect(addr).unwrap();
-    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
-    rustls::StreamOwned::new(conn, tcp)
+    raw_tls(certs, TcpStream::connect(addr).unwrap())
 }
 
 #[test]
@@ -338,10 +332,70 @@ fn a_client_that_never_handshakes_is_cut_off_at_the_deadline() {
         line.ends_with("failed: no handshake within 500ms"),
         "{line}"
     );
-    expect_out(&server, "waiting for the next client");
     drop(silent);
     let next = client(addr, &["--ca", &certs.ca()]);
     expect_out(&next, "session with");
+}
+
+#[test]
+fn an_idle_connection_never_holds_the_slot_so_a_real_client_is_not_told_busy() {
+    // The slot policy: the one session slot is taken only after a completed handshake.
+    let certs = Certs::new();
+    let (server, addr) = server(certs.path(), &["--handshake-timeout", "600"]);
+    let _silent = TcpStream::connect(addr).unwrap();
+    let real = client(addr, &["--ca", &certs.ca()]);
+    expect_out(&real, "session with");
+    expect_out(&server, "session with");
+    assert!(!real.text(Stream::Stdout).contains("busy"));
+    assert!(!server.text(Stream::Stdout).contains("turned away"));
+}
+
+#[test]
+fn a_flood_of_idle_connections_is_refused_past_the_pending_limit_and_then_a_client_is_served() {
+    let certs = Certs::new();
+    let (server, addr) = server(
+        certs.path(),
+        &["--max-pending", "4", "--handshake-timeout", "600"],
+    );
+    // Ten connections that never start TLS: four wait for their handshake, six are
+    // refused at once (no thread, no handshake), each with a line saying why.
+    let flood: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    expect_out_times(
+        &server,
+        "the limit of 4 connections waiting for their handshake is reached",
+        6,
+    );
+    // A real client during the flood is the newest: refused, clearly, on both sides.
+    let mut during = client(addr, &["--ca", &certs.ca()]);
+    assert_eq!(exit_code(&mut during), 1);
+    let stderr = during.text(Stream::Stderr);
+    assert!(stderr.contains("closed the connection"), "{stderr}");
+    expect_out_times(&server, "is reached (the newest is refused)", 7);
+    // The flood ends: its four pending places are given back, and the next client is served.
+    drop(flood);
+    expect_out_times(
+        &server,
+        "failed: the peer closed the connection during the handshake",
+        4,
+    );
+    let after = client(addr, &["--ca", &certs.ca()]);
+    expect_out(&after, "session with");
+}
+
+#[test]
+fn control_characters_from_the_peer_are_shown_escaped() {
+    let certs = Certs::new();
+    let (server, addr) = server(certs.path(), &[]);
+    let mut tls = raw_tls_client(&certs, addr);
+    tls.write_all(b"\x1b]0;owned\x07\x1b[1A\x1b[2K\rpeer left (closed)\n")
+        .unwrap();
+    tls.flush().unwrap();
+    let line = expect_out(&server, "peer: ");
+    assert_eq!(
+        line,
+        "peer: \\u{1b}]0;owned\\u{7}\\u{1b}[1A\\u{1b}[2K\\rpeer left (closed)"
+    );
+    assert!(!server.text(Stream::Stdout).contains('\u{1b}'));
 }
 
 #[test]
@@ -429,6 +483,86 @@ fn keygen_writes_private_keys_0600_and_refuses_to_overwrite() {
         .output()
         .unwrap();
     assert!(forced.status.success());
+}
+
+#[test]
+fn keygen_makes_a_private_folder_whatever_the_umask_and_leaves_no_temporary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("nested/certs");
+    let status = Command::new("sh")
+        .args(["-c", "umask 000 && exec \"$0\" keygen --out \"$1\""])
+        .arg(exe())
+        .arg(&out)
+        .output()
+        .unwrap()
+        .status;
+    assert!(status.success());
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{mode:o}");
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "ca-key.pem",
+            "ca.pem",
+            "client-key.pem",
+            "client.pem",
+            "server-key.pem",
+            "server.pem"
+        ]
+    );
+}
+
+#[test]
+fn a_key_folder_that_others_can_write_is_refused_by_keygen_and_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = path_str(&shared);
+    let keygen = command(&["keygen", "--out", &out]).output().unwrap();
+    assert_eq!(keygen.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&keygen.stderr);
+    assert!(
+        stderr.contains("refusing the key folder")
+            && stderr.contains("others may write to it (mode 0777)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    let server = command(&["server", "--listen", "127.0.0.1:0", "--certs", &out])
+        .output()
+        .unwrap();
+    assert_eq!(server.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&server.stderr).contains("others may write to it"));
+}
+
+#[test]
+fn a_key_folder_owned_by_another_user_is_refused() {
+    if !nix::unistd::geteuid().is_root() {
+        // Giving a folder away takes root; the check itself is the same `uid` comparison.
+        eprintln!("a_key_folder_owned_by_another_user_is_refused: needs root to chown, not run");
+        return;
+    }
+    let certs = Certs::new();
+    std::os::unix::fs::chown(certs.path(), Some(65534), Some(65534)).unwrap();
+    let server = command(&["server", "--listen", "127.0.0.1:0", "--certs"])
+        .arg(certs.path())
+        .output()
+        .unwrap();
+    assert_eq!(server.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&server.stderr);
+    assert!(
+        stderr.contains("it belongs to user 65534, not to you (user 0)"),
+        "{stderr}"
+    );
 }
 
 #[test]

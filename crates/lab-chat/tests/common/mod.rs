@@ -3,7 +3,7 @@
 //! killed and reaped whatever happens).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -18,20 +18,23 @@ pub fn exe() -> &'static str {
     env!("CARGO_BIN_EXE_lab-chat")
 }
 
-/// A temporary folder with the lab's six PEM files.
+/// A temporary folder with the lab's six PEM files (and the CA, to issue more).
 pub struct Certs {
     pub dir: tempfile::TempDir,
     pub files: PkiFiles,
+    pub ca: LabCa,
 }
 
 impl Certs {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let files = LabPki::generate("alice")
-            .unwrap()
-            .write_to(dir.path(), false)
-            .unwrap();
-        Certs { dir, files }
+        let pki = LabPki::generate("alice").unwrap();
+        let files = pki.write_to(dir.path(), false).unwrap();
+        Certs {
+            dir,
+            files,
+            ca: pki.ca,
+        }
     }
 
     /// A folder whose server certificate is `server` (signed by a fresh CA).
@@ -44,7 +47,29 @@ impl Certs {
             ca,
         };
         let files = pki.write_to(dir.path(), false).unwrap();
-        Certs { dir, files }
+        Certs {
+            dir,
+            files,
+            ca: pki.ca,
+        }
+    }
+
+    /// A client certificate whose common name is `name` (anything, even a line break),
+    /// signed by this folder's CA: the `--cert` and `--key` paths.
+    pub fn client_named(&self, file_stem: &str, name: &str) -> (String, String) {
+        let issued = self
+            .ca
+            .issue(&LeafSpec {
+                common_name: name.into(),
+                names: Vec::new(),
+                ..LeafSpec::client("unused")
+            })
+            .unwrap();
+        let cert = self.path().join(format!("{file_stem}.pem"));
+        let key = self.path().join(format!("{file_stem}-key.pem"));
+        std::fs::write(&cert, &issued.cert_pem).unwrap();
+        std::fs::write(&key, &issued.key_pem).unwrap();
+        (path_str(&cert), path_str(&key))
     }
 
     pub fn path(&self) -> &Path {
@@ -98,6 +123,22 @@ pub fn expect_line(child: &RunningChild, stream: Stream, needle: &str) -> String
         })
 }
 
+/// Waits until `count` lines of the child's stdout contain `needle`.
+#[track_caller]
+pub fn expect_out_times(child: &RunningChild, needle: &str, count: usize) {
+    let mut seen = 0;
+    let found = child.wait_for_line(Stream::Stdout, PATIENCE, |line| {
+        seen += usize::from(line.contains(needle));
+        seen >= count
+    });
+    assert!(
+        found.is_some(),
+        "{} printed {needle:?} fewer than {count} times\nstdout:\n{}",
+        child.program(),
+        child.text(Stream::Stdout)
+    );
+}
+
 #[track_caller]
 pub fn expect_out(child: &RunningChild, needle: &str) -> String {
     expect_line(child, Stream::Stdout, needle)
@@ -124,6 +165,30 @@ pub fn exit_code(child: &mut RunningChild) -> i32 {
 
 pub fn path_str(path: &Path) -> String {
     path.display().to_string()
+}
+
+/// A TLS client written in the test itself over `tcp` (trusting the folder's CA), to send
+/// bytes our own client never would, or to connect from an address of the test's choice.
+pub fn raw_tls(
+    certs: &Certs,
+    tcp: TcpStream,
+) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let ca = std::fs::read_to_string(&certs.files.ca_cert).unwrap();
+    let config = lab_kit::tls::client_config(&ca, None, lab_kit::tls::Versions::Tls13Only).unwrap();
+    let conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), "localhost".try_into().unwrap())
+            .unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    rustls::StreamOwned::new(conn, tcp)
+}
+
+/// A TCP connection to `addr` from the local address `source` (on Linux every 127.x.y.z
+/// is loopback: a second "machine" for tests of per-address limits).
+pub fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    socket.into()
 }
 
 /// Where `name` is installed, if it is (the benchmark's own lookup).
