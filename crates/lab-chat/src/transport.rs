@@ -43,7 +43,7 @@
 //! module keeps its own buffers (the socket reads, the encrypted records) for the whole
 //! session instead of allocating per record. `rustls::unbuffered`, which decrypts in place
 //! into a buffer the caller owns, would remove rustls's own copy too; it is a different
-//! design of this module, not done yet (`docs/05-secure-chat.md` has the figures).
+//! design of this module, not done yet (`docs/performance.md` has the figures).
 //!
 //! # How a session ends
 //! [`WireReader::read`] returns `Ok(0)` only for a *clean* end: TLS `close_notify` (or, in
