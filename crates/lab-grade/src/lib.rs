@@ -17,7 +17,9 @@
 //! - [`chat_server`], [`chat_client`], [`echo_server`]: the checks themselves;
 //!   [`chat_checks`]: the chat checks both roles share, written once.
 //! - [`advice`]: what a traceback or an errno means, in plain advice.
-//! - [`report`]: the scored report, for people, as JSON, or for Gradescope.
+//! - [`report`]: the scored report, for people or as JSON.
+//! - [`gradescope`]: Gradescope's `results.json` and the autograder zip (`export-gradescope`);
+//!   [`classroom`]: the runner result GitHub Classroom's reporter reads.
 //! - [`batch`]: a folder of submissions, graded in parallel, summarised as CSV and JSON.
 
 pub mod advice;
@@ -25,8 +27,10 @@ pub mod batch;
 pub mod chat_checks;
 pub mod chat_client;
 pub mod chat_server;
+pub mod classroom;
 pub mod echo_server;
 pub mod grade;
+pub mod gradescope;
 pub mod program;
 pub mod report;
 pub mod rubric;

@@ -2,10 +2,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use lab_grade::report::{gradescope_results, narrate_report};
+use lab_grade::classroom::RunnerResult;
+use lab_grade::gradescope::{self, DEFAULT_TIME_LIMIT};
+use lab_grade::report::narrate_report;
 use lab_grade::{Assignment, Deadlines, GradeOptions, GraderPki, Rubric, StudentProgram};
 use lab_kit::narrate::{Format, Narrator};
 
@@ -18,6 +20,10 @@ Examples:
       -- python3 /autograder/submission/server.py {port} {cert} {key}
   lab-grade echo-server -- python3 echo.py {port}
   lab-grade batch submissions/ --run 'python3 {dir}/server.py {port}' --jobs 4
+  lab-grade chat-server --format classroom -- python3 server.py {port} {cert} {key}
+  lab-grade export-gradescope chat-server --output autograder.zip
+  lab-grade export-gradescope chat-server --plaintext --output autograder.zip \
+      -- python3 server.py {port}
 
 Placeholders in the command (also set as environment variables):
   {host} LAB_HOST  127.0.0.1        {port} LAB_PORT  a fresh port for each start
@@ -50,6 +56,9 @@ enum Command {
     /// Grade every submission folder in DIR, several at a time.
     #[command(after_help = EXAMPLES)]
     Batch(Batch),
+    /// Write a Gradescope autograder zip that grades ASSIGNMENT with these settings.
+    #[command(after_help = EXAMPLES)]
+    ExportGradescope(ExportGradescope),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -60,6 +69,9 @@ enum OutputFormat {
     Json,
     /// Gradescope's results.json, written to --output.
     Gradescope,
+    /// GitHub Classroom's runner result (base64) on stdout, also appended to
+    /// $GITHUB_OUTPUT as result=…; the readable report goes to stderr.
+    Classroom,
 }
 
 #[derive(Debug, Args)]
@@ -119,6 +131,32 @@ struct Batch {
     common: Common,
 }
 
+#[derive(Debug, Args)]
+struct ExportGradescope {
+    /// What the submissions are.
+    #[arg(value_enum)]
+    assignment: Assignment,
+    /// Where to write the autograder zip.
+    #[arg(long, value_name = "ZIP", default_value = "autograder.zip")]
+    output: PathBuf,
+    /// The lab-grade binary to put in the zip (default: this one); it must be a Linux
+    /// x86-64 program needing at most glibc 2.35 (Gradescope's Ubuntu 22.04).
+    #[arg(long, value_name = "PATH")]
+    binary: Option<PathBuf>,
+    /// Seconds lab-grade may take per submission; keep it below Gradescope's timeout.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_TIME_LIMIT)]
+    time_limit: u64,
+    /// An Ubuntu package setup.sh installs for the students' programs (repeatable).
+    #[arg(long = "apt", value_name = "PACKAGE")]
+    apt_packages: Vec<String>,
+    #[command(flatten)]
+    common: Common,
+    /// The student's command, run in the submission folder (default: python3 server.py
+    /// {port} {cert} {key}, python3 client.py {host} {port} {ca}, python3 server.py {port}).
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
 fn seconds(value: f64, flag: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(value)
         .ok()
@@ -148,16 +186,65 @@ fn options(common: &Common, assignment: Assignment) -> Result<(GradeOptions, Rub
     Ok((options, rubric))
 }
 
-fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
+fn grade_single(assignment: Assignment, single: &Single) -> Result<lab_grade::GradeReport, String> {
     let (options, rubric) = options(&single.common, assignment)?;
-    let program = StudentProgram::new(single.command).map_err(|e| e.to_string())?;
+    let program = StudentProgram::new(single.command.clone()).map_err(|e| e.to_string())?;
     let pki = GraderPki::generate().map_err(|e| e.to_string())?;
-    let report = lab_grade::grade(assignment, &program, &pki, options, &rubric)
-        .map_err(|e| e.to_string())?;
+    lab_grade::grade(assignment, &program, &pki, options, &rubric).map_err(|e| e.to_string())
+}
+
+/// Prints the Classroom runner result and appends it to `$GITHUB_OUTPUT` (when set); the
+/// readable report, if there is one, goes to stderr for the step's log.
+fn emit_classroom(
+    result: &RunnerResult,
+    report: Option<&lab_grade::GradeReport>,
+) -> Result<(), String> {
+    if let Some(report) = report {
+        let (mut narrator, out) = Narrator::capture(Format::Text);
+        narrate_report(report, &mut narrator)
+            .map_err(|e| format!("could not print the report: {e}"))?;
+        eprint!("{}", out.text());
+    }
+    let encoded = result.encode();
+    println!("{encoded}");
+    if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        lab_grade::classroom::append_step_output(&path, &encoded).map_err(|e| {
+            format!(
+                "could not append the result to $GITHUB_OUTPUT ({}): {e}",
+                path.display()
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
+    let started = Instant::now();
+    let graded = grade_single(assignment, &single);
     let format = if single.json {
         OutputFormat::Json
     } else {
         single.format
+    };
+    let report = match graded {
+        Ok(report) => report,
+        // The Classroom reporter needs a result even when the grader could not grade: an
+        // error result, worth 0 of the assignment's points, then the failure exit code.
+        Err(message) if format == OutputFormat::Classroom => {
+            let rubric = options(&single.common, assignment)
+                .map(|(_, rubric)| rubric)
+                .unwrap_or_default();
+            let max_score = assignment
+                .checks()
+                .iter()
+                .map(|check| rubric.points(assignment, check))
+                .sum();
+            let result = RunnerResult::error(&message, max_score, started.elapsed());
+            emit_classroom(&result, None)?;
+            return Err(message);
+        }
+        Err(message) => return Err(message),
     };
     match format {
         OutputFormat::Text => {
@@ -171,18 +258,12 @@ fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
                 .map_err(|e| format!("could not encode the report: {e}"))?;
             println!("{text}");
         }
+        OutputFormat::Classroom => {
+            emit_classroom(&RunnerResult::from_report(&report), Some(&report))?;
+        }
         OutputFormat::Gradescope => {
-            let text = serde_json::to_string_pretty(&gradescope_results(&report))
-                .map_err(|e| format!("could not encode the results: {e}"))?;
-            // A temporary file and a rename: never a half-written results.json.
-            lab_grade::batch::write_atomically(&single.output, (text + "\n").as_bytes()).map_err(
-                |e| {
-                    format!(
-                        "could not write {}: {e}; choose another path with --output",
-                        single.output.display()
-                    )
-                },
-            )?;
+            let results = gradescope::results(&report, started.elapsed());
+            gradescope::write_results(&results, &single.output).map_err(|e| e.to_string())?;
             println!(
                 "score {} / {} written to {}",
                 lab_grade::report::points_text(report.score),
@@ -242,6 +323,63 @@ fn run_batch(batch: Batch) -> Result<(), String> {
     Ok(())
 }
 
+fn run_export(export: ExportGradescope) -> Result<(), String> {
+    let (options, _) = options(&export.common, export.assignment)?;
+    if !(1..=3600).contains(&export.time_limit) {
+        return Err(format!(
+            "--time-limit {}: give a number of seconds from 1 to 3600",
+            export.time_limit
+        ));
+    }
+    let binary = match export.binary {
+        Some(path) => path,
+        None => std::env::current_exe().map_err(|e| {
+            format!("could not find this lab-grade binary: {e}; pass one with --binary")
+        })?,
+    };
+    let command = if export.command.is_empty() {
+        gradescope::default_command(export.assignment)
+    } else {
+        export.command
+    };
+    let settings = gradescope::Export {
+        assignment: export.assignment,
+        command,
+        options,
+        rubric: export.common.rubric,
+        binary,
+        time_limit: export.time_limit,
+        apt_packages: export.apt_packages,
+    };
+    let exported = gradescope::export(&settings, &export.output).map_err(|e| e.to_string())?;
+    println!(
+        "Wrote {} ({:.1} MB) for {}: {}.",
+        export.output.display(),
+        exported.bytes as f64 / 1e6,
+        settings.assignment.name(),
+        exported
+            .files
+            .iter()
+            .map(|(name, mode)| format!("{name} ({mode:o})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "The student's command, run in /autograder/submission: {}",
+        settings.command.join(" ")
+    );
+    if let Some(glibc) = exported.glibc {
+        println!(
+            "The binary needs glibc {glibc}; Gradescope's Ubuntu 22.04 image has {}.",
+            gradescope::IMAGE_GLIBC
+        );
+    }
+    println!(
+        "Before uploading, run it the way Gradescope does: see \"Check the autograder before uploading\" in docs/grading.md."
+    );
+    Ok(())
+}
+
 /// Ends the student's programs and removes the grader's temporary folders when the grader
 /// is interrupted (Ctrl-C, SIGINT) or told to stop (SIGTERM, as a CI timeout does).
 ///
@@ -282,6 +420,7 @@ fn main() -> ExitCode {
         Command::ChatClient(single) => run_single(Assignment::ChatClient, single),
         Command::EchoServer(single) => run_single(Assignment::EchoServer, single),
         Command::Batch(batch) => run_batch(batch),
+        Command::ExportGradescope(export) => run_export(export),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,9 +1,9 @@
-//! What a grading run found, scored by a rubric, and written for people or for Gradescope.
+//! What a grading run found, scored by a rubric, and written for people or for a platform.
 //!
 //! The checks return [`Verdict`]s (what was seen, in plain words); [`score`] turns them
 //! into a [`GradeReport`] with the rubric's points. The report is plain data: it is
-//! narrated for a person ([`narrate_report`]), printed as JSON, or written as the
-//! `results.json` that Gradescope reads ([`gradescope_results`]).
+//! narrated for a person ([`narrate_report`]), printed as JSON, or turned into what a
+//! grading platform reads ([`crate::gradescope`], [`crate::classroom`]).
 
 use std::time::Duration;
 
@@ -246,72 +246,4 @@ pub fn narrate_report(report: &GradeReport, narrator: &mut Narrator) -> std::io:
         points_text(report.max_score)
     ))?;
     narrator.record(report)
-}
-
-/// One test in Gradescope's `results.json`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GradescopeTest {
-    pub name: String,
-    pub score: f64,
-    pub max_score: f64,
-    /// `passed` or `failed` (Gradescope shows it as a green or red mark).
-    pub status: &'static str,
-    pub output: String,
-    pub visibility: String,
-}
-
-/// Gradescope's `results.json`: the total and one entry per check.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct GradescopeResults {
-    pub score: f64,
-    pub output: String,
-    pub visibility: String,
-    pub stdout_visibility: String,
-    pub tests: Vec<GradescopeTest>,
-}
-
-/// The report in the form Gradescope's autograder reads from `/autograder/results/results.json`.
-pub fn gradescope_results(report: &GradeReport) -> GradescopeResults {
-    let tests = report
-        .checks
-        .iter()
-        // A skipped check was not graded: it is left out rather than shown as 0 of 0.
-        .filter(|check| check.status != Status::Skipped)
-        .map(|check| {
-            let mut output = check.feedback.join("\n");
-            if !check.evidence.is_empty() {
-                output.push_str("\n\nWhat the grader saw:\n");
-                for line in &check.evidence {
-                    output.push_str("  ");
-                    output.push_str(line);
-                    output.push('\n');
-                }
-            }
-            GradescopeTest {
-                name: check.title.to_string(),
-                score: check.points,
-                max_score: check.max_points,
-                status: if check.status == Status::Failed {
-                    "failed"
-                } else {
-                    "passed"
-                },
-                output: output.trim_end().to_string(),
-                visibility: report.visibility.clone(),
-            }
-        })
-        .collect();
-    GradescopeResults {
-        score: report.score,
-        output: format!(
-            "socket-lab grader, {} over {}: {} / {}",
-            report.assignment.name(),
-            report.transport,
-            points_text(report.score),
-            points_text(report.max_score)
-        ),
-        visibility: report.visibility.clone(),
-        stdout_visibility: "hidden".into(),
-        tests,
-    }
 }
