@@ -163,8 +163,13 @@ fn in_script(text: &str, dir: Option<&Path>, depth: usize) -> Language {
     Language::Unknown
 }
 
+/// The file a command word names: `{dir}` (batch mode's placeholder, still unfilled in the
+/// template) is the submission's folder, and a relative path is inside it.
 fn resolve(word: &str, dir: Option<&Path>) -> std::path::PathBuf {
     match dir {
+        Some(dir) if word.starts_with("{dir}") => {
+            Path::new(&word.replacen("{dir}", &dir.display().to_string(), 1)).to_path_buf()
+        }
         Some(dir) if !word.starts_with('/') => dir.join(word),
         _ => Path::new(word).to_path_buf(),
     }
@@ -193,6 +198,8 @@ pub enum Remedy {
     Duplex,
     /// A peer that vanished must not crash the program.
     PeerGone,
+    /// A server: serve several clients at once.
+    ManyClients,
     /// A client: speak TLS with the lab CA and the name localhost.
     TlsClient,
     /// A client: verify the chain to the lab CA.
@@ -265,6 +272,19 @@ pub fn remedy(remedy: Remedy, language: Language) -> String {
                 DotNet => format!("{design}: an async read of the stream beside Console.ReadLine on another task."),
                 Ruby => format!("{design}: IO.select on $stdin and the socket, or a reader thread."),
                 Unknown => format!("{design}: wait on stdin and the socket together (an event loop, poll/select, or a reader thread)."),
+            }
+        }
+        ManyClients => {
+            let design = "The server serves one client at a time: it returns to accept() only when the first client leaves, so one slow or idle client blocks all the others. Serve each client on its own";
+            match language {
+                Python => format!("{design} thread (threading.Thread per accepted socket, or socketserver.ThreadingTCPServer), or all of them in one loop (selectors or asyncio)."),
+                Node => "The server serves one client at a time, so one slow or idle client blocks all the others. net.createServer calls its handler for every client: keep one socket per client (not one shared variable), do not close the server or cap maxConnections, and never block the event loop with synchronous calls.".into(),
+                Java => format!("{design} thread (new Thread per accepted Socket, or an ExecutorService), or all of them with a java.nio Selector."),
+                Native => format!("{design} process or thread (fork() or pthread_create() after accept()), or all of them in one poll()/select() loop."),
+                Go => format!("{design} goroutine: go handle(conn) after each Accept()."),
+                DotNet => format!("{design} task (await AcceptTcpClientAsync(), then handle it without awaiting it first)."),
+                Ruby => format!("{design} thread (Thread.new(server.accept) {{ … }}), or all of them with IO.select."),
+                Unknown => format!("{design} thread or process, or all of them in one event loop."),
             }
         }
         PeerGone => match language {
@@ -753,6 +773,9 @@ mod tests {
             ("dotnet run", Language::DotNet),
             ("ruby client.rb", Language::Ruby),
             ("sh run.sh {port}", Language::Node),
+            // The documented batch template: {dir} is the submission's folder.
+            ("sh {dir}/run.sh {port}", Language::Node),
+            ("bash {dir}/run.sh", Language::Node),
             ("./tool", Language::Ruby),
             ("/bin/true", Language::Native),
             ("mystery", Language::Unknown),
@@ -800,6 +823,7 @@ mod tests {
                 Remedy::Duplex,
                 Remedy::PeerGone,
                 Remedy::EchoExact,
+                Remedy::ManyClients,
             ] {
                 let text = remedy(fix, language);
                 for python in [
@@ -815,5 +839,8 @@ mod tests {
             }
         }
         assert!(remedy(Remedy::Duplex, Language::Java).contains("safe design"));
+        assert!(remedy(Remedy::ManyClients, Language::Java).contains("new Thread"));
+        assert!(remedy(Remedy::ManyClients, Language::Native).contains("fork()"));
+        assert!(remedy(Remedy::ManyClients, Language::Python).contains("threading"));
     }
 }

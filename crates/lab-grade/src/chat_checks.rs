@@ -11,15 +11,15 @@
 //! clean exit, the TLS handshake, the impostor servers, a plaintext client) stay in
 //! [`crate::chat_server`] and [`crate::chat_client`].
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use lab_kit::child::Stream;
 
 use crate::advice::Remedy;
 use crate::report::Verdict;
 use crate::scene::{
-    DUPLEX_ROUNDS, LINES_PER_ROUND, Run, SPLIT_GAP, Scene, SceneFailure, judge_two_lines,
-    line_with, wait_shown, waited_words,
+    DUPLEX_ROUNDS, LINES_PER_ROUND, Run, SPLIT_GAP, Scene, SceneFailure, ShownAlone,
+    judge_two_lines, line_with, wait_shown, waited_words,
 };
 use crate::wire::{Waited, tokened};
 
@@ -169,11 +169,13 @@ pub fn typed_line_sent(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Ver
         ),
         Ok(()) => match scene.conn.wait_for_text(token, run.step_deadline()) {
             Waited::Arrived => {
-                // Give a line without its newline a moment to be completed, then judge it.
+                // Wait for the newline too (up to a step: a program that sends its line and
+                // its newline in two writes must not depend on how soon the second comes),
+                // then judge it.
                 let with_newline = format!("{token}\n");
                 let _ = scene
                     .conn
-                    .wait_for_text(&with_newline, Instant::now() + Duration::from_millis(200));
+                    .wait_for_text(&with_newline, run.step_deadline());
                 let received = scene.conn.received_text();
                 let mut verdict = Verdict::passed(
                     id,
@@ -313,36 +315,52 @@ pub fn full_duplex(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict
     )
 }
 
-/// How long the framing check waits for a prompt before it sends (a program without one
-/// costs this once; one with a prompt draws it in microseconds).
-pub const PROMPT_WAIT: Duration = Duration::from_millis(300);
-
 /// Framing, part one: two lines in one TCP segment must be shown as two lines.
+///
+/// First the grader sends two lines on their own, one segment each, and waits until each
+/// is shown (a readiness event, not a sleep): they teach how this program shows one
+/// message, and a prompt drawn at the start is used up by them. Then it sends two lines in
+/// one segment, and each must be shown as the lines sent alone were
+/// (see [`judge_two_lines`]): the verdict does not depend on when a prompt is drawn.
 pub fn framing_two_lines(run: &Run<'_>, scene: &mut Scene, role: &ChatRole) -> Verdict {
     let id = "framing_two_lines";
+    let mut alone = Vec::new();
+    for word in ["alone first: kiwi", "alone second: lime"] {
+        let sent = tokened(word);
+        if let Err(e) = scene.conn.send(format!("{sent}\n").as_bytes()) {
+            return could_not_send(id, &e);
+        }
+        let Some(printed) = wait_shown(&scene.child, token_of(&sent), run.step_deadline()) else {
+            return run.with_output(
+                Verdict::failed(
+                    id,
+                    format!(
+                        "{} sent {sent:?} on its own, and it did not appear in the {}'s output within {} ms, so two lines at once could not be tried. (A {} that waits for its own user before it reads the socket shows nothing here: see the full-duplex check.)",
+                        role.grader_sender,
+                        role.program,
+                        run.options.deadlines.step.as_millis(),
+                        role.program
+                    ),
+                ),
+                &mut scene.child,
+            );
+        };
+        alone.push(ShownAlone { sent, printed });
+    }
     let (first, second) = (
         &tokened("first of two: grape"),
         &tokened("second of two: honeydew"),
     );
-    // A prompt is text the program printed, without a newline, before the grader sent
-    // anything, and that is still waiting for its line's end when the grader sends: it
-    // cannot be a decoration of lines the program had not received yet. A program that
-    // draws one does so as it starts waiting, so give it a moment to appear. (Fragments of
-    // earlier, finished lines do not count: they are not pending any more.)
-    let pending = scene
-        .child
-        .wait_for_partial(Stream::Stdout, PROMPT_WAIT, |p| !p.is_empty());
-    let prompts: Vec<String> = pending.into_iter().collect();
     // One write, TCP_NODELAY on: both lines leave in one TCP segment (and one TLS record).
     if let Err(e) = scene.conn.send(format!("{first}\n{second}\n").as_bytes()) {
         return could_not_send(id, &e);
     }
     let _ = wait_shown(&scene.child, token_of(second), run.step_deadline());
     let lines = scene.child.lines(Stream::Stdout);
-    match judge_two_lines(&lines, first, second, &prompts) {
+    match judge_two_lines(&lines, &alone, first, second) {
         Ok(seen) => Verdict::passed(
             id,
-            "Two lines that arrived in one TCP segment were shown as two lines.",
+            "Two lines that arrived in one TCP segment were shown as two lines, each like a line sent on its own.",
         )
         .saw(format!("the {} printed {seen}", role.program)),
         Err(problem) => run.with_output(

@@ -296,3 +296,127 @@ fn printf_without_fflush_loses_no_points() {
         );
     }
 }
+
+/// A threaded Python echo server without a try around its per-client loop: the reset of
+/// a vanished client kills that client's thread (a traceback), and the server goes on.
+const THREAD_PER_CLIENT_ECHO: &str = r#"
+import socket, sys, threading
+
+def serve(conn):
+    with conn:
+        while True:
+            data = conn.recv(4096)
+            if not data:
+                break
+            conn.sendall(data)
+
+listener = socket.socket(); listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+listener.bind(("127.0.0.1", int(sys.argv[1]))); listener.listen()
+while True:
+    conn, _ = listener.accept()
+    threading.Thread(target=serve, args=(conn,), daemon=True).start()
+"#;
+
+#[test]
+fn a_server_whose_client_thread_dies_of_a_reset_is_not_said_to_have_crashed() {
+    if !have("python3", "grading a threaded Python echo server") {
+        return;
+    }
+    let dir = program_dir();
+    let server = write_program(dir.path(), "server.py", THREAD_PER_CLIENT_ECHO);
+    for run in 1..=3 {
+        let report = grade_in(
+            Assignment::EchoServer,
+            &["python3", &server, "{port}"],
+            dir.path(),
+            options(true),
+        );
+        let text = said(&report, "client_vanishes");
+        assert_eq!(
+            check(&report, "client_vanishes").status,
+            Passed,
+            "run {run}: {text}"
+        );
+        assert!(!text.contains("the server crashed"), "run {run}: {text}");
+        assert_eq!(report.score, report.max_score, "run {run}");
+    }
+}
+
+/// A plaintext Python chat server that closes its listener as soon as it has its one
+/// client, a common and correct design.
+const LISTENER_CLOSING_SERVER: &str = r#"
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1)
+conn, addr = s.accept()
+s.close()
+print("Connected by", addr, flush=True)
+for line in conn.makefile("r"):
+    print("Client:", line.rstrip("\n"), flush=True)
+"#;
+
+/// The grader used to find the listener in the kernel's table, then not in the program
+/// (closed in between), and took it for another program's: 0 points, 2 gradings in 3.
+#[test]
+fn a_server_that_closes_its_listener_after_accepting_is_listening() {
+    if !have(
+        "python3",
+        "grading a Python server that closes its listener",
+    ) {
+        return;
+    }
+    let dir = program_dir();
+    let server = write_program(dir.path(), "server.py", LISTENER_CLOSING_SERVER);
+    for run in 1..=3 {
+        let report = grade_in(
+            Assignment::ChatServer,
+            &["python3", &server, "{port}"],
+            dir.path(),
+            options(true),
+        );
+        for id in ["listening", "client_line_shown"] {
+            assert_eq!(
+                check(&report, id).status,
+                Passed,
+                "run {run}, {id}: {}",
+                said(&report, id)
+            );
+        }
+    }
+}
+
+/// The echo checks judged as soon as the echo's length had come back: the extra newline
+/// was caught or not as it happened to arrive (scores 4, 5 and 7 of 9 in six gradings of
+/// this program). Judged up to the echo of a follow-up line, it fails every time.
+#[test]
+fn bytes_written_after_the_echo_are_always_seen() {
+    if !have(
+        "python3",
+        "grading a Python echo server that adds a newline",
+    ) {
+        return;
+    }
+    let dir = program_dir();
+    // The threaded echo server above, with an extra newline in a second write.
+    let extra_newline = THREAD_PER_CLIENT_ECHO.replace(
+        "conn.sendall(data)",
+        "conn.sendall(data)\n            conn.sendall(b\"\\n\")",
+    );
+    let server = write_program(dir.path(), "server.py", &extra_newline);
+    for run in 1..=3 {
+        let report = grade_in(
+            Assignment::EchoServer,
+            &["python3", &server, "{port}"],
+            dir.path(),
+            options(true),
+        );
+        for id in ["echo_line", "framing_two_lines", "framing_split_line"] {
+            let text = said(&report, id);
+            assert_eq!(check(&report, id).status, Failed, "run {run}, {id}: {text}");
+            assert!(
+                text.contains("\\n\\n"),
+                "the extra newline is quoted: {text}"
+            );
+        }
+    }
+}

@@ -135,6 +135,35 @@ fn a_server_that_exits_at_once_is_reported_with_its_exit_code() {
     );
 }
 
+/// With `--no-tls-required`, a server that never started is out of the same total as one
+/// that did: the TLS checks are skipped either way (they used to fail as "not run", and
+/// grades.csv showed 0 / 18 beside 13 / 13).
+#[test]
+fn without_tls_required_a_server_that_never_starts_has_the_same_maximum() {
+    let dir = shared_dir();
+    let report = grade(
+        "chat-server",
+        &["--plaintext", "--no-tls-required"],
+        &["sh", "-c", "exit 3"],
+        dir.path(),
+    );
+    for id in ["tls_handshake", "tls_version", "plaintext_refused"] {
+        assert_eq!(check(&report, id)["status"], "skipped", "{id}");
+    }
+    let tls_points: f64 = lab_grade::Assignment::ChatServer
+        .checks()
+        .iter()
+        .filter(|spec| spec.tls)
+        .map(|spec| spec.points)
+        .sum();
+    let all_points: f64 = lab_grade::Assignment::ChatServer
+        .checks()
+        .iter()
+        .map(|spec| spec.points)
+        .sum();
+    assert_eq!(report["max_score"], all_points - tls_points);
+}
+
 #[test]
 fn a_client_that_exits_at_once_and_one_that_never_connects_are_told_apart() {
     let dir = shared_dir();
