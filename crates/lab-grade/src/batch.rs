@@ -168,7 +168,7 @@ pub fn grade_folder(
                     bar.set_message(format!("last: {}", escape_control(&row.submission)));
                     bar.inc(1);
                     if progress == Progress::Lines {
-                        println!("{}", row_line(&row));
+                        crate::report::print_line(row_line(&row));
                     }
                     if let Ok(mut rows) = rows.lock() {
                         rows[index] = Some(row);

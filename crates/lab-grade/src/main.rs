@@ -11,6 +11,14 @@ use lab_grade::report::narrate_report;
 use lab_grade::{Assignment, Deadlines, GradeOptions, GraderPki, Rubric, StudentProgram};
 use lab_kit::narrate::{Format, Narrator};
 
+/// `println!` for the reports: a reader that went away (`| head`) is not an error
+/// (see `lab_grade::report::print_line`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        lab_grade::report::print_line(format_args!($($arg)*))
+    };
+}
+
 const EXAMPLES: &str = "\
 Examples:
   lab-grade chat-server -- python3 server.py {port} {cert} {key}
@@ -206,7 +214,7 @@ fn emit_classroom(
         eprint!("{}", out.text());
     }
     let encoded = result.encode();
-    println!("{encoded}");
+    say!("{encoded}");
     if let Some(path) = std::env::var_os("GITHUB_OUTPUT").filter(|p| !p.is_empty()) {
         let path = PathBuf::from(path);
         lab_grade::classroom::append_step_output(&path, &encoded).map_err(|e| {
@@ -249,14 +257,18 @@ fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
     match format {
         OutputFormat::Text => {
             let mut narrator = Narrator::stdout(Format::Text);
-            narrate_report(&report, &mut narrator)
-                .and_then(|()| narrator.flush())
-                .map_err(|e| format!("could not print the report: {e}"))?;
+            // A reader that went away (`| head`) is not a failure of the grading.
+            match narrate_report(&report, &mut narrator).and_then(|()| narrator.flush()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    return Err(format!("could not print the report: {e}"));
+                }
+                _ => {}
+            }
         }
         OutputFormat::Json => {
             let text = serde_json::to_string(&report)
                 .map_err(|e| format!("could not encode the report: {e}"))?;
-            println!("{text}");
+            say!("{text}");
         }
         OutputFormat::Classroom => {
             emit_classroom(&RunnerResult::from_report(&report), Some(&report))?;
@@ -264,7 +276,7 @@ fn run_single(assignment: Assignment, single: Single) -> Result<(), String> {
         OutputFormat::Gradescope => {
             let results = gradescope::results(&report, started.elapsed());
             gradescope::write_results(&results, &single.output).map_err(|e| e.to_string())?;
-            println!(
+            say!(
                 "score {} / {} written to {}",
                 lab_grade::report::points_text(report.score),
                 lab_grade::report::points_text(report.max_score),
@@ -302,10 +314,10 @@ fn run_batch(batch: Batch) -> Result<(), String> {
         lab_grade::batch::write_summary(&summary, &batch.out).map_err(|e| e.to_string())?;
     if progress == Progress::Bar {
         for row in &summary.rows {
-            println!("{}", row_line(row));
+            say!("{}", row_line(row));
         }
     }
-    println!(
+    say!(
         "{} graded in {:.1} s; summary in {} and {}",
         count_words(summary.rows.len()),
         summary.elapsed_ms as f64 / 1000.0,
@@ -352,7 +364,7 @@ fn run_export(export: ExportGradescope) -> Result<(), String> {
         apt_packages: export.apt_packages,
     };
     let exported = gradescope::export(&settings, &export.output).map_err(|e| e.to_string())?;
-    println!(
+    say!(
         "Wrote {} ({:.1} MB) for {}: {}.",
         export.output.display(),
         exported.bytes as f64 / 1e6,
@@ -364,17 +376,17 @@ fn run_export(export: ExportGradescope) -> Result<(), String> {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    println!(
+    say!(
         "The student's command, run in /autograder/submission: {}",
         settings.command.join(" ")
     );
     if let Some(glibc) = exported.glibc {
-        println!(
+        say!(
             "The binary needs glibc {glibc}; Gradescope's Ubuntu 22.04 image has {}.",
             gradescope::IMAGE_GLIBC
         );
     }
-    println!(
+    say!(
         "Before uploading, run it the way Gradescope does: see \"Check the autograder before uploading\" in docs/grading.md."
     );
     Ok(())

@@ -169,6 +169,21 @@ pub fn score(
     }
 }
 
+/// Prints one line on standard output, for the person or the script reading it.
+///
+/// A reader that went away (`lab-grade … | head -1`) is no reason to stop a grading: the
+/// reports written to files are what count, so a closed pipe is ignored (Rust would
+/// otherwise panic in `println!`). Any other failure is said on stderr.
+pub fn print_line(line: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{line}").and_then(|()| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        eprintln!("lab-grade: could not write to standard output: {e}");
+    }
+}
+
 /// `text` with every control character (ESC, `\r`, `\n`, …) and every bidirectional
 /// override written as an escape (`\u{1b}`): a program's output quoted in a report can then
 /// neither move the TA's cursor, recolour the terminal, nor print a fake `Score: 18 / 18`.

@@ -170,3 +170,31 @@ fn a_program_that_does_not_exist_is_graded_zero_with_the_reason() {
     assert!(feedback.contains("could not be started"), "{feedback}");
     assert!(feedback.contains("no-such-program"), "{feedback}");
 }
+
+#[test]
+fn a_reader_that_goes_away_does_not_make_the_grader_panic() {
+    // `lab-grade … | head -1`: the pipe's reading end is closed before the report is
+    // printed. Rust's println! would panic on the broken pipe; the grader carries on.
+    for format in ["text", "json"] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+            .current_dir(common::repo_root())
+            .env("NO_COLOR", "1")
+            .args([
+                "echo-server",
+                "--format",
+                format,
+                "--",
+                "./no-such-program",
+                "{port}",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "--format {format}: {stderr}");
+        assert!(output.status.success(), "--format {format}: {stderr}");
+    }
+}
