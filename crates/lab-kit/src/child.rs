@@ -15,8 +15,7 @@
 //! Standard output can be a pseudo-terminal instead of a pipe ([`Capture::stdout_pty`]):
 //! C's stdio (and most languages' runtimes) fully buffer their output into a pipe but
 //! flush each line to a terminal, so a program then prints what a person at a terminal
-//! would see, when they would see it; a prompt it prints without a newline can be waited
-//! for ([`RunningChild::wait_for_partial`]).
+//! would see, when they would see it.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -76,8 +75,6 @@ pub struct SpawnError {
 #[derive(Debug, Default)]
 struct OutputState {
     lines: Vec<String>,
-    /// Text after the last newline: a prompt such as `> ` waits here for its line's end.
-    partial: String,
     kept_bytes: usize,
     dropped_bytes: u64,
     closed: bool,
@@ -104,14 +101,6 @@ impl Output {
             state.dropped_bytes += size as u64;
         }
         self.changed.notify_all();
-    }
-
-    fn set_partial(&self, partial: String) {
-        let mut state = self.lock();
-        if state.partial != partial {
-            state.partial = partial;
-            self.changed.notify_all();
-        }
     }
 
     fn close(&self) {
@@ -164,12 +153,10 @@ fn collect_lines(mut pipe: impl Read, output: Arc<Output>, limit: usize) {
             output.push(line, limit);
             pending.clear();
         }
-        output.set_partial(String::from_utf8_lossy(&pending).into_owned());
     }
     if !pending.is_empty() {
         output.push(finish(&pending), limit);
     }
-    output.set_partial(String::new());
     output.close();
 }
 
@@ -289,33 +276,6 @@ impl RunningChild {
                 return Some(line.clone());
             }
             checked = state.lines.len();
-            let left = deadline.saturating_duration_since(Instant::now());
-            if state.closed || left.is_zero() {
-                return None;
-            }
-            state = output
-                .changed
-                .wait_timeout(state, left)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-
-    /// Waits up to `timeout` until the text after the last newline of `stream` satisfies
-    /// `wanted`; returns it if it did.
-    pub fn wait_for_partial(
-        &self,
-        stream: Stream,
-        timeout: Duration,
-        mut wanted: impl FnMut(&str) -> bool,
-    ) -> Option<String> {
-        let output = self.output(stream);
-        let deadline = Instant::now() + timeout;
-        let mut state = output.lock();
-        loop {
-            if wanted(&state.partial) {
-                return Some(state.partial.clone());
-            }
             let left = deadline.saturating_duration_since(Instant::now());
             if state.closed || left.is_zero() {
                 return None;
@@ -725,9 +685,6 @@ time.sleep(60)
         .unwrap();
         let line = child.wait_for_line(Stream::Stdout, Duration::from_secs(20), |_| true);
         assert_eq!(line.as_deref(), Some("tty"));
-        // A read may end mid-line (`tt`): wait for the prompt itself.
-        let prompt = child.wait_for_partial(Stream::Stdout, Duration::from_secs(20), |p| p == "> ");
-        assert_eq!(prompt.as_deref(), Some("> "));
         let started = Instant::now();
         child.kill().unwrap();
         assert!(started.elapsed() < Duration::from_secs(10));
