@@ -256,9 +256,18 @@ impl Sandbox {
             Isolation::SameUser => false,
         };
         // SAFETY: the closure runs in the forked child before exec and only calls
-        // setrlimit, which is async-signal-safe; it allocates nothing.
+        // sigemptyset, sigprocmask and setrlimit, which are async-signal-safe; it allocates
+        // nothing.
         unsafe {
             command.pre_exec(move || {
+                // A signal mask survives exec: the grader's binary blocks SIGINT and SIGTERM
+                // (it takes them in one thread), and a program started with them blocked
+                // never sees the polite SIGTERM of `stop`, only the SIGKILL after the grace.
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                if libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 for &(resource, _, soft, hard) in LIMITS {
                     if resource == libc::RLIMIT_NPROC && !per_user_limits {
                         continue;

@@ -198,3 +198,33 @@ fn a_reader_that_goes_away_does_not_make_the_grader_panic() {
         assert!(output.status.success(), "--format {format}: {stderr}");
     }
 }
+
+#[test]
+fn the_program_starts_with_no_signal_blocked_so_that_sigterm_reaches_it() {
+    // The grader's binary blocks SIGINT and SIGTERM in its own threads (one thread takes
+    // them); a signal mask survives exec, and a program started with SIGTERM blocked never
+    // got the polite stop, only the SIGKILL after the grace. The program shows its mask,
+    // then exits, so that the first check fails with its output as evidence.
+    let output = lab_grade()
+        .args([
+            "echo-server",
+            "--json",
+            "--",
+            // Not through sh: dash clears its signal mask when it starts.
+            "grep",
+            "SigBlk",
+            "/proc/self/status",
+        ])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let report: Value = serde_json::from_slice(&output).unwrap();
+    let evidence = report["checks"][0]["evidence"].to_string();
+    // The report escapes the tab: `SigBlk:\u{9}0000000000000000`.
+    assert!(
+        evidence.contains("SigBlk:") && evidence.contains("0000000000000000\""),
+        "the program's signal mask: {evidence}"
+    );
+}
