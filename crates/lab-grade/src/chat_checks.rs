@@ -81,21 +81,23 @@ pub const CLIENT: ChatRole = ChatRole {
     duplex_typed: ["typed first: quince", "typed second: raspberry"],
 };
 
-/// Runs the shared checks in the rubric's order (full duplex, then framing), each in a
-/// fresh scene made by `open`, so that a program stuck after one cannot fail the next.
-pub fn in_fresh_scenes(
+/// Runs the shared checks in the rubric's order (full duplex, then framing) on the run of
+/// the program in `shared`, or a fresh one made by `open` after a failure (see
+/// [`Run::shared_scene`]): a program stuck after one check cannot fail the next.
+pub fn in_shared_run(
     run: &Run<'_>,
+    shared: &mut Option<Scene>,
     open: impl Fn(&Run<'_>) -> Result<Scene, SceneFailure>,
     role: &ChatRole,
 ) -> [Verdict; 3] {
     [
-        run.scene("full_duplex", &open, |run, scene| {
+        run.shared_scene("full_duplex", shared, &open, |run, scene| {
             full_duplex(run, scene, role)
         }),
-        run.scene("framing_two_lines", &open, |run, scene| {
+        run.shared_scene("framing_two_lines", shared, &open, |run, scene| {
             framing_two_lines(run, scene, role)
         }),
-        run.scene("framing_split_line", &open, |run, scene| {
+        run.shared_scene("framing_split_line", shared, &open, |run, scene| {
             framing_split_line(run, scene, role)
         }),
     ]

@@ -15,37 +15,52 @@ use lab_kit::child::Stream;
 use crate::advice::Remedy;
 use crate::chat_checks;
 use crate::program;
-use crate::report::Verdict;
-use crate::scene::{Run, Scene, SceneProblem, wait_shown};
+use crate::report::{Status, Verdict};
+use crate::scene::{Run, Scene, SceneProblem, in_lane, join_lanes, wait_shown};
 use crate::wire::{Ending, GraderConn, HandshakeFailure, Waited};
 
 /// Runs every chat-client check.
+///
+/// A client connects once per run, so each impostor needs a run of its own, and so does the
+/// client that finds no server: those three run in lanes alongside the shared run with the
+/// real server (see [`Run::lane`]), four starts in all.
 pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
     let secure = !run.options.plaintext;
+    std::thread::scope(|scope| {
+        let impostors = secure.then(|| {
+            [
+                in_lane(scope, run, "refuses_untrusted", |lane| {
+                    impostor(lane, "refuses_untrusted", Impostor::UntrustedCa)
+                }),
+                in_lane(scope, run, "refuses_wrong_name", |lane| {
+                    impostor(lane, "refuses_wrong_name", Impostor::WrongName)
+                }),
+            ]
+        });
+        let no_server = in_lane(scope, run, "no_server_message", no_server_message);
+        let mut verdicts = shared_run(run, secure);
+        if !secure {
+            verdicts.push(run.tls_not_used("refuses_untrusted"));
+            verdicts.push(run.tls_not_used("refuses_wrong_name"));
+        }
+        join_lanes(
+            &mut verdicts,
+            impostors.into_iter().flatten().chain([no_server]),
+        );
+        verdicts
+    })
+}
+
+/// The run with the real server, shared by every check up to `Exit`.
+fn shared_run(run: &Run<'_>, secure: bool) -> Vec<Verdict> {
     // The checks shared with the chat server (crate::chat_checks), worded for a client.
     let role = &chat_checks::CLIENT;
     let real_server = || secure.then(|| run.tls.server.clone());
     let mut verdicts = Vec::new();
     let started = Instant::now();
-    // Scene 1: it connects, completes the handshake, and lines go both ways.
-    match run.open_client(real_server()) {
-        Ok(mut scene) => {
-            verdicts.push(connects_passed(started));
-            verdicts.push(match &scene.facts {
-                Some(facts) => Verdict::passed(
-                    "tls_handshake",
-                    format!(
-                        "The TLS handshake succeeded ({}), with the grader presenting the lab's certificate for localhost.",
-                        facts.protocol
-                    ),
-                )
-                .saw(format!("negotiated {} with {}", facts.protocol, facts.cipher_suite)),
-                None => run.tls_not_used("tls_handshake"),
-            });
-            verdicts.push(chat_checks::typed_line_sent(run, &mut scene, role));
-            verdicts.push(chat_checks::line_shown(run, &mut scene, role));
-            run.stop(&mut scene.child);
-        }
+    // It connects, completes the handshake, and lines go both ways.
+    let mut scene = match run.open_client(real_server()) {
+        Ok(scene) => scene,
         Err(failure) => {
             let blocked = "Not run: the client never completed its connection to the real server (see above).";
             if let SceneProblem::Handshake(handshake) = &failure.reason {
@@ -77,16 +92,37 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
             ) {
                 verdicts.push(Verdict::failed(id, blocked));
             }
-            push_impostors(run, secure, &mut verdicts);
-            verdicts.push(no_server_message(run));
             return verdicts;
         }
-    }
+    };
+    verdicts.push(connects_passed(started));
+    verdicts.push(match &scene.facts {
+        Some(facts) => Verdict::passed(
+            "tls_handshake",
+            format!(
+                "The TLS handshake succeeded ({}), with the grader presenting the lab's certificate for localhost.",
+                facts.protocol
+            ),
+        )
+        .saw(format!("negotiated {} with {}", facts.protocol, facts.cipher_suite)),
+        None => run.tls_not_used("tls_handshake"),
+    });
+    let typed = chat_checks::typed_line_sent(run, &mut scene, role);
+    let shown = chat_checks::line_shown(run, &mut scene, role);
+    let mut shared = None;
+    let last = if typed.status == Status::Passed {
+        &shown
+    } else {
+        &typed
+    };
+    run.keep_if_sound(&mut shared, scene, last);
+    verdicts.extend([typed, shown]);
+
     let open = |run: &Run<'_>| run.open_client(real_server());
-    verdicts.extend(chat_checks::in_fresh_scenes(run, open, role));
-    verdicts.push(run.scene("exit_clean", open, exit_clean));
-    push_impostors(run, secure, &mut verdicts);
-    verdicts.push(no_server_message(run));
+    verdicts.extend(chat_checks::in_shared_run(run, &mut shared, open, role));
+    // Exit ends the client: the last check of the shared run.
+    verdicts.push(run.shared_scene("exit_clean", &mut shared, open, exit_clean));
+    run.end_shared(&mut shared);
     verdicts
 }
 
@@ -99,16 +135,6 @@ fn connects_passed(started: Instant) -> Verdict {
     );
     connects.elapsed = started.elapsed();
     connects
-}
-
-fn push_impostors(run: &Run<'_>, secure: bool, verdicts: &mut Vec<Verdict>) {
-    if secure {
-        verdicts.push(impostor(run, "refuses_untrusted", Impostor::UntrustedCa));
-        verdicts.push(impostor(run, "refuses_wrong_name", Impostor::WrongName));
-    } else {
-        verdicts.push(run.tls_not_used("refuses_untrusted"));
-        verdicts.push(run.tls_not_used("refuses_wrong_name"));
-    }
 }
 
 fn client_handshake_advice(run: &Run<'_>, failure: &HandshakeFailure) -> String {
@@ -262,7 +288,7 @@ fn no_server_message(run: &Run<'_>) -> Verdict {
         Ok(port) => port,
         Err(e) => return Verdict::failed(id, format!("The grader could not set up: {e}.")),
     };
-    let mut child = match run.program.start(&run.sandbox, port, false) {
+    let mut child = match run.start_program(port, false) {
         Ok(child) => child,
         Err(e) => return Verdict::failed(id, format!("The program could not be started: {e}.")),
     };

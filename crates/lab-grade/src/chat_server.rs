@@ -1,62 +1,78 @@
 //! The chat server's checks: the grader is the client, the student's program the server.
 //!
-//! The first scene answers the basic questions (does it listen, does TLS work, do lines
-//! go both ways); each later check starts a fresh copy of the server, so that a server
-//! stuck in `input()` after one check cannot fail the next for the wrong reason.
+//! As a TA would, the grader starts the server three times. The first run answers the
+//! basic questions (does it listen, does TLS work, do lines go both ways) and then full
+//! duplex and framing in the same session, ending with the client's `Exit`; a check that
+//! fails there hands the next a fresh copy (see [`Run::shared_scene`]), so a server stuck in
+//! `input()` after one check cannot fail the next for the wrong reason. A vanishing client
+//! and a plaintext client each get a server of their own, in lanes that run alongside the
+//! first (see [`Run::lane`]): a server that dies of either cannot spoil anything else.
 
 use lab_kit::child::Stream;
 
 use crate::advice::Remedy;
 use crate::chat_checks;
-use crate::report::Verdict;
-use crate::scene::{Run, Scene, SceneProblem, line_with, wait_shown};
+use crate::report::{Status, Verdict};
+use crate::scene::{Run, Scene, SceneProblem, in_lane, join_lanes, line_with, wait_shown};
 use crate::wire::{Ending, HandshakeFailure, tokened};
 
 /// Runs every chat-server check.
 pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
     let secure = !run.options.plaintext;
+    std::thread::scope(|scope| {
+        let lanes = [
+            Some(in_lane(scope, run, "abrupt_disconnect", move |lane| {
+                abrupt_disconnect(lane, secure)
+            })),
+            secure.then(|| in_lane(scope, run, "plaintext_refused", plaintext_refused)),
+        ];
+        let mut verdicts = shared_run(run, secure);
+        join_lanes(&mut verdicts, lanes.into_iter().flatten());
+        verdicts
+    })
+}
+
+/// The first run of the server, shared by every check up to `Exit`. When it shows that a
+/// lane's check cannot mean anything (the server never listened, no TLS session), it gives
+/// that check's verdict itself, which then wins over the lane's.
+fn shared_run(run: &Run<'_>, secure: bool) -> Vec<Verdict> {
     // The checks shared with the chat client (crate::chat_checks), worded for a server.
     let role = &chat_checks::SERVER;
     let mut verdicts = Vec::new();
     let started = std::time::Instant::now();
-    // Scene 1: listening, handshake, TLS version, one line each way.
-    let first = match run.open_server(secure) {
-        Ok(scene) => Some(scene),
+    // Listening, handshake, TLS version, one line each way.
+    let mut scene = match run.open_server(secure) {
+        Ok(scene) => scene,
         Err(failure) => {
-            if let SceneProblem::Handshake(handshake) = &failure.reason {
-                verdicts.push(run.listening_passed(started));
-                let mut failed = Verdict::failed(
-                    "tls_handshake",
-                    format!("The TLS handshake failed: {}.", handshake.describe()),
-                )
-                .say(handshake_advice(run, handshake));
-                let version = version_after_failure(handshake);
-                if let Some(mut child) = failure.child {
-                    run.settle_then_stop(&mut child);
-                    failed = run.with_output(failed, &mut child);
-                }
-                verdicts.push(failed);
-                verdicts.push(version);
-                // Everything up to the plaintext client needs a TLS session.
-                for id in crate::rubric::ids_between(
-                    crate::rubric::CHAT_SERVER,
-                    "tls_version",
-                    "plaintext_refused",
-                ) {
-                    verdicts.push(Verdict::failed(
-                        id,
-                        "Not run: it needs a TLS session, and the handshake failed (see above).",
-                    ));
-                }
-                verdicts.push(plaintext_refused(run));
-            } else {
+            let SceneProblem::Handshake(handshake) = &failure.reason else {
                 return run.never_listening(failure, started, crate::rubric::CHAT_SERVER);
+            };
+            verdicts.push(run.listening_passed(started));
+            let mut failed = Verdict::failed(
+                "tls_handshake",
+                format!("The TLS handshake failed: {}.", handshake.describe()),
+            )
+            .say(handshake_advice(run, handshake));
+            let version = version_after_failure(handshake);
+            if let Some(mut child) = failure.child {
+                run.settle_then_stop(&mut child);
+                failed = run.with_output(failed, &mut child);
             }
-            None
+            verdicts.push(failed);
+            verdicts.push(version);
+            // Everything up to the plaintext client needs a TLS session.
+            for id in crate::rubric::ids_between(
+                crate::rubric::CHAT_SERVER,
+                "tls_version",
+                "plaintext_refused",
+            ) {
+                verdicts.push(Verdict::failed(
+                    id,
+                    "Not run: it needs a TLS session, and the handshake failed (see above).",
+                ));
+            }
+            return verdicts;
         }
-    };
-    let Some(mut scene) = first else {
-        return verdicts;
     };
     verdicts.push(run.listening_passed(started));
     match &scene.facts {
@@ -84,17 +100,23 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
             verdicts.push(run.tls_not_used("tls_version"));
         }
     }
-    verdicts.push(chat_checks::line_shown(run, &mut scene, role));
-    verdicts.push(chat_checks::typed_line_sent(run, &mut scene, role));
-    run.stop(&mut scene.child);
+    let shown = chat_checks::line_shown(run, &mut scene, role);
+    let typed = chat_checks::typed_line_sent(run, &mut scene, role);
+    let mut shared = None;
+    let last = if shown.status == Status::Passed {
+        &typed
+    } else {
+        &shown
+    };
+    run.keep_if_sound(&mut shared, scene, last);
+    verdicts.extend([shown, typed]);
 
     let open = |run: &Run<'_>| run.open_server(secure);
-    verdicts.extend(chat_checks::in_fresh_scenes(run, open, role));
-    verdicts.push(run.scene("exit_handled", open, exit_handled));
-    verdicts.push(abrupt_disconnect(run, secure));
-    if secure {
-        verdicts.push(plaintext_refused(run));
-    } else {
+    verdicts.extend(chat_checks::in_shared_run(run, &mut shared, open, role));
+    // Exit ends the session: the last check of the shared run.
+    verdicts.push(run.shared_scene("exit_handled", &mut shared, open, exit_handled));
+    run.end_shared(&mut shared);
+    if !secure {
         verdicts.push(run.tls_not_used("plaintext_refused"));
     }
     verdicts

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::advice::Remedy;
 use crate::program::{self, Health};
 use crate::report::Verdict;
-use crate::scene::{Run, Scene, waited_words};
+use crate::scene::{Run, Scene, in_lane, join_lanes, waited_words};
 use crate::wire::{GraderConn, Waited, tokened};
 
 /// Size of the large-burst check: big enough to exceed the socket buffers, so that a server
@@ -21,17 +21,30 @@ use crate::wire::{GraderConn, Waited, tokened};
 pub const BURST_BYTES: usize = 256 * 1024;
 
 /// Runs every echo-server check.
+///
+/// Twice started, as a TA would: one run holds one connection for every check up to the
+/// large burst (a fresh copy after a failed check, see [`Run::shared_scene`]); the vanishing
+/// client gets a server of its own, in a lane alongside (see [`Run::lane`]).
 pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
+    std::thread::scope(|scope| {
+        let vanishes = in_lane(scope, run, "client_vanishes", client_vanishes);
+        let mut verdicts = shared_run(run);
+        join_lanes(&mut verdicts, [vanishes]);
+        verdicts
+    })
+}
+
+/// The run shared by every check up to the large burst, on one connection.
+fn shared_run(run: &Run<'_>) -> Vec<Verdict> {
     let mut verdicts = Vec::new();
     let started = Instant::now();
-    let first = match run.open_server(false) {
+    let mut first = match run.open_server(false) {
         Ok(scene) => scene,
         Err(failure) => {
             return run.never_listening(failure, started, crate::rubric::ECHO_SERVER);
         }
     };
     verdicts.push(run.listening_passed(started));
-    let mut first = first;
     let mut echo = echo_exactly(
         run,
         &mut first,
@@ -40,37 +53,43 @@ pub fn grade(run: &Run<'_>) -> Vec<Verdict> {
         "a line",
         None,
     );
-    run.stop(&mut first.child);
+    let mut shared = None;
+    run.keep_if_sound(&mut shared, first, &echo);
     echo.elapsed = started.elapsed();
     verdicts.push(echo);
     let open = |run: &Run<'_>| run.open_server(false);
-    verdicts.push(run.scene("framing_two_lines", open, |run, scene| {
-        echo_exactly(
-            run,
-            scene,
-            "framing_two_lines",
-            &format!(
-                "first: {}\nsecond: {}\n",
-                tokened("violin"),
-                tokened("walnut")
-            ),
-            "two lines in one TCP segment",
-            None,
-        )
-    }));
-    verdicts.push(run.scene("framing_split_line", open, |run, scene| {
-        echo_exactly(
-            run,
-            scene,
-            "framing_split_line",
-            &format!("split: {}\n", tokened("xylophone")),
-            "one line in two segments",
-            Some(b"split: xylo".len()),
-        )
-    }));
-    verdicts.push(run.scene("several_clients", open, several_clients));
-    verdicts.push(run.scene("large_burst", open, large_burst));
-    verdicts.push(client_vanishes(run));
+    verdicts.push(
+        run.shared_scene("framing_two_lines", &mut shared, open, |run, scene| {
+            echo_exactly(
+                run,
+                scene,
+                "framing_two_lines",
+                &format!(
+                    "first: {}\nsecond: {}\n",
+                    tokened("violin"),
+                    tokened("walnut")
+                ),
+                "two lines in one TCP segment",
+                None,
+            )
+        }),
+    );
+    verdicts.push(
+        run.shared_scene("framing_split_line", &mut shared, open, |run, scene| {
+            echo_exactly(
+                run,
+                scene,
+                "framing_split_line",
+                &format!("split: {}\n", tokened("xylophone")),
+                "one line in two segments",
+                Some(b"split: xylo".len()),
+            )
+        }),
+    );
+    verdicts.push(run.shared_scene("several_clients", &mut shared, open, several_clients));
+    // The burst ends the connection: the last check of the shared run.
+    verdicts.push(run.shared_scene("large_burst", &mut shared, open, large_burst));
+    run.end_shared(&mut shared);
     verdicts
 }
 
@@ -84,6 +103,8 @@ fn echo_exactly(
     split: Option<usize>,
 ) -> Verdict {
     let message = message.as_bytes();
+    // On a shared connection, only what comes back from now on answers this message.
+    scene.conn.forget_received();
     let sent = match split {
         Some(at) => scene
             .conn
@@ -215,6 +236,7 @@ fn several_clients(run: &Run<'_>, scene: &mut Scene) -> Verdict {
 /// 256 KiB of numbered lines, written by one thread while the grader reads the echo.
 fn large_burst(run: &Run<'_>, scene: &mut Scene) -> Verdict {
     let id = "large_burst";
+    scene.conn.forget_received();
     let mut expected = Vec::with_capacity(BURST_BYTES);
     let mut n = 0;
     let token = crate::wire::fresh_token();

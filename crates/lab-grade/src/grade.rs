@@ -7,10 +7,9 @@
 //! [`crate::rubric`]: a check the rubric names and no assignment runs fails the unit test
 //! `every_check_of_every_assignment_gets_exactly_one_verdict`.
 
-use crate::program::{GraderPki, GraderTls, SetupError, StudentProgram};
+use crate::program::{GraderPki, SetupError, StudentProgram};
 use crate::report::GradeReport;
 use crate::rubric::{Assignment, Rubric};
-use crate::sandbox::Sandbox;
 pub use crate::scene::{Deadlines, GradeOptions, Run};
 
 /// Grades `program` for `assignment` and scores it with `rubric`.
@@ -21,42 +20,30 @@ pub fn grade(
     options: GradeOptions,
     rubric: &Rubric,
 ) -> Result<GradeReport, SetupError> {
-    let run = Run {
-        program,
-        sandbox: Sandbox::new(
-            pki,
-            program.dir.as_deref(),
-            assignment != Assignment::ChatClient,
-        )?,
-        language: crate::advice::detect_language(
-            &program.argv,
-            program.dir.as_deref().or(program.workdir.as_deref()),
-        ),
-        tls: GraderTls::new(pki)?,
-        options,
-    };
+    let run = Run::new(program, pki, assignment != Assignment::ChatClient, options)?;
     let verdicts = run_checks(assignment, &run);
     let transport = if options.plaintext || assignment == Assignment::EchoServer {
         "plaintext"
     } else {
         "tls"
     };
-    Ok(crate::report::score(
-        assignment,
-        program.display(),
-        transport,
-        verdicts,
-        rubric,
-    ))
+    let mut report =
+        crate::report::score(assignment, program.display(), transport, verdicts, rubric);
+    report.program_starts = run.program_starts();
+    Ok(report)
 }
 
-/// Every check of `assignment`, run: one verdict per check of its rubric, in its order.
+/// Every check of `assignment`, run: one verdict per check of its rubric, in its order
+/// (the checks run in lanes side by side finish in any order).
 pub fn run_checks(assignment: Assignment, run: &Run<'_>) -> Vec<crate::report::Verdict> {
-    match assignment {
+    let mut verdicts = match assignment {
         Assignment::ChatServer => crate::chat_server::grade(run),
         Assignment::ChatClient => crate::chat_client::grade(run),
         Assignment::EchoServer => crate::echo_server::grade(run),
-    }
+    };
+    let checks = assignment.checks();
+    verdicts.sort_by_key(|v| checks.iter().position(|c| c.id == v.id));
+    verdicts
 }
 
 #[cfg(test)]
@@ -69,12 +56,11 @@ mod tests {
     fn verdict_ids(assignment: Assignment, argv: &[&str], plaintext: bool) -> Vec<&'static str> {
         let pki = GraderPki::generate().unwrap();
         let program = StudentProgram::new(argv.iter().map(|s| s.to_string()).collect()).unwrap();
-        let run = Run {
-            program: &program,
-            sandbox: Sandbox::new(&pki, None, assignment != Assignment::ChatClient).unwrap(),
-            language: crate::advice::Language::Python,
-            tls: GraderTls::new(&pki).unwrap(),
-            options: GradeOptions {
+        let mut run = Run::new(
+            &program,
+            &pki,
+            assignment != Assignment::ChatClient,
+            GradeOptions {
                 plaintext,
                 no_tls_required: false,
                 deadlines: Deadlines {
@@ -84,7 +70,9 @@ mod tests {
                     grace: Duration::from_millis(100),
                 },
             },
-        };
+        )
+        .unwrap();
+        run.language = crate::advice::Language::Python;
         run_checks(assignment, &run).iter().map(|v| v.id).collect()
     }
 

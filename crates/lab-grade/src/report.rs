@@ -116,6 +116,9 @@ pub struct GradeReport {
     /// Gradescope visibility for every test.
     #[serde(skip)]
     pub visibility: String,
+    /// How many times the grader started the program (for the benchmark).
+    #[serde(skip)]
+    pub program_starts: usize,
 }
 
 /// Attaches the rubric's points to the verdicts, in the rubric's order of checks.
@@ -166,6 +169,7 @@ pub fn score(
         max_score: checks.iter().map(|c| c.max_points).sum(),
         checks,
         visibility: rubric.visibility.clone(),
+        program_starts: 0,
     }
 }
 

@@ -1,11 +1,21 @@
 //! The scene toolkit: the machinery every check uses, and nothing else.
 //!
-//! A check is a short scene with the student's program: start it (fresh, on a fresh port),
-//! connect to it or let it connect, say or type something, and watch what comes out, each
-//! step with its own deadline. Every check starts its own copy of the program, so that one
-//! failure (a program stuck in `input()`, a crash) cannot spoil the checks after it, and the
-//! result of each check means one thing. At the end of each scene the program is stopped
-//! with its whole process group (SIGTERM, then SIGKILL after a short grace), whatever it did.
+//! A check is a short scene with the student's program: start it on a fresh port, connect
+//! to it or let it connect, say or type something, and watch what comes out, each step with
+//! its own deadline. At the end of a scene the program is stopped with its whole process
+//! group (SIGTERM, then SIGKILL after a short grace), whatever it did.
+//!
+//! A careful TA does not restart the program for every question. They start it, and ask
+//! one question after another in the same session while the answers are right; after a
+//! wrong answer (a line lost, a crash, a program stuck in `input()`) they restart it, so
+//! that the next question is judged on a program in a known state. [`Run::shared_scene`]
+//! does the same: consecutive checks share one run of the program (and one connection)
+//! while each passes and leaves the program healthy; a failed check ends the run, and the
+//! next check starts a fresh copy. The checks that provoke the end of a session (`Exit`, a
+//! reset, a plaintext client, an impostor) come last in a shared run or get a run of their
+//! own, in a [`Run::lane`] running at the same time as the others: each lane is a separate
+//! copy of the program in its own sandbox, on its own port, so that lanes cannot meet, and
+//! the seconds a check spends watching for a crash overlap instead of adding up.
 //!
 //! The assignment-specific scenes are in [`crate::chat_server`], [`crate::chat_client`] and
 //! [`crate::echo_server`]; they import this module, and [`crate::grade`] (the dispatcher)
@@ -13,13 +23,17 @@
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lab_kit::child::{RunningChild, Stream};
 use lab_kit::tls::SessionFacts;
 
 use crate::advice::{Language, Remedy};
-use crate::program::{self, GraderTls, Health, NotListening, StudentProgram};
+use crate::program::{
+    self, GraderPki, GraderTls, Health, NotListening, SetupError, StudentProgram,
+};
 use crate::report::Verdict;
 use crate::rubric::CheckSpec;
 use crate::sandbox::Sandbox;
@@ -76,16 +90,22 @@ pub const DUPLEX_ROUNDS: usize = 5;
 /// Lines each way in every round.
 pub const LINES_PER_ROUND: usize = 3;
 
-/// One grading run of one program.
+/// One grading run of one program (or one lane of it: see [`Run::lane`]).
 #[derive(Debug)]
 pub struct Run<'a> {
     pub program: &'a StudentProgram,
+    /// The run's certificates, for the sandboxes of its lanes.
+    pub pki: &'a GraderPki,
+    /// True when the program plays the server (it gets the server's files).
+    pub as_server: bool,
     /// Where and as whom the program runs.
     pub sandbox: Sandbox,
     /// The submission's language, for advice in its own terms.
     pub language: Language,
     pub tls: GraderTls,
     pub options: GradeOptions,
+    /// How many times the program was started, over this run and all its lanes.
+    pub starts: Arc<AtomicUsize>,
 }
 
 /// A program and the grader's connection with it.
@@ -145,6 +165,110 @@ impl SceneProblem {
     }
 }
 
+impl<'a> Run<'a> {
+    /// A grading run of `program`, in a sandbox of its own; `as_server` when it plays the
+    /// server. Its language (for advice) is read from its command and folder.
+    pub fn new(
+        program: &'a StudentProgram,
+        pki: &'a GraderPki,
+        as_server: bool,
+        options: GradeOptions,
+    ) -> Result<Self, SetupError> {
+        Ok(Run {
+            program,
+            pki,
+            as_server,
+            sandbox: Sandbox::new(pki, program.dir.as_deref(), as_server)?,
+            language: crate::advice::detect_language(
+                &program.argv,
+                program.dir.as_deref().or(program.workdir.as_deref()),
+            ),
+            tls: GraderTls::new(pki)?,
+            options,
+            starts: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Another lane of this run: the same program and settings, in a sandbox of its own (its
+    /// own folder, user and port), so that it can run at the same time as this one without
+    /// meeting it. Its starts count toward this run's.
+    pub fn lane(&self) -> Result<Run<'a>, SetupError> {
+        Ok(Run {
+            program: self.program,
+            pki: self.pki,
+            as_server: self.as_server,
+            sandbox: Sandbox::new(self.pki, self.program.dir.as_deref(), self.as_server)?,
+            language: self.language,
+            tls: self.tls.clone(),
+            options: self.options,
+            starts: Arc::clone(&self.starts),
+        })
+    }
+
+    /// How many times the program was started so far, over this run and its lanes.
+    pub fn program_starts(&self) -> usize {
+        self.starts.load(Ordering::Relaxed)
+    }
+
+    /// Starts the program in this run's sandbox, counting the start.
+    pub fn start_program(
+        &self,
+        port: u16,
+        as_server: bool,
+    ) -> Result<RunningChild, lab_kit::child::SpawnError> {
+        self.starts.fetch_add(1, Ordering::Relaxed);
+        self.program.start(&self.sandbox, port, as_server)
+    }
+}
+
+/// Runs `check` in a lane of its own (see [`Run::lane`]) on a thread of `scope`; `id` names
+/// the check in the verdict given if the lane cannot be set up or the check panics.
+pub fn in_lane<'scope, 'env, 'a: 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    run: &'env Run<'a>,
+    id: &'static str,
+    check: impl FnOnce(&Run<'a>) -> Verdict + Send + 'scope,
+) -> Lane<'scope> {
+    Lane {
+        id,
+        handle: scope.spawn(move || match run.lane() {
+            Ok(lane) => check(&lane),
+            Err(e) => Verdict::failed(id, format!("The grader could not set up: {e}.")),
+        }),
+    }
+}
+
+/// A check running in its own lane; [`Lane::verdict`] waits for it.
+#[derive(Debug)]
+pub struct Lane<'scope> {
+    id: &'static str,
+    handle: std::thread::ScopedJoinHandle<'scope, Verdict>,
+}
+
+/// Adds each lane's verdict to `verdicts`, unless `verdicts` already holds one for its check
+/// (given by the shared run, which found the check could not mean anything); every lane is
+/// waited for either way.
+pub fn join_lanes<'s>(verdicts: &mut Vec<Verdict>, lanes: impl IntoIterator<Item = Lane<'s>>) {
+    for lane in lanes {
+        let verdict = lane.verdict();
+        if !verdicts.iter().any(|v| v.id == verdict.id) {
+            verdicts.push(verdict);
+        }
+    }
+}
+
+impl Lane<'_> {
+    /// The lane's verdict, once its check has finished.
+    pub fn verdict(self) -> Verdict {
+        self.handle.join().unwrap_or_else(|_| {
+            Verdict::failed(
+                self.id,
+                "This check did not finish: the grader failed while running it (a bug in the grader: please report it).",
+            )
+        })
+    }
+}
+
 impl Run<'_> {
     /// The deadline for a step starting now.
     pub fn step_deadline(&self) -> Instant {
@@ -164,13 +288,10 @@ impl Run<'_> {
                 reason: SceneProblem::Setup(e.to_string()),
                 child: None,
             })?;
-            let mut child =
-                self.program
-                    .start(&self.sandbox, port, true)
-                    .map_err(|e| SceneFailure {
-                        reason: SceneProblem::NotListening(NotListening::Spawn(e.to_string())),
-                        child: None,
-                    })?;
+            let mut child = self.start_program(port, true).map_err(|e| SceneFailure {
+                reason: SceneProblem::NotListening(NotListening::Spawn(e.to_string())),
+                child: None,
+            })?;
             match program::connect_to_started(&mut child, port, self.options.deadlines.start) {
                 Ok(tcp) if program::listener_is_ours(&child, port) => break (child, tcp),
                 Ok(_) if attempt < 3 => self.stop(&mut child),
@@ -218,13 +339,10 @@ impl Run<'_> {
         };
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(setup)?;
         let port = listener.local_addr().map_err(setup)?.port();
-        let mut child = self
-            .program
-            .start(&self.sandbox, port, false)
-            .map_err(|e| SceneFailure {
-                reason: SceneProblem::NotListening(NotListening::Spawn(e.to_string())),
-                child: None,
-            })?;
+        let mut child = self.start_program(port, false).map_err(|e| SceneFailure {
+            reason: SceneProblem::NotListening(NotListening::Spawn(e.to_string())),
+            child: None,
+        })?;
         let tcp = match accept_from(&listener, &mut child, self.options.deadlines.start) {
             Ok(tcp) => tcp,
             Err(reason) => {
@@ -329,6 +447,58 @@ impl Run<'_> {
         };
         verdict.elapsed = started.elapsed();
         verdict
+    }
+
+    /// Runs `body` on the scene the checks before it left in `shared` (see the module
+    /// docs), or on a fresh one made by `open` if they left none.
+    ///
+    /// Afterwards the scene goes back into `shared` only if the check passed and the program
+    /// is still running without a crash; otherwise the program is stopped, and the next
+    /// check starts a fresh copy. Call [`end_shared`](Self::end_shared) after the last.
+    pub fn shared_scene(
+        &self,
+        id: &'static str,
+        shared: &mut Option<Scene>,
+        open: impl FnOnce(&Self) -> Result<Scene, SceneFailure>,
+        body: impl FnOnce(&Self, &mut Scene) -> Verdict,
+    ) -> Verdict {
+        let started = Instant::now();
+        let mut scene = match shared.take() {
+            Some(scene) => scene,
+            None => match open(self) {
+                Ok(scene) => scene,
+                Err(failure) => {
+                    let mut verdict = self.scene_failed(id, failure);
+                    verdict.elapsed = started.elapsed();
+                    return verdict;
+                }
+            },
+        };
+        let mut verdict = body(self, &mut scene);
+        self.keep_if_sound(shared, scene, &verdict);
+        verdict.elapsed = started.elapsed();
+        verdict
+    }
+
+    /// Puts `scene` into `shared` for the next check if `verdict` passed and the program
+    /// runs without a crash; stops it otherwise.
+    pub fn keep_if_sound(&self, shared: &mut Option<Scene>, mut scene: Scene, verdict: &Verdict) {
+        let health = self.health(&mut scene.child);
+        if verdict.status == crate::report::Status::Passed
+            && health.exited.is_none()
+            && health.crash.is_none()
+        {
+            *shared = Some(scene);
+        } else {
+            self.stop(&mut scene.child);
+        }
+    }
+
+    /// Stops the program of a shared run, if one is still running.
+    pub fn end_shared(&self, shared: &mut Option<Scene>) {
+        if let Some(mut scene) = shared.take() {
+            self.stop(&mut scene.child);
+        }
     }
 
     /// A failed verdict for a scene that could not be set up, with the program's output.

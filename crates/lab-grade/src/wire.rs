@@ -278,6 +278,12 @@ impl GraderConn {
         self.ended.as_ref()
     }
 
+    /// Forgets what was received so far: on a connection shared by several checks, each
+    /// judges only what arrives after it began.
+    pub fn forget_received(&mut self) {
+        self.received.clear();
+    }
+
     /// Everything received so far, as text (invalid UTF-8 replaced).
     pub fn received_text(&self) -> String {
         String::from_utf8_lossy(&self.received).into_owned()

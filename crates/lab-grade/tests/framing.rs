@@ -11,9 +11,7 @@ mod common;
 use common::{options, pki, program, program_dir, write_program};
 use lab_grade::advice::Language;
 use lab_grade::chat_checks::{SERVER, framing_two_lines, typed_line_sent};
-use lab_grade::program::GraderTls;
 use lab_grade::report::{Status, Verdict};
-use lab_grade::sandbox::Sandbox;
 use lab_grade::scene::Run;
 
 /// A correct chat server: a thread shows each line from the client as `peer: …` (it starts
@@ -97,13 +95,8 @@ fn one_check(
         .chain(extra.iter().copied())
         .collect();
     let program = program(&argv, Some(dir.to_path_buf()));
-    let run = Run {
-        program: &program,
-        sandbox: Sandbox::new(pki(), None, true).unwrap(),
-        language: Language::Python,
-        tls: GraderTls::new(pki()).unwrap(),
-        options: options(true),
-    };
+    let mut run = Run::new(&program, pki(), true, options(true)).unwrap();
+    run.language = Language::Python;
     run.scene(
         id,
         |run| run.open_server(false),
