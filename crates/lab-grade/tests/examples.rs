@@ -285,6 +285,26 @@ fn the_node_chat_server_gets_full_marks() {
 }
 
 #[test]
+fn the_java_chat_server_gets_full_marks_through_its_run_sh() {
+    if !have("javac", "grading the Java reference server") {
+        return;
+    }
+    let report = grade(
+        Assignment::ChatServer,
+        &[
+            "sh",
+            "examples/chat/secure-java/run.sh",
+            "{port}",
+            "{cert}",
+            "{key}",
+        ],
+        options(false),
+    );
+    assert_full_marks(&report, 18.0);
+    snapshot("java_chat_server", &narrated(&report));
+}
+
+#[test]
 fn the_node_chat_client_gets_full_marks() {
     if !have("node", "grading the Node.js reference client") {
         return;
