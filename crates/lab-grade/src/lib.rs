@@ -21,9 +21,11 @@
 //! - [`gradescope`]: Gradescope's `results.json` and the autograder zip (`export-gradescope`);
 //!   [`classroom`]: the runner result GitHub Classroom's reporter reads.
 //! - [`batch`]: a folder of submissions, graded in parallel, summarised as CSV and JSON.
+//! - [`bench`]: how long grading each reference submission takes, and how many starts.
 
 pub mod advice;
 pub mod batch;
+pub mod bench;
 pub mod chat_checks;
 pub mod chat_client;
 pub mod chat_server;

@@ -67,6 +67,24 @@ enum Command {
     /// Write a Gradescope autograder zip that grades ASSIGNMENT with these settings.
     #[command(after_help = EXAMPLES)]
     ExportGradescope(ExportGradescope),
+    /// Time the grading of each reference submission in examples/ (program starts, wall
+    /// time) next to the targets; for real figures build with --release.
+    #[command(after_help = "Example:\n  cargo run --release -p lab-grade -- bench --runs 3")]
+    Bench(Bench),
+}
+
+#[derive(Debug, Args)]
+struct Bench {
+    /// How many times to grade each reference (the median is shown).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=100))]
+    runs: u16,
+    /// The repository root, holding examples/ (default: the current folder, else the
+    /// source tree this binary was built from).
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// One JSON object per reference instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -392,12 +410,21 @@ fn run_export(export: ExportGradescope) -> Result<(), String> {
     Ok(())
 }
 
+fn run_bench(bench: Bench) -> Result<(), String> {
+    let root = lab_grade::bench::find_root(bench.root.as_deref())?;
+    let mut narrator = Narrator::stdout(Format::from_json_flag(bench.json));
+    let result = lab_grade::bench::run(&root, usize::from(bench.runs), &mut narrator);
+    let _ = narrator.flush();
+    result.map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// Ends the student's programs and removes the grader's temporary folders when the grader
 /// is interrupted (Ctrl-C, SIGINT) or told to stop (SIGTERM, as a CI timeout does).
 ///
 /// The signals are blocked in every thread and taken by one thread with `sigwait`, so the
 /// clean-up runs as ordinary code, not in a signal handler. A program the grader starts
-/// gets an empty signal mask again (the standard library resets it before `exec`).
+/// gets an empty signal mask again: the mask survives `exec`, so
+/// `lab_grade::sandbox::Sandbox::confine` clears it in the child.
 fn clean_up_on_interrupt() {
     // SAFETY: sigset_t is plain data, filled by sigemptyset/sigaddset; pthread_sigmask
     // changes this thread's mask, inherited by the threads started after it.
@@ -433,6 +460,7 @@ fn main() -> ExitCode {
         Command::EchoServer(single) => run_single(Assignment::EchoServer, single),
         Command::Batch(batch) => run_batch(batch),
         Command::ExportGradescope(export) => run_export(export),
+        Command::Bench(bench) => run_bench(bench),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
