@@ -292,7 +292,9 @@ fn no_server_message(run: &Run<'_>) -> Verdict {
         Ok(child) => child,
         Err(e) => return Verdict::failed(id, format!("The program could not be started: {e}.")),
     };
-    let status = program::wait_exit(&mut child, run.options.deadlines.step);
+    // Starting is part of it (a JVM, a build in run.sh): the client gets the time a program
+    // may take to start and connect, not one step, to find the port closed and say so.
+    let status = program::wait_exit(&mut child, run.options.deadlines.start);
     let health = run.health(&mut child);
     let message = program::tail(&child, Stream::Stderr, 1)
         .pop()
@@ -302,8 +304,8 @@ fn no_server_message(run: &Run<'_>) -> Verdict {
             Verdict::failed(
                 id,
                 format!(
-                    "With no server on its port, the client was still running {} ms later. Connecting to a closed port fails at once (ECONNREFUSED): report it and exit.",
-                    run.options.deadlines.step.as_millis()
+                    "With no server on its port, the client was still running {} ms after it was started. Connecting to a closed port fails at once (ECONNREFUSED): report it and exit.",
+                    run.options.deadlines.start.as_millis()
                 ),
             ),
             &mut child,
