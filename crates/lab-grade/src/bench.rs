@@ -103,6 +103,19 @@ pub const REFERENCES: &[Reference] = &[
         target: None,
     },
     Reference {
+        name: "chat client, Java",
+        assignment: Assignment::ChatClient,
+        argv: &[
+            "sh",
+            "examples/chat/secure-java/client.sh",
+            "{host}",
+            "{port}",
+            "{ca}",
+        ],
+        needs: Some("javac"),
+        target: None,
+    },
+    Reference {
         name: "echo server, Python",
         assignment: Assignment::EchoServer,
         argv: &["python3", "examples/echo/correct/server.py", "{port}"],
