@@ -1,7 +1,4 @@
 //! `lab-grade batch`: a folder of submissions, graded in parallel, summarised as CSV and JSON.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,7 +15,7 @@ fn submission(root: &Path, name: &str, server_py: Option<&str>) {
 }
 
 fn example(path: &str) -> String {
-    std::fs::read_to_string(common::repo_root().join(path)).unwrap()
+    std::fs::read_to_string(crate::common::repo_root().join(path)).unwrap()
 }
 
 fn run_batch(dir: &Path, out: &Path, assignment: &str, jobs: &str) -> String {
@@ -109,7 +106,7 @@ fn a_batch_with_broken_submissions_gives_every_one_a_row() {
 }
 
 /// The bounded bigger run: 50 submissions (every fifth broken in one of four ways),
-/// four at a time. Run it with `cargo test -p lab-grade --test batch -- --ignored`.
+/// four at a time. Run it with `cargo test -p lab-grade --test main -- --ignored batch::`.
 #[test]
 #[ignore = "about a minute: run by hand, figures in the report"]
 fn fifty_submissions_four_at_a_time_all_get_a_result() {
@@ -146,6 +143,162 @@ fn fifty_submissions_four_at_a_time_all_get_a_result() {
     assert!(
         rows.iter()
             .all(|r| r["max_score"] == 18.0 && r["report"].is_object())
+    );
+}
+
+/// Writes a submission folder `name` in `subs` with `files` (name, text), and a `run.sh`
+/// that starts it the mixed-language way (`sh {dir}/run.sh {port} {cert} {key}`).
+fn folder_with_run_sh(subs: &Path, name: &str, files: &[(&str, String)], run_sh: &str) {
+    let dir = subs.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (file, text) in files {
+        std::fs::write(dir.join(file), text).unwrap();
+    }
+    std::fs::write(
+        dir.join("run.sh"),
+        format!("#!/bin/sh\nhere=\"$(dirname \"$0\")\"\n{run_sh}\n"),
+    )
+    .unwrap();
+}
+
+/// The class of 300: copies of the Python, Node.js and Java reference servers, and a third
+/// broken in six different ways, each folder with its run.sh, graded two at a time. Run it
+/// with `cargo test -p lab-grade --test main -- --ignored --nocapture three_hundred`.
+#[test]
+#[ignore = "several minutes: run by hand, figures in the report"]
+fn three_hundred_submissions_in_three_languages_two_at_a_time_all_get_a_result() {
+    if !crate::common::have("node", "Node.js submissions in the batch")
+        || !crate::common::have("javac", "Java submissions in the batch")
+    {
+        return;
+    }
+    let root = tempfile::tempdir().unwrap();
+    let subs = root.path().join("submissions");
+    let python = || ("server.py", example("examples/chat/secure/server.py"));
+    let node = || ("server.js", example("examples/chat/secure-node/server.js"));
+    let java = || {
+        (
+            "ChatServer.java",
+            example("examples/chat/secure-java/ChatServer.java"),
+        )
+    };
+    let start_python = r#"exec python3 "$here/server.py" "$@""#;
+    let mut correct = 0;
+    for i in 0..300 {
+        let name = format!("student{i:03}");
+        let broken = |text: &str| [("server.py", text.to_string())];
+        match i % 9 {
+            0..=2 => folder_with_run_sh(&subs, &name, &[python()], start_python),
+            3 | 4 => folder_with_run_sh(
+                &subs,
+                &name,
+                &[node()],
+                r#"exec node "$here/server.js" "$@""#,
+            ),
+            5 => {
+                // The reference's own run.sh: javac into $TMPDIR, then java.
+                let dir = subs.join(&name);
+                std::fs::create_dir_all(&dir).unwrap();
+                std::fs::write(dir.join("ChatServer.java"), java().1).unwrap();
+                std::fs::write(
+                    dir.join("run.sh"),
+                    example("examples/chat/secure-java/run.sh"),
+                )
+                .unwrap();
+            }
+            // A plaintext server graded for TLS: the handshake times out.
+            6 => folder_with_run_sh(
+                &subs,
+                &name,
+                &broken(&example("examples/chat/insecure/server.py")),
+                r#"exec python3 "$here/server.py" "$1""#,
+            ),
+            7 => match (i / 9) % 4 {
+                0 => folder_with_run_sh(
+                    &subs,
+                    &name,
+                    &broken("import sys\nsys.exit(1)\n"),
+                    start_python,
+                ),
+                1 => folder_with_run_sh(
+                    &subs,
+                    &name,
+                    &broken("while True: print('x' * 80)\n"),
+                    start_python,
+                ),
+                2 => submission(&subs, &name, None),
+                _ => folder_with_run_sh(&subs, &name, &broken("def main(:\n"), start_python),
+            },
+            // Listens, accepts, and never says a word; or crashes on the first line.
+            _ => match (i / 9) % 2 {
+                0 => folder_with_run_sh(
+                    &subs,
+                    &name,
+                    &broken(
+                        "import socket, sys\ns = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\nc = []\nwhile True: c.append(s.accept())\n",
+                    ),
+                    start_python,
+                ),
+                _ => folder_with_run_sh(
+                    &subs,
+                    &name,
+                    &[node()],
+                    r#"exec node "$here/server.js" "$1" /nonexistent/cert.pem "$3""#,
+                ),
+            },
+        }
+        if i % 9 <= 5 {
+            correct += 1;
+        }
+    }
+    let out = root.path().join("out");
+    let started = Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+        .env("NO_COLOR", "1")
+        .arg("batch")
+        .arg(&subs)
+        .args([
+            "--run",
+            "sh {dir}/run.sh {port} {cert} {key}",
+            "--jobs",
+            "2",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .timeout(Duration::from_secs(1800))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let elapsed = started.elapsed();
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("grades.json")).unwrap()).unwrap();
+    let rows = summary["rows"].as_array().unwrap();
+    let full = rows.iter().filter(|r| r["score"] == 18.0).count();
+    eprintln!(
+        "300 submissions, --jobs 2: {:.0} s ({:.1} min), {} rows, {full} with full marks; load {}\n{}",
+        elapsed.as_secs_f64(),
+        elapsed.as_secs_f64() / 60.0,
+        rows.len(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim(),
+        String::from_utf8_lossy(&output)
+            .lines()
+            .rev()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert_eq!(rows.len(), 300, "a result for every submission");
+    assert!(
+        rows.iter()
+            .all(|r| r["max_score"] == 18.0 && r["report"].is_object())
+    );
+    assert_eq!(
+        full, correct,
+        "every copy of a reference gets full marks, no broken one does"
     );
 }
 
@@ -273,8 +426,8 @@ fn one_student_cannot_overwrite_another_nor_break_the_summary() {
 
 #[test]
 fn a_mixed_language_class_is_graded_with_one_run_sh_per_folder() {
-    if !common::have("node", "a Node.js submission in a batch")
-        || !common::have("cc", "a C submission in a batch")
+    if !crate::common::have("node", "a Node.js submission in a batch")
+        || !crate::common::have("cc", "a C submission in a batch")
     {
         return;
     }

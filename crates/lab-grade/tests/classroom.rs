@@ -1,8 +1,5 @@
 //! `--format classroom`: the runner result GitHub Classroom's reporter reads, decoded and
 //! checked field by field, and the workflow in `docs/grading.md` that uses it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -14,7 +11,7 @@ use serde_json::Value;
 fn lab_grade(args: &[&str], github_output: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_lab-grade"))
         .args(args)
-        .current_dir(common::repo_root())
+        .current_dir(crate::common::repo_root())
         .env("NO_COLOR", "1")
         .env("GITHUB_OUTPUT", github_output)
         .output()
@@ -161,7 +158,7 @@ fn a_grader_that_cannot_grade_still_gives_the_reporter_an_error_result() {
 
 /// The `yaml` block that follows `heading` in `docs/grading.md`.
 fn workflow_in_docs() -> String {
-    let docs = std::fs::read_to_string(common::repo_root().join("docs/grading.md")).unwrap();
+    let docs = std::fs::read_to_string(crate::common::repo_root().join("docs/grading.md")).unwrap();
     let section = &docs[docs.find("## GitHub Classroom").unwrap()..];
     let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
     let end = start + section[start..].find("```").unwrap();

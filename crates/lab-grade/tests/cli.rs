@@ -1,7 +1,4 @@
 //! The `lab-grade` binary: output formats, the rubric file, and its error messages.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
@@ -9,7 +6,8 @@ use serde_json::Value;
 
 fn lab_grade() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab-grade"));
-    cmd.current_dir(common::repo_root()).env("NO_COLOR", "1");
+    cmd.current_dir(crate::common::repo_root())
+        .env("NO_COLOR", "1");
     cmd
 }
 
@@ -177,7 +175,7 @@ fn a_reader_that_goes_away_does_not_make_the_grader_panic() {
     // printed. Rust's println! would panic on the broken pipe; the grader carries on.
     for format in ["text", "json"] {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lab-grade"))
-            .current_dir(common::repo_root())
+            .current_dir(crate::common::repo_root())
             .env("NO_COLOR", "1")
             .args([
                 "echo-server",

@@ -2,11 +2,8 @@
 //!
 //! Each test asserts the facts that matter (which checks pass and fail, the score), then
 //! snapshots the whole narrated report, redacted, as a student would read it.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{filters, grade, have, narrated, options, status_of};
+use crate::common::{filters, grade, have, narrated, options, status_of};
 use lab_grade::report::Status::{self, Failed, Passed};
 use lab_grade::{Assignment, GradeReport};
 
@@ -241,7 +238,7 @@ fn burst_snapshot(name: &str, text: &str) {
 fn a_client_that_checks_the_chain_but_not_the_name_fails_only_the_wrong_name_check() {
     let dir = tempfile::tempdir().unwrap();
     let secure =
-        std::fs::read_to_string(common::repo_root().join("examples/chat/secure/client.py"))
+        std::fs::read_to_string(crate::common::repo_root().join("examples/chat/secure/client.py"))
             .unwrap();
     let variant = secure.replace(
         "        context = ssl.create_default_context(cafile=ca)\n",
@@ -302,6 +299,26 @@ fn the_java_chat_server_gets_full_marks_through_its_run_sh() {
     );
     assert_full_marks(&report, 18.0);
     snapshot("java_chat_server", &narrated(&report));
+}
+
+#[test]
+fn the_java_chat_client_gets_full_marks_through_its_client_sh() {
+    if !have("javac", "grading the Java reference client") {
+        return;
+    }
+    let report = grade(
+        Assignment::ChatClient,
+        &[
+            "sh",
+            "examples/chat/secure-java/client.sh",
+            "{host}",
+            "{port}",
+            "{ca}",
+        ],
+        options(false),
+    );
+    assert_full_marks(&report, 19.0);
+    snapshot("java_chat_client", &narrated(&report));
 }
 
 #[test]

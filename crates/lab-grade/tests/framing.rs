@@ -4,11 +4,8 @@
 //! program that drew its prompt later failed, and the same program could pass or fail from
 //! one grading to the next. Each program below is graded on that one check several times,
 //! with its prompt drawn at different moments; each must get the same verdict every time.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{options, pki, program, program_dir, write_program};
+use crate::common::{options, pki, program, program_dir, write_program};
 use lab_grade::advice::Language;
 use lab_grade::chat_checks::{SERVER, framing_two_lines, typed_line_sent};
 use lab_grade::report::{Status, Verdict};
@@ -114,7 +111,7 @@ fn said(verdict: &Verdict) -> String {
 
 #[test]
 fn a_prompt_drawn_late_or_redrawn_passes_every_time() {
-    if !common::have("python3", "grading Python chat servers with prompts") {
+    if !crate::common::have("python3", "grading Python chat servers with prompts") {
         return;
     }
     let dir = program_dir();
@@ -155,7 +152,7 @@ fn a_prompt_drawn_late_or_redrawn_passes_every_time() {
 
 #[test]
 fn merged_lines_fail_every_time_with_or_without_a_prompt() {
-    if !common::have("python3", "grading Python chat servers that merge lines") {
+    if !crate::common::have("python3", "grading Python chat servers that merge lines") {
         return;
     }
     let dir = program_dir();
@@ -195,7 +192,7 @@ for line in sys.stdin:
 /// in a second write later than that was said to be missing.
 #[test]
 fn a_newline_is_judged_by_whether_it_comes_not_how_soon() {
-    if !common::have(
+    if !crate::common::have(
         "python3",
         "grading Python servers that send the newline apart",
     ) {

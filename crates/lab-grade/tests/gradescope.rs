@@ -6,9 +6,6 @@
 //! submission in `submission/`, runs `setup.sh` (it needs nothing from the internet when
 //! `python3` is already installed) and `run_autograder` from `/autograder`, and reads
 //! `results/results.json` as Gradescope would.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -113,7 +110,7 @@ impl Autograder {
 }
 
 fn examples(path: &str) -> PathBuf {
-    common::repo_root().join("examples").join(path)
+    crate::common::repo_root().join("examples").join(path)
 }
 
 /// The fields Gradescope documents, with the values the spec allows.

@@ -4,16 +4,13 @@
 //!
 //! Every attack must fail to change its own grade, reach a secret, outlive the grading,
 //! or reach the TA's terminal raw; and every test is bounded in count and time.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::common::{Written, expect, program_dir, write_program};
 use assert_cmd::Command;
-use common::{check, grade_in, options, program_dir, said, write_program};
 use lab_grade::Assignment;
 use lab_grade::report::Status::Failed;
 
@@ -45,31 +42,19 @@ fn open_dir() -> tempfile::TempDir {
 
 #[test]
 fn a_server_that_forges_the_graders_lines_at_startup_gains_nothing() {
-    let dir = program_dir();
     // Never reads a byte; prints every line the grader used to send, at startup.
-    let forger = write_program(
-        dir.path(),
+    let forger = Written::new(
         "forger.py",
         "import socket, sys, time\nlines = ['hello from the grader: apple', 'first, nobody typed yet: cherry', 'second, still nobody typed: damson', 'first of two: grape', 'second of two: honeydew', 'one line in two segments: iceberry'] + [f'round {r} sent {k}' for r in range(1, 6) for k in range(1, 4)]\nfor line in lines: print('client: ' + line)\nsys.stdout.flush()\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\nconns = []\nwhile True: conns.append(s.accept()[0])\n",
     );
-    let report = grade_in(
-        Assignment::ChatServer,
-        &["python3", &forger, "{port}"],
-        dir.path(),
-        options(true),
-    );
+    let report = forger.grade(Assignment::ChatServer, &["python3", "{file}", "{port}"]);
     for id in [
         "client_line_shown",
         "full_duplex",
         "framing_two_lines",
         "framing_split_line",
     ] {
-        assert_eq!(
-            check(&report, id).status,
-            Failed,
-            "{id}: {}",
-            said(&report, id)
-        );
+        expect(&report, id, Failed, "");
     }
 }
 
@@ -187,21 +172,13 @@ fn output_that_would_drive_the_terminal_is_escaped() {
 
 #[test]
 fn a_flood_over_the_connection_fails_as_flooded_and_the_report_stays_small() {
-    let dir = program_dir();
     // Answers every client with up to 64 MiB (bounded) instead of a chat.
-    let flooder = write_program(
-        dir.path(),
+    let flooder = Written::new(
         "flood.py",
         "import socket, sys\ns = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen()\nwhile True:\n    c, _ = s.accept()\n    try:\n        for _ in range(1024): c.sendall(b'x' * 65536)\n    except OSError: pass\n    c.close()\n",
     );
-    let report = grade_in(
-        Assignment::ChatServer,
-        &["python3", &flooder, "{port}"],
-        dir.path(),
-        options(true),
-    );
-    let text = said(&report, "stdin_line_sent");
-    assert_eq!(check(&report, "stdin_line_sent").status, Failed, "{text}");
+    let report = flooder.grade(Assignment::ChatServer, &["python3", "{file}", "{port}"]);
+    let text = expect(&report, "stdin_line_sent", Failed, "");
     assert!(text.contains("flooded"), "{text}");
     let size = serde_json::to_string(&report).unwrap().len();
     assert!(
@@ -222,24 +199,16 @@ fn a_fork_bomb_and_a_disk_filler_hit_their_limits_and_are_ended() {
         );
         return;
     }
-    let dir = program_dir();
     let pid_dir = open_dir();
     // Bounded even without the limit: at most 200 forks, a 64 MiB file at most.
-    let bomb = write_program(
-        dir.path(),
+    let bomb = Written::new(
         "bomb.py",
         &format!(
             "import os, signal, socket, sys, time\nsignal.signal(signal.SIGXFSZ, signal.SIG_IGN)\nout = open('{0}/result', 'w')\nforks = 0\nfor _ in range(200):\n    try: pid = os.fork()\n    except OSError: break\n    if pid == 0:\n        time.sleep(600); os._exit(0)\n    forks += 1\n    open('{0}/pids', 'a').write(f'{{pid}}\\n')\nwritten = 0\ntry:\n    with open(os.path.join(os.environ['TMPDIR'], 'fill'), 'wb') as f:\n        for _ in range(64): f.write(b'x' * (1 << 20)); f.flush(); written += 1 << 20\nexcept OSError: pass\nout.write(f'{{forks}} {{written}}\\n'); out.close()\ns = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1]))); s.listen(); time.sleep(600)\n",
             pid_dir.path().display()
         ),
     );
-    let report = grade_in(
-        Assignment::EchoServer,
-        &["python3", &bomb, "{port}"],
-        dir.path(),
-        options(true),
-    );
-    let _ = report;
+    bomb.grade(Assignment::EchoServer, &["python3", "{file}", "{port}"]);
     let result = std::fs::read_to_string(pid_dir.path().join("result")).unwrap();
     let numbers: Vec<u64> = result
         .split_whitespace()

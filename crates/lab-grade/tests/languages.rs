@@ -5,11 +5,8 @@
 //! wrong grade the grader used to give (a Node.js server that dies on a reset passing the
 //! abrupt-disconnect check, a Node.js crash dump taken for a message, a prompt taken for
 //! two merged lines, a C program losing points to `printf` buffering).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::{check, grade_in, have, options, program_dir, said, write_program};
+use crate::common::{Written, expect, have};
 use lab_grade::Assignment;
 use lab_grade::report::Status::{Failed, Passed};
 
@@ -41,23 +38,10 @@ fn a_server_that_dies_on_a_reset_fails_abrupt_disconnect_every_time() {
     if !have("node", "grading a Node.js server") {
         return;
     }
-    let dir = program_dir();
-    let server = write_program(dir.path(), "server.js", RESET_CRASHING_SERVER);
+    let server = Written::new("server.js", RESET_CRASHING_SERVER);
     for run in 1..=3 {
-        let report = grade_in(
-            Assignment::ChatServer,
-            &["node", &server, "{port}"],
-            dir.path(),
-            options(true),
-        );
-        let abrupt = check(&report, "abrupt_disconnect");
-        assert_eq!(
-            abrupt.status,
-            Failed,
-            "run {run}: {}",
-            said(&report, "abrupt_disconnect")
-        );
-        let text = said(&report, "abrupt_disconnect");
+        let report = server.grade(Assignment::ChatServer, &["node", "{file}", "{port}"]);
+        let text = expect(&report, "abrupt_disconnect", Failed, &format!("run {run}"));
         assert!(text.contains("ECONNRESET"), "the real error line: {text}");
         assert!(text.contains("socket.on('error'"), "Node.js advice: {text}");
         assert!(
@@ -65,7 +49,7 @@ fn a_server_that_dies_on_a_reset_fails_abrupt_disconnect_every_time() {
             "no Python advice: {text}"
         );
         // It is a correct chat otherwise.
-        assert_eq!(check(&report, "full_duplex").status, Passed, "{text}");
+        expect(&report, "full_duplex", Passed, &format!("run {run}"));
     }
 }
 
@@ -100,21 +84,10 @@ while True:
 
 #[test]
 fn a_server_that_dies_on_a_reset_read_fails_even_when_its_send_is_guarded() {
-    let dir = program_dir();
-    let server = write_program(dir.path(), "server.py", SEND_GUARDED_SERVER);
+    let server = Written::new("server.py", SEND_GUARDED_SERVER);
     for run in 1..=3 {
-        let report = grade_in(
-            Assignment::ChatServer,
-            &["python3", &server, "{port}"],
-            dir.path(),
-            options(true),
-        );
-        let text = said(&report, "abrupt_disconnect");
-        assert_eq!(
-            check(&report, "abrupt_disconnect").status,
-            Failed,
-            "run {run}: {text}"
-        );
+        let report = server.grade(Assignment::ChatServer, &["python3", "{file}", "{port}"]);
+        let text = expect(&report, "abrupt_disconnect", Failed, &format!("run {run}"));
         assert!(text.contains("ConnectionResetError"), "{text}");
     }
 }
@@ -124,22 +97,13 @@ fn a_node_client_that_crashes_when_no_server_runs_is_not_taken_at_its_word() {
     if !have("node", "grading a Node.js client") {
         return;
     }
-    let dir = program_dir();
     // No 'error' handler: the refused connect ends in Node.js's unhandled-error dump.
-    let client = write_program(
-        dir.path(),
+    let client = Written::new(
         "client.js",
         "const net = require('net');\nconst s = net.connect(Number(process.argv[2]), '127.0.0.1');\ns.on('data', (d) => process.stdout.write(d));\nprocess.stdin.on('data', (d) => s.write(d));\n",
     );
-    let report = grade_in(
-        Assignment::ChatClient,
-        &["node", &client, "{port}"],
-        dir.path(),
-        options(true),
-    );
-    let no_server = check(&report, "no_server_message");
-    let text = said(&report, "no_server_message");
-    assert_eq!(no_server.status, Failed, "{text}");
+    let report = client.grade(Assignment::ChatClient, &["node", "{file}", "{port}"]);
+    let text = expect(&report, "no_server_message", Failed, "");
     assert!(
         text.contains("Error: connect ECONNREFUSED 127.0.0.1:"),
         "{text}"
@@ -150,38 +114,18 @@ fn a_node_client_that_crashes_when_no_server_runs_is_not_taken_at_its_word() {
     );
 }
 
-/// Compiles the C file `source` into `binary` with gcc.
-fn compile(source: &str, binary: &std::path::Path) -> std::path::PathBuf {
-    let status = std::process::Command::new("gcc")
-        .args(["-O1", "-o"])
-        .arg(binary)
-        .arg(source)
-        .status()
-        .unwrap();
-    assert!(status.success(), "gcc failed on {source}");
-    binary.to_path_buf()
-}
-
 #[test]
 fn a_c_program_killed_by_a_signal_has_crashed() {
     if !have("gcc", "compiling a C client") {
         return;
     }
-    let dir = program_dir();
-    let source = write_program(
-        dir.path(),
+    let client = Written::compiled(
         "client.c",
         "#include <stdio.h>\nint main(void) { puts(\"connecting\"); fflush(stdout); *(volatile int *)0 = 1; return 0; }\n",
+        "client",
     );
-    let binary = compile(&source, &dir.path().join("client"));
-    let report = grade_in(
-        Assignment::ChatClient,
-        &[binary.to_str().unwrap(), "{port}"],
-        dir.path(),
-        options(true),
-    );
-    let text = said(&report, "no_server_message");
-    assert_eq!(check(&report, "no_server_message").status, Failed, "{text}");
+    let report = client.grade(Assignment::ChatClient, &["{file}", "{port}"]);
+    let text = expect(&report, "no_server_message", Failed, "");
     assert!(text.contains("SIGSEGV"), "{text}");
 }
 
@@ -210,17 +154,10 @@ fn a_prompt_is_not_two_lines_merged_into_one() {
     if !have("node", "grading a Node.js server with a prompt") {
         return;
     }
-    let dir = program_dir();
-    let server = write_program(dir.path(), "server.js", PROMPT_SERVER);
-    let report = grade_in(
-        Assignment::ChatServer,
-        &["node", &server, "{port}"],
-        dir.path(),
-        options(true),
-    );
-    let text = said(&report, "framing_two_lines");
-    assert_eq!(check(&report, "framing_two_lines").status, Passed, "{text}");
-    assert_eq!(check(&report, "framing_split_line").status, Passed);
+    let server = Written::new("server.js", PROMPT_SERVER);
+    let report = server.grade(Assignment::ChatServer, &["node", "{file}", "{port}"]);
+    expect(&report, "framing_two_lines", Passed, "");
+    expect(&report, "framing_split_line", Passed, "");
 }
 
 /// A plaintext C chat server that prints with printf and never calls fflush.
@@ -273,27 +210,15 @@ fn printf_without_fflush_loses_no_points() {
     if !have("gcc", "compiling a C server") {
         return;
     }
-    let dir = program_dir();
-    let source = write_program(dir.path(), "server.c", PRINTF_SERVER);
-    let binary = compile(&source, &dir.path().join("server"));
-    let report = grade_in(
-        Assignment::ChatServer,
-        &[binary.to_str().unwrap(), "{port}"],
-        dir.path(),
-        options(true),
-    );
+    let server = Written::compiled("server.c", PRINTF_SERVER, "server");
+    let report = server.grade(Assignment::ChatServer, &["{file}", "{port}"]);
     for id in [
         "client_line_shown",
         "full_duplex",
         "framing_two_lines",
         "framing_split_line",
     ] {
-        assert_eq!(
-            check(&report, id).status,
-            Passed,
-            "{id}: {}",
-            said(&report, id)
-        );
+        expect(&report, id, Passed, "");
     }
 }
 
@@ -322,21 +247,10 @@ fn a_server_whose_client_thread_dies_of_a_reset_is_not_said_to_have_crashed() {
     if !have("python3", "grading a threaded Python echo server") {
         return;
     }
-    let dir = program_dir();
-    let server = write_program(dir.path(), "server.py", THREAD_PER_CLIENT_ECHO);
+    let server = Written::new("server.py", THREAD_PER_CLIENT_ECHO);
     for run in 1..=3 {
-        let report = grade_in(
-            Assignment::EchoServer,
-            &["python3", &server, "{port}"],
-            dir.path(),
-            options(true),
-        );
-        let text = said(&report, "client_vanishes");
-        assert_eq!(
-            check(&report, "client_vanishes").status,
-            Passed,
-            "run {run}: {text}"
-        );
+        let report = server.grade(Assignment::EchoServer, &["python3", "{file}", "{port}"]);
+        let text = expect(&report, "client_vanishes", Passed, &format!("run {run}"));
         assert!(!text.contains("the server crashed"), "run {run}: {text}");
         assert_eq!(report.score, report.max_score, "run {run}");
     }
@@ -365,22 +279,11 @@ fn a_server_that_closes_its_listener_after_accepting_is_listening() {
     ) {
         return;
     }
-    let dir = program_dir();
-    let server = write_program(dir.path(), "server.py", LISTENER_CLOSING_SERVER);
+    let server = Written::new("server.py", LISTENER_CLOSING_SERVER);
     for run in 1..=3 {
-        let report = grade_in(
-            Assignment::ChatServer,
-            &["python3", &server, "{port}"],
-            dir.path(),
-            options(true),
-        );
+        let report = server.grade(Assignment::ChatServer, &["python3", "{file}", "{port}"]);
         for id in ["listening", "client_line_shown"] {
-            assert_eq!(
-                check(&report, id).status,
-                Passed,
-                "run {run}, {id}: {}",
-                said(&report, id)
-            );
+            expect(&report, id, Passed, &format!("run {run}"));
         }
     }
 }
@@ -396,23 +299,16 @@ fn bytes_written_after_the_echo_are_always_seen() {
     ) {
         return;
     }
-    let dir = program_dir();
     // The threaded echo server above, with an extra newline in a second write.
     let extra_newline = THREAD_PER_CLIENT_ECHO.replace(
         "conn.sendall(data)",
         "conn.sendall(data)\n            conn.sendall(b\"\\n\")",
     );
-    let server = write_program(dir.path(), "server.py", &extra_newline);
+    let server = Written::new("server.py", &extra_newline);
     for run in 1..=3 {
-        let report = grade_in(
-            Assignment::EchoServer,
-            &["python3", &server, "{port}"],
-            dir.path(),
-            options(true),
-        );
+        let report = server.grade(Assignment::EchoServer, &["python3", "{file}", "{port}"]);
         for id in ["echo_line", "framing_two_lines", "framing_split_line"] {
-            let text = said(&report, id);
-            assert_eq!(check(&report, id).status, Failed, "run {run}, {id}: {text}");
+            let text = expect(&report, id, Failed, &format!("run {run}"));
             assert!(
                 text.contains("\\n\\n"),
                 "the extra newline is quoted: {text}"

@@ -3,9 +3,6 @@
 //! Every case is a tiny shell or Python script written into a temporary folder. The tests
 //! run the real binary and read its JSON report; that the test finishes at all is half the
 //! point, and every process the program started must be gone afterwards.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

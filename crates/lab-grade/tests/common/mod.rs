@@ -119,6 +119,71 @@ pub fn write_program(dir: &std::path::Path, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// A student program that a test writes into a fresh folder (readable by the throwaway
+/// user), then grades over plaintext: the shape of every test of a small program written in
+/// the test (`languages`, `hostile`).
+pub struct Written {
+    pub dir: tempfile::TempDir,
+    /// The program file's path.
+    pub path: String,
+}
+
+impl Written {
+    /// `source` written as `file` in a fresh folder.
+    pub fn new(file: &str, source: &str) -> Self {
+        let dir = program_dir();
+        let path = write_program(dir.path(), file, source);
+        Written { dir, path }
+    }
+
+    /// `source`, written as `file` and compiled with gcc into `binary` beside it (the
+    /// binary's path is [`Written::path`]).
+    pub fn compiled(file: &str, source: &str, binary: &str) -> Self {
+        let written = Written::new(file, source);
+        let output = written.dir.path().join(binary);
+        let status = std::process::Command::new("gcc")
+            .args(["-O1", "-o"])
+            .arg(&output)
+            .arg(&written.path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "gcc failed on {file}");
+        Written {
+            path: output.display().to_string(),
+            ..written
+        }
+    }
+
+    /// Grades `argv`, where `{file}` is this program's path, as `assignment` over plaintext
+    /// with the test deadlines, run from its folder.
+    pub fn grade(&self, assignment: Assignment, argv: &[&str]) -> GradeReport {
+        let argv: Vec<&str> = argv
+            .iter()
+            .map(|word| {
+                if *word == "{file}" {
+                    &self.path[..]
+                } else {
+                    word
+                }
+            })
+            .collect();
+        grade_in(assignment, &argv, self.dir.path(), options(true))
+    }
+}
+
+/// Asserts that check `id` of `report` has `status` (if not, the message names `context`,
+/// such as `run 2`, and quotes the check) and returns its feedback and evidence as one text.
+pub fn expect(
+    report: &GradeReport,
+    id: &str,
+    status: lab_grade::report::Status,
+    context: &str,
+) -> String {
+    let text = said(report, id);
+    assert_eq!(check(report, id).status, status, "{context} {id}: {text}");
+    text
+}
+
 /// Grades `argv` (run from `dir`) with the test deadlines.
 pub fn grade_in(
     assignment: Assignment,
