@@ -132,7 +132,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let probe = Probe::current().map_err(Error::socket("current_exe"))?;
             let tap = lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref())
                 .map_err(|e| Error::Unexpected(e.to_string()))?;
-            lab_echo::socket_calls_chapter(&mut Narrator::stdout(format), &probe, &tap)
+            lab_echo::calls_chapter(&mut Narrator::stdout(format), &probe, &tap)
         }
         Command::Bench {
             round_trips,

@@ -11,14 +11,18 @@
 //! - [`strace`] and [`probe`]: watching the real system calls a program makes.
 //! - [`skip`]: skipping a test for a missing tool, except in CI, where that fails.
 //! - [`redact`]: the snapshot filters that hide what varies from run to run.
-//! - [`pki`] and [`tls`]: a throw-away certificate authority and rustls configurations.
+//! - [`pki`] and [`tls`]: a throw-away certificate authority and rustls configurations
+//!   (behind the `tls` feature: labs 1 to 4 do not compile a TLS stack).
+//! - [`chapter`]: the lab contract, what every lab gives the tour.
 
 pub mod attempt;
+pub mod chapter;
 pub mod child;
 pub mod errors;
 pub mod kernel;
 pub mod narrate;
 pub mod netns;
+#[cfg(feature = "tls")]
 pub mod pki;
 pub mod ports;
 pub mod probe;
@@ -26,5 +30,6 @@ pub mod ready;
 pub mod redact;
 pub mod skip;
 pub mod strace;
+#[cfg(feature = "tls")]
 pub mod tls;
 pub mod twin;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
-use lab_refused::{Experiment, LabOptions};
+use lab_refused::{Experiment, Options};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -94,10 +94,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let options = LabOptions {
+    let options = Options {
         backlog_deadline: Duration::from_millis(cli.deadline_ms),
         wiretap,
-        ..LabOptions::default()
+        ..Options::default()
     };
     let probe = match Probe::current() {
         Ok(probe) => probe,

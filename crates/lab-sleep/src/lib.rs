@@ -36,29 +36,38 @@ pub mod threads;
 use std::io;
 use std::time::Duration;
 
+use lab_capture::Chapter;
 use lab_kit::narrate::Narrator;
 use lab_kit::probe::{Probe, ProbeFn};
+use lab_kit::twin::Twin;
 
-/// The question this chapter answers, as the homework puts it.
-pub const QUESTION: &str =
-    "Question 3: What does sleep do? (Python's time.sleep(), Rust's std::thread::sleep)";
-
-/// The one-paragraph answer, printed at the end of the chapter.
-pub const ANSWER: &str = "measured here (Linux): sleep asks the kernel (clock_nanosleep, the \
+/// Chapter 3 of the tour: the question, its answer, and how to run it (`socket-lab sleep`).
+pub const CHAPTER: Chapter = Chapter {
+    slug: "sleep",
+    number: 3,
+    question: "What does sleep do? (Python's time.sleep(), Rust's std::thread::sleep)",
+    summary: "what sleep does (Python's time.sleep, Rust's thread::sleep)",
+    answer: "measured here (Linux): sleep asks the kernel (clock_nanosleep, the \
 same call from Python 3.11+ and Rust) to take the calling thread off the CPU until a timer fires. It lasts at least the \
 requested time, never less, and usually a little more (timer slack and scheduling, more on a \
 busy machine). It suspends only the calling thread and costs almost no CPU while it waits. The \
 kernel does not sleep with it: new connections complete their handshake and wait in the \
 accept queue, incoming bytes wait in the receive buffer, so a sleeping server delays its \
 clients' answers, and a single-threaded one delays every client queued behind it. Use sleep to pace or to back off between retries; to wait \
-for data or for a server, use a blocking call, a timeout or readiness instead.";
-
-/// What differs on the students' other systems, from sources (docs/03, "On your machine").
-pub const ELSEWHERE: &str = "on Windows, Python 3.10 and older sleep in whole timer ticks of \
+for data or for a server, use a blocking call, a timeout or readiness instead.",
+    elsewhere: "on Windows, Python 3.10 and older sleep in whole timer ticks of \
 about 15.6 ms (time.sleep(0.001) lasts about 15 ms); 3.11+ uses a high-resolution waitable \
 timer; Win32 Sleep may even return early. Python 3.10 on Linux slept in select(). In asyncio \
 code time.sleep blocks the whole event loop: use await asyncio.sleep(). Measure with \
-time.perf_counter(), not time.time(). Sources: docs/03-sleep.md, \"On your machine\".";
+time.perf_counter(), not time.time(). Sources: docs/03-sleep.md, \"On your machine\".",
+    docs: "docs/03-sleep.md",
+    twin: Twin {
+        script: "q3_sleep.py",
+        needs_lab_certificates: false,
+    },
+    probes: PROBES,
+    run: |n, probe, tap| Ok(chapter(n, probe, tap)?),
+};
 
 /// Everything that can stop this lab.
 #[derive(Debug, thiserror::Error)]
@@ -157,13 +166,8 @@ impl Experiment {
 /// The probes this lab re-runs under `strace` (`lab-sleep __probe thread-sleep 10000`).
 pub const PROBES: &[(&str, ProbeFn)] = &[(syscall::SLEEP_PROBE, syscall::sleep_probe)];
 
-/// Every experiment with default options.
-pub fn chapter(narrator: &mut Narrator, probe: &Probe) -> Result<(), Error> {
-    chapter_watched(narrator, probe, &lab_capture::Wiretap::off())
-}
-
 /// The tour's chapter: every experiment with default options, packets captured by `tap`.
-pub fn chapter_watched(
+pub fn chapter(
     narrator: &mut Narrator,
     probe: &Probe,
     tap: &lab_capture::Wiretap,
@@ -172,17 +176,17 @@ pub fn chapter_watched(
         wiretap: tap.clone(),
         ..Options::default()
     };
-    chapter_with(narrator, probe, &options, Experiment::ALL)
+    run(Experiment::ALL, &options, probe, narrator)
 }
 
 /// Runs `experiments` with `options`, narrating each (or printing one JSON line each).
-pub fn chapter_with(
-    narrator: &mut Narrator,
-    probe: &Probe,
-    options: &Options,
+pub fn run(
     experiments: &[Experiment],
+    options: &Options,
+    probe: &Probe,
+    narrator: &mut Narrator,
 ) -> Result<(), Error> {
-    narrator.heading(QUESTION)?;
+    narrator.heading(&CHAPTER.heading())?;
     for experiment in experiments {
         match experiment {
             Experiment::Accuracy => {
@@ -230,7 +234,7 @@ pub fn chapter_with(
             }
         }
     }
-    narrator.answer(ANSWER)?;
-    narrator.elsewhere(ELSEWHERE)?;
+    narrator.answer(CHAPTER.answer)?;
+    narrator.elsewhere(CHAPTER.elsewhere)?;
     Ok(())
 }

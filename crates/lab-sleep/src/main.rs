@@ -1,7 +1,7 @@
 //! `lab-sleep`: lab 3 on its own. What does `sleep` really do?
 //!
 //! A thin command line over the library: it parses the options, runs the chosen
-//! experiments through [`lab_sleep::chapter_with`] and reports errors in one line.
+//! experiments through [`lab_sleep::run`] and reports errors in one line.
 
 use std::process::ExitCode;
 
@@ -121,7 +121,7 @@ fn main() -> ExitCode {
             .collect()
     };
     let mut narrator = Narrator::stdout(Format::from_json_flag(cli.json));
-    let outcome = lab_sleep::chapter_with(&mut narrator, &probe, &options, &experiments);
+    let outcome = lab_sleep::run(&experiments, &options, &probe, &mut narrator);
     let _ = narrator.flush();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
