@@ -104,14 +104,14 @@ pub fn localhost_chapter(
     narrate::loopback_interface(&localhost::loopback_interface()?, narrator)?;
     let bound = localhost::bind_address_matters_watched(tap)?;
     narrate::bind_address(&bound, narrator)?;
-    on_the_wire::narrate_bind_address(&bound, tap, narrator)?;
+    on_the_wire::bind_address(&bound, tap, narrator)?;
     match namespaces::unavailable_reason() {
         // Where namespaces should work but the system refuses (a kernel without veth,
         // a locked-down container), the chapter says so and goes on.
         None => match namespaces::across_a_link_watched(tap) {
             Ok(report) => {
                 narrate::across_a_link(&report, narrator)?;
-                on_the_wire::narrate_across_a_link(&report, tap, narrator)?;
+                on_the_wire::across_a_link(&report, tap, narrator)?;
             }
             Err(error) => {
                 narrator.section("Across a real (virtual) link: two network namespaces")?;
@@ -135,12 +135,12 @@ pub fn calls_chapter(narrator: &mut Narrator, probe: &Probe, tap: &Wiretap) -> R
     narrator.heading(&CALLS_CHAPTER.heading())?;
     let walk = calls::walk_through_watched(tap)?;
     narrate::walk_through(&walk, narrator)?;
-    on_the_wire::narrate_walk_through(&walk, tap, narrator)?;
+    on_the_wire::walk_through(&walk, tap, narrator)?;
     narrate::no_message_boundaries(&calls::no_message_boundaries()?, narrator)?;
     narrate::partial_send(&calls::partial_send()?, narrator)?;
     let closes = calls::peer_closes_watched(tap)?;
     narrate::peer_closes(&closes, narrator)?;
-    on_the_wire::narrate_peer_closes(&closes, tap, narrator)?;
+    on_the_wire::peer_closes(&closes, tap, narrator)?;
     on_the_wire::nagle_on_the_wire(tap, narrator)?;
     match syscalls::trace_socket_calls(probe)? {
         syscalls::Traced::Recorded(trace) => narrate::syscall_trace(&trace, narrator)?,

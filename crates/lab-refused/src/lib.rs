@@ -23,6 +23,7 @@
 //! prints it.
 
 pub mod backlog;
+pub mod error;
 pub mod host_down;
 pub mod kernel_view;
 pub mod narrate;
@@ -34,6 +35,8 @@ pub mod udp;
 
 use std::time::Duration;
 
+pub use error::Error;
+use error::setup;
 use lab_capture::{Chapter, Wiretap};
 use lab_kit::narrate::Narrator;
 use lab_kit::probe::{Probe, ProbeFn};
@@ -79,36 +82,27 @@ pub const PROBES: &[(&str, ProbeFn)] = &[(
     kernel_view::refused_connect,
 )];
 
-/// Why the lab could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("could not set up the {experiment} experiment: {source}")]
-    Setup {
-        experiment: &'static str,
-        source: std::io::Error,
-    },
-    #[error("could not print the report: {0}")]
-    Output(#[from] std::io::Error),
-}
-
-fn setup(experiment: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Setup { experiment, source }
-}
-
-/// The experiments of this lab, in the order of the chapter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The experiments of this lab, in the order of the chapter. Each variant's comment is
+/// also its help on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Experiment {
+    /// 1. connect to a closed port: refused at once.
     Refused,
+    /// 2. a retry loop that finds a server which starts late.
     Retry,
+    /// 3. a full accept queue: no answer, timed out at the deadline.
     Backlog,
+    /// 4. UDP to a closed port: send succeeds, recv is refused.
     Udp,
+    /// 5. the refused connect() as strace records it.
     Strace,
+    /// 6. a host that is down on the client's own link: no ARP answer, EHOSTUNREACH (root).
     HostDown,
 }
 
 impl Experiment {
     /// All of them, in order.
-    pub const ALL: [Experiment; 6] = [
+    pub const ALL: &[Experiment] = &[
         Experiment::Refused,
         Experiment::Retry,
         Experiment::Backlog,
@@ -160,13 +154,13 @@ pub fn run_experiment(
         Experiment::Refused => {
             let report = refused::connect_to_closed_port_watched(&options.wiretap)
                 .map_err(setup("refused"))?;
-            narrate::narrate_refused(&report, n)?;
-            on_the_wire::narrate_refused(report.wire.as_ref(), &options.wiretap, n)?;
+            narrate::refused(&report, n)?;
+            on_the_wire::refused(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Retry => {
             let report = retry::retry_until_server_starts(options.server_delay, options.retry)
                 .map_err(setup("retry"))?;
-            narrate::narrate_retry(&report, &options.retry, n)?;
+            narrate::retry(&report, &options.retry, n)?;
         }
         Experiment::Backlog => {
             let report = backlog::connect_to_full_backlog_watched(
@@ -174,23 +168,23 @@ pub fn run_experiment(
                 &options.wiretap,
             )
             .map_err(setup("backlog"))?;
-            narrate::narrate_backlog(&report, n)?;
-            on_the_wire::narrate_backlog(report.wire.as_ref(), &options.wiretap, n)?;
+            narrate::backlog(&report, n)?;
+            on_the_wire::backlog(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Udp => {
             let report =
                 udp::send_to_closed_udp_port_watched(options.udp_deadline, &options.wiretap)
                     .map_err(setup("udp"))?;
-            narrate::narrate_udp(&report, n)?;
-            on_the_wire::narrate_udp(report.wire.as_ref(), &options.wiretap, n)?;
+            narrate::udp(&report, n)?;
+            on_the_wire::udp(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Strace => {
             let result = kernel_view::trace_refused_connect(probe);
-            narrate::narrate_strace(&result, n)?;
+            narrate::strace(&result, n)?;
         }
         Experiment::HostDown => {
             let result = host_down::connect_to_a_host_that_is_down(options.host_down_deadline);
-            narrate::narrate_host_down(&result, n)?;
+            narrate::host_down(&result, n)?;
         }
     }
     Ok(())
@@ -220,5 +214,5 @@ pub fn chapter(n: &mut Narrator, probe: &Probe, tap: &Wiretap) -> Result<(), Err
         wiretap: tap.clone(),
         ..Options::default()
     };
-    run(&Experiment::ALL, &options, probe, n)
+    run(Experiment::ALL, &options, probe, n)
 }

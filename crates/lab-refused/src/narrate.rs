@@ -27,7 +27,7 @@ fn times(n: u32) -> String {
 }
 
 /// Prints experiment 1.
-pub fn narrate_refused(report: &RefusedReport, n: &mut Narrator) -> io::Result<()> {
+pub fn refused(report: &RefusedReport, n: &mut Narrator) -> io::Result<()> {
     n.record(report)?;
     n.section("1. Refused: connect to a port where nothing listens")?;
     n.say(&format!(
@@ -83,11 +83,7 @@ pub fn narrate_refused(report: &RefusedReport, n: &mut Narrator) -> io::Result<(
 }
 
 /// Prints experiment 2.
-pub fn narrate_retry(
-    report: &RetryReport,
-    policy: &RetryPolicy,
-    n: &mut Narrator,
-) -> io::Result<()> {
+pub fn retry(report: &RetryReport, policy: &RetryPolicy, n: &mut Narrator) -> io::Result<()> {
     n.record(report)?;
     n.section("2. Retrying is the program's job")?;
     n.say(&format!(
@@ -133,7 +129,7 @@ pub fn narrate_retry(
 }
 
 /// Prints experiment 3.
-pub fn narrate_backlog(report: &BacklogReport, n: &mut Narrator) -> io::Result<()> {
+pub fn backlog(report: &BacklogReport, n: &mut Narrator) -> io::Result<()> {
     n.record(report)?;
     n.section("3. Refused is not the only failure: a full accept queue answers nothing")?;
     n.say(&format!(
@@ -228,7 +224,7 @@ pub fn narrate_backlog(report: &BacklogReport, n: &mut Narrator) -> io::Result<(
 }
 
 /// Prints experiment 4.
-pub fn narrate_udp(report: &UdpReport, n: &mut Narrator) -> io::Result<()> {
+pub fn udp(report: &UdpReport, n: &mut Narrator) -> io::Result<()> {
     n.record(report)?;
     n.section("4. UDP has no connection to refuse")?;
     n.say(&format!(
@@ -263,10 +259,7 @@ pub fn narrate_udp(report: &UdpReport, n: &mut Narrator) -> io::Result<()> {
 }
 
 /// Prints experiment 5, or says why it could not run.
-pub fn narrate_strace(
-    result: &Result<StraceReport, StraceError>,
-    n: &mut Narrator,
-) -> io::Result<()> {
+pub fn strace(result: &Result<StraceReport, StraceError>, n: &mut Narrator) -> io::Result<()> {
     n.section("5. The kernel's view: the system calls, as strace records them")?;
     let report = match result {
         Ok(report) => report,
@@ -302,7 +295,7 @@ pub fn narrate_strace(
 }
 
 /// Prints experiment 6, or says why it could not run.
-pub fn narrate_host_down(
+pub fn host_down(
     result: &Result<HostDownReport, HostDownError>,
     n: &mut Narrator,
 ) -> io::Result<()> {

@@ -25,6 +25,7 @@
 
 pub mod accuracy;
 pub mod cpu;
+pub mod error;
 pub mod kernel_works;
 pub mod narrate;
 pub mod on_the_wire;
@@ -36,6 +37,7 @@ pub mod threads;
 use std::io;
 use std::time::Duration;
 
+pub use error::Error;
 use lab_capture::Chapter;
 use lab_kit::narrate::Narrator;
 use lab_kit::probe::{Probe, ProbeFn};
@@ -68,24 +70,6 @@ time.perf_counter(), not time.time(). Sources: docs/03-sleep.md, \"On your machi
     probes: PROBES,
     run: |n, probe, tap| Ok(chapter(n, probe, tap)?),
 };
-
-/// Everything that can stop this lab.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A socket or system call failed; `what` says which and where.
-    #[error("{what}: {}", lab_kit::errors::ErrorFacts::of(source).summary())]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
-    /// A thread of an experiment panicked (a bug in the lab, not in the network).
-    #[error("the {0} thread of the experiment panicked")]
-    ThreadPanicked(&'static str),
-    /// Writing the narration failed (for example, stdout was closed).
-    #[error("could not write the narration: {0}")]
-    Narration(#[from] io::Error),
-}
 
 impl Error {
     /// A `map_err` adapter that says what was being done: `.map_err(Error::io("bind"))`.
@@ -131,22 +115,27 @@ impl Options {
     }
 }
 
-/// Which experiments to run (all of them in the tour).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which experiments to run (all of them in the tour). Each variant's comment is also its
+/// help on the command line, where it is named as `#[value(name)]` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Experiment {
-    /// [`accuracy`]: requested versus measured sleeps.
+    /// Requested vs measured sleep: at least, never less.
     Accuracy,
-    /// [`threads`]: another thread counts while the calling thread sleeps.
+    /// Another thread keeps counting while this one sleeps.
+    #[value(name = "threads")]
     OnlyCallingThread,
-    /// [`cpu`]: CPU time of a sleep and of a spin.
+    /// CPU time of a sleep vs a busy-wait.
+    #[value(name = "cpu")]
     CpuCost,
-    /// [`kernel_works`]: a client connects and sends while the server sleeps.
+    /// A client connects and sends while the server sleeps.
+    #[value(name = "kernel")]
     KernelKeepsWorking,
-    /// [`servers`]: single-threaded server versus a thread per client.
+    /// A sleeping single-threaded server vs a thread per client.
+    #[value(name = "servers")]
     SleepingServer,
-    /// [`pacing`]: pacing with sleep, waiting with a blocking `recv`.
+    /// Pacing with sleep; waiting with a blocking recv.
     Pacing,
-    /// [`syscall`]: strace's view of Rust's and Python's sleep.
+    /// strace: Rust's and Python's sleep are the same system call.
     Syscall,
 }
 
@@ -213,7 +202,7 @@ pub fn run(
                     &options.wiretap,
                 )?;
                 narrate::kernel_keeps_working(&report, narrator)?;
-                on_the_wire::narrate_kernel_keeps_working(&report, &options.wiretap, narrator)?;
+                on_the_wire::kernel_keeps_working(&report, &options.wiretap, narrator)?;
                 narrator.record(&report)?;
             }
             Experiment::SleepingServer => {
