@@ -14,7 +14,8 @@ use lab_refused::{Experiment, Options, backlog, on_the_wire, refused, udp};
 
 #[test]
 fn refused_is_exactly_one_syn_and_one_reset_for_that_port_pair() {
-    let Some(tap) = lab_test_support::wiretap("refused_is_exactly_one_syn_and_one_reset", None) else {
+    let Some(tap) = lab_test_support::wiretap("refused_is_exactly_one_syn_and_one_reset", None)
+    else {
         return;
     };
     let report = refused::connect_to_closed_port_watched(&tap).unwrap();
@@ -46,7 +47,8 @@ fn a_full_queue_gets_the_syn_again_and_never_a_syn_ack() {
 
 #[test]
 fn udp_to_a_closed_port_comes_back_as_icmp_port_unreachable() {
-    let Some(tap) = lab_test_support::wiretap("udp_to_a_closed_port_comes_back_as_icmp", None) else {
+    let Some(tap) = lab_test_support::wiretap("udp_to_a_closed_port_comes_back_as_icmp", None)
+    else {
         return;
     };
     let report = udp::send_to_closed_udp_port_watched(Duration::from_secs(5), &tap).unwrap();
