@@ -7,7 +7,7 @@ use assert_cmd::Command;
 use predicates::prelude::*;
 
 fn socket_lab() -> Command {
-    let mut command = Command::cargo_bin("socket-lab").unwrap();
+    let mut command = Command::new(lab_test_support::bin!("socket-lab"));
     command.env("NO_COLOR", "1");
     command
 }
@@ -36,7 +36,7 @@ fn the_refused_chapter_runs_alone_with_live_evidence() {
 #[test]
 fn the_tour_binary_runs_the_strace_probe_of_lab_1() {
     if lab_kit::strace::locate().is_err() {
-        lab_kit::skip::skip_unless_ci(
+        lab_test_support::skip_unless_ci(
             "the_tour_binary_runs_the_strace_probe_of_lab_1",
             "no strace here",
         );
@@ -119,7 +119,7 @@ fn the_whole_tour_runs_every_chapter_in_order() {
 #[test]
 fn the_tour_binary_runs_the_strace_probe_of_lab_4() {
     if lab_kit::strace::locate().is_err() {
-        lab_kit::skip::skip_unless_ci(
+        lab_test_support::skip_unless_ci(
             "the_tour_binary_runs_the_strace_probe_of_lab_4",
             "no strace here",
         );
