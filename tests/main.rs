@@ -8,3 +8,10 @@ mod html;
 mod packets;
 mod tour;
 mod twins;
+
+/// The tour's binary, colours off, ready for assertions on its output.
+fn socket_lab() -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::new(lab_test_support::bin!("socket-lab"));
+    command.env("NO_COLOR", "1");
+    command
+}

@@ -4,14 +4,9 @@
 //! except in CI (root), where they must run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn socket_lab() -> Command {
-    let mut command = Command::new(lab_test_support::bin!("socket-lab"));
-    command.env("NO_COLOR", "1");
-    command
-}
+use crate::socket_lab;
 
 #[test]
 fn the_tour_writes_a_pcap_file_per_watched_experiment_and_json_packets() {

@@ -3,14 +3,9 @@
 //! their crates; here we test that the tour really runs them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn socket_lab() -> Command {
-    let mut command = Command::new(lab_test_support::bin!("socket-lab"));
-    command.env("NO_COLOR", "1");
-    command
-}
+use crate::socket_lab;
 
 #[test]
 fn help_lists_the_chapters() {
