@@ -42,6 +42,10 @@ use serde::Serialize;
 use crate::capture::{Capture, RawFrame};
 pub use crate::packet::{Packet, Protocol};
 
+/// The lab contract (`lab_kit::chapter`), with this crate's [`Wiretap`] as the way a
+/// chapter is told to capture its packets: what every lab exports as `CHAPTER`.
+pub type Chapter = lab_kit::chapter::Chapter<Wiretap>;
+
 /// The interface every loopback experiment crosses.
 pub const LOOPBACK: &str = "lo";
 
@@ -452,6 +456,26 @@ pub enum Error {
         "--pcap needs packet capture, and {0}; run without --pcap to see the experiments without their packets"
     )]
     PcapUnavailable(String),
+}
+
+/// The capture flags every socket-lab command shares (`#[command(flatten)]`): `--pcap DIR`
+/// and `--no-capture`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CaptureArgs {
+    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub pcap: Option<PathBuf>,
+
+    /// Do not capture the experiments' packets (captured as root or with CAP_NET_RAW).
+    #[arg(long, global = true, conflicts_with = "pcap")]
+    pub no_capture: bool,
+}
+
+impl CaptureArgs {
+    /// The wiretap these flags ask for (see [`Wiretap::from_flags`]).
+    pub fn wiretap(&self) -> Result<Wiretap, Error> {
+        Wiretap::from_flags(self.no_capture, self.pcap.as_deref())
+    }
 }
 
 impl Wiretap {

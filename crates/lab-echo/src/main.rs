@@ -29,12 +29,8 @@ struct Cli {
     /// Print one JSON object per experiment per line instead of the narration.
     #[arg(long, global = true)]
     json: bool,
-    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
-    #[arg(long, global = true, value_name = "DIR")]
-    pcap: Option<std::path::PathBuf>,
-    /// Do not capture the experiments' packets (captured as root or with CAP_NET_RAW).
-    #[arg(long, global = true, conflicts_with = "pcap")]
-    no_capture: bool,
+    #[command(flatten)]
+    capture: lab_capture::CaptureArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -88,7 +84,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // `lab-echo calls | head`: the reader left; nothing more to say to anyone.
-        Err(Error::Narrate(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+        Err(error) if lab_kit::narrate::is_closed_output(&error) => ExitCode::FAILURE,
         Err(error) => {
             match error.hint() {
                 Some(hint) => eprintln!("lab-echo: {error}; {hint}"),
@@ -114,7 +110,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 lab_kit::ready::LISTENING_PREFIX,
                 server.local_addr()?
             );
-            server.serve()
+            // One line per event; a closed stdout must not stop the server.
+            server.serve(std::sync::Arc::new(|event| {
+                use std::io::Write;
+                let _ = writeln!(io::stdout().lock(), "{event}");
+            }))
         }
         Command::Client { connect } => echo::run_client(
             &connect,
@@ -124,15 +124,19 @@ fn run(cli: Cli) -> Result<(), Error> {
         .map(|_| ()),
         Command::Localhost => {
             let probe = Probe::current().map_err(Error::socket("current_exe"))?;
-            let tap = lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref())
+            let tap = cli
+                .capture
+                .wiretap()
                 .map_err(|e| Error::Unexpected(e.to_string()))?;
             lab_echo::localhost_chapter(&mut Narrator::stdout(format), &probe, &tap)
         }
         Command::Calls => {
             let probe = Probe::current().map_err(Error::socket("current_exe"))?;
-            let tap = lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref())
+            let tap = cli
+                .capture
+                .wiretap()
                 .map_err(|e| Error::Unexpected(e.to_string()))?;
-            lab_echo::socket_calls_chapter(&mut Narrator::stdout(format), &probe, &tap)
+            lab_echo::calls_chapter(&mut Narrator::stdout(format), &probe, &tap)
         }
         Command::Bench {
             round_trips,
