@@ -115,6 +115,10 @@ pub struct Scene {
     pub conn: GraderConn,
     /// What TLS negotiated, when TLS was used.
     pub facts: Option<SessionFacts>,
+    /// False when a check leaves something on its way (an answer the grader stopped
+    /// waiting for): the next check must then not share this connection, or that late
+    /// answer would be taken for the next check's.
+    pub settled: bool,
 }
 
 impl Scene {
@@ -129,6 +133,7 @@ impl Scene {
                 child,
                 conn,
                 facts: Some(facts),
+                settled: true,
             }),
             Err(failure) => Err(SceneFailure {
                 reason: SceneProblem::Handshake(failure),
@@ -316,6 +321,7 @@ impl Run<'_> {
                 child,
                 conn: GraderConn::plain(tcp),
                 facts: None,
+                settled: true,
             });
         }
         let handshake = GraderConn::tls_client(
@@ -357,6 +363,7 @@ impl Run<'_> {
                 child,
                 conn: GraderConn::plain(tcp),
                 facts: None,
+                settled: true,
             });
         };
         let handshake = GraderConn::tls_server(tcp, config, self.step_deadline());
@@ -480,11 +487,13 @@ impl Run<'_> {
         verdict
     }
 
-    /// Puts `scene` into `shared` for the next check if `verdict` passed and the program
-    /// runs without a crash; stops it otherwise.
+    /// Puts `scene` into `shared` for the next check if `verdict` passed, nothing is still
+    /// on its way ([`Scene::settled`]) and the program runs without a crash; stops it
+    /// otherwise.
     pub fn keep_if_sound(&self, shared: &mut Option<Scene>, mut scene: Scene, verdict: &Verdict) {
         let health = self.health(&mut scene.child);
         if verdict.status == crate::report::Status::Passed
+            && scene.settled
             && health.exited.is_none()
             && health.crash.is_none()
         {
