@@ -154,10 +154,11 @@ impl Measured {
     /// `met`, `NOT met` or nothing, against the reference's target.
     pub fn target_words(&self) -> String {
         match self.target_ms {
-            Some(target) if self.median_ms <= target => {
-                format!("target at most {:.1} s — met", target as f64 / 1000.0)
-            }
-            Some(target) => format!("target at most {:.1} s — NOT met", target as f64 / 1000.0),
+            Some(target) => format!(
+                "target at most {:.1} s — {}",
+                target as f64 / 1000.0,
+                lab_kit::bench::verdict(Some(self.median_ms <= target))
+            ),
             None => "no target".into(),
         }
     }
@@ -194,8 +195,8 @@ pub fn measure(
     };
     Ok(Measured {
         name: reference.name,
-        median_ms: walls[walls.len() / 2].as_millis(),
-        max_ms: walls[walls.len() - 1].as_millis(),
+        median_ms: lab_kit::bench::percentile(&walls, 50.0).as_millis(),
+        max_ms: lab_kit::bench::percentile(&walls, 100.0).as_millis(),
         program_starts: report.program_starts,
         score: report.score,
         max_score: report.max_score,
@@ -254,7 +255,10 @@ pub fn run(root: &Path, runs: usize, n: &mut Narrator) -> Result<Vec<Measured>, 
     let mut measured = Vec::new();
     n.section("Wall time to grade one submission, and program starts")?;
     for reference in REFERENCES {
-        if let Some(tool) = reference.needs.filter(|tool| !on_path(tool)) {
+        if let Some(tool) = reference
+            .needs
+            .filter(|tool| lab_kit::child::find_program(tool).is_none())
+        {
             n.skipped(reference.name, &format!("`{tool}` is not installed"))?;
             continue;
         }

@@ -619,7 +619,7 @@ mod tests {
         // SAFETY: reads credentials only.
         if unsafe { libc::geteuid() } != 0 {
             // The reduced mode is tested below; CI runs as root, so there this must run.
-            lab_kit::skip::skip_unless_ci(
+            lab_test_support::skip_unless_ci(
                 "the throwaway user, its limits and its processes' end",
                 "they need root",
             );

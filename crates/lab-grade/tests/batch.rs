@@ -19,7 +19,7 @@ fn example(path: &str) -> String {
 }
 
 fn run_batch(dir: &Path, out: &Path, assignment: &str, jobs: &str) -> String {
-    let output = Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+    let output = Command::new(lab_test_support::bin!("lab-grade"))
         .env("NO_COLOR", "1")
         .arg("batch")
         .arg(dir)
@@ -162,7 +162,7 @@ fn folder_with_run_sh(subs: &Path, name: &str, files: &[(&str, String)], run_sh:
 }
 
 /// The class of 300: copies of the Python, Node.js and Java reference servers, and a third
-/// broken in six different ways, each folder with its run.sh, graded two at a time. Run it
+/// broken in seven different ways, each folder with its run.sh, graded two at a time. Run it
 /// with `cargo test -p lab-grade --test main -- --ignored --nocapture three_hundred`.
 #[test]
 #[ignore = "several minutes: run by hand, figures in the report"]
@@ -253,7 +253,7 @@ fn three_hundred_submissions_in_three_languages_two_at_a_time_all_get_a_result()
     }
     let out = root.path().join("out");
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+    let output = Command::new(lab_test_support::bin!("lab-grade"))
         .env("NO_COLOR", "1")
         .arg("batch")
         .arg(&subs)
@@ -305,7 +305,7 @@ fn three_hundred_submissions_in_three_languages_two_at_a_time_all_get_a_result()
 /// Runs a batch from `cwd` with the documented template and returns (success, stdout,
 /// stderr).
 fn run_batch_in(cwd: &Path, dir: &str, template: &str) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+    let output = Command::new(lab_test_support::bin!("lab-grade"))
         .current_dir(cwd)
         .env("NO_COLOR", "1")
         .args([

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// Runs `lab-grade ARGS` from the repository root with `$GITHUB_OUTPUT` set to `output`.
 fn lab_grade(args: &[&str], github_output: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+    Command::new(lab_test_support::bin!("lab-grade"))
         .args(args)
         .current_dir(crate::common::repo_root())
         .env("NO_COLOR", "1")

@@ -5,7 +5,7 @@ use predicates::prelude::*;
 use serde_json::Value;
 
 fn lab_grade() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_lab-grade"));
+    let mut cmd = Command::new(lab_test_support::bin!("lab-grade"));
     cmd.current_dir(crate::common::repo_root())
         .env("NO_COLOR", "1");
     cmd
@@ -151,16 +151,22 @@ fn bad_arguments_are_refused_before_anything_runs() {
     }
 }
 
-#[test]
-fn a_program_that_does_not_exist_is_graded_zero_with_the_reason() {
+/// Grades an echo server `argv` with `--json` and returns the report.
+fn echo_server_json(argv: &[&str]) -> Value {
     let output = lab_grade()
-        .args(["echo-server", "--json", "--", "./no-such-program", "{port}"])
+        .args(["echo-server", "--json", "--"])
+        .args(argv)
         .assert()
         .success()
         .get_output()
         .stdout
         .clone();
-    let report: Value = serde_json::from_slice(&output).unwrap();
+    serde_json::from_slice(&output).unwrap()
+}
+
+#[test]
+fn a_program_that_does_not_exist_is_graded_zero_with_the_reason() {
+    let report = echo_server_json(&["./no-such-program", "{port}"]);
     assert_eq!(report["score"], 0.0);
     let first = &report["checks"][0];
     assert_eq!(first["status"], "failed");
@@ -174,7 +180,7 @@ fn a_reader_that_goes_away_does_not_make_the_grader_panic() {
     // `lab-grade … | head -1`: the pipe's reading end is closed before the report is
     // printed. Rust's println! would panic on the broken pipe; the grader carries on.
     for format in ["text", "json"] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+        let mut child = std::process::Command::new(lab_test_support::bin!("lab-grade"))
             .current_dir(crate::common::repo_root())
             .env("NO_COLOR", "1")
             .args([
@@ -203,22 +209,8 @@ fn the_program_starts_with_no_signal_blocked_so_that_sigterm_reaches_it() {
     // them); a signal mask survives exec, and a program started with SIGTERM blocked never
     // got the polite stop, only the SIGKILL after the grace. The program shows its mask,
     // then exits, so that the first check fails with its output as evidence.
-    let output = lab_grade()
-        .args([
-            "echo-server",
-            "--json",
-            "--",
-            // Not through sh: dash clears its signal mask when it starts.
-            "grep",
-            "SigBlk",
-            "/proc/self/status",
-        ])
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    let report: Value = serde_json::from_slice(&output).unwrap();
+    // Not through sh: dash clears its signal mask when it starts.
+    let report = echo_server_json(&["grep", "SigBlk", "/proc/self/status"]);
     let evidence = report["checks"][0]["evidence"].to_string();
     // The report escapes the tab: `SigBlk:\u{9}0000000000000000`.
     assert!(

@@ -3,7 +3,7 @@
 //! Each test asserts the facts that matter (which checks pass and fail, the score), then
 //! snapshots the whole narrated report, redacted, as a student would read it.
 
-use crate::common::{filters, grade, have, narrated, options, status_of};
+use crate::common::{grade, grader_filters, have, narrated, options, status_of};
 use lab_grade::report::Status::{self, Failed, Passed};
 use lab_grade::{Assignment, GradeReport};
 
@@ -34,9 +34,7 @@ fn assert_only_failed(report: &GradeReport, should_fail: impl Fn(&str) -> bool) 
 }
 
 fn snapshot(name: &str, text: &str) {
-    insta::with_settings!({ filters => filters() }, {
-        insta::assert_snapshot!(name, text);
-    });
+    lab_test_support::assert_redacted_snapshot!(name, text, grader_filters());
 }
 
 #[test]
@@ -223,15 +221,12 @@ fn the_broken_echo_server_fails_split_lines_second_clients_bursts_and_resets() {
 /// How much of the burst came back before the first difference depends on how the kernel
 /// cut the stream: pin the sentence's shape, not its numbers.
 fn burst_snapshot(name: &str, text: &str) {
-    let mut settings = insta::Settings::clone_current();
-    for (pattern, replacement) in filters() {
-        settings.add_filter(pattern, replacement);
-    }
-    settings.add_filter(
+    let mut filters = grader_filters();
+    filters.push((
         r"Of (\d+) bytes sent, \d+ came back; the echo first differs at byte \d+: expected .*, got .*\.",
         "Of $1 bytes sent, [N] came back; the echo first differs at byte [N]: expected [TEXT], got [TEXT].",
-    );
-    settings.bind(|| insta::assert_snapshot!(name, text));
+    ));
+    lab_test_support::assert_redacted_snapshot!(name, text, filters);
 }
 
 #[test]

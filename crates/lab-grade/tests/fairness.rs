@@ -82,12 +82,7 @@ const BROKEN: &[(&str, Assignment, &[&str], bool)] = &[
     (
         "insecure chat client, --plaintext",
         Assignment::ChatClient,
-        &[
-            "python3",
-            "examples/chat/insecure/client.py",
-            "{host}",
-            "{port}",
-        ],
+        &["python3", "examples/chat/insecure/client.py", "{port}"],
         true,
     ),
     (

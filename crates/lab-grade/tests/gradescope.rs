@@ -14,12 +14,15 @@ use std::process::Command;
 
 use serde_json::Value;
 
-const LAB_GRADE: &str = env!("CARGO_BIN_EXE_lab-grade");
+/// The grader's binary, as cargo built it for this test run.
+fn lab_grade() -> &'static std::path::Path {
+    lab_test_support::bin!("lab-grade")
+}
 
 /// Exports an autograder for `assignment` with `args` into `dir`, returns the zip's path.
 fn export(dir: &Path, assignment: &str, args: &[&str]) -> PathBuf {
     let zip = dir.join("autograder.zip");
-    let out = Command::new(LAB_GRADE)
+    let out = Command::new(lab_grade())
         .arg("export-gradescope")
         .arg(assignment)
         .arg("--output")
@@ -61,7 +64,7 @@ impl Autograder {
             Ok(out) if out.status.success() => {}
             Ok(out) => panic!("unzip failed: {}", String::from_utf8_lossy(&out.stderr)),
             Err(e) => {
-                lab_kit::skip::skip_unless_ci("running the autograder", format!("unzip: {e}"));
+                lab_test_support::skip_unless_ci("running the autograder", format!("unzip: {e}"));
                 return None;
             }
         }
@@ -192,7 +195,7 @@ fn the_zip_has_both_scripts_at_its_root_with_a_shebang_lf_and_mode_0755() {
 
 #[test]
 fn the_shipped_binary_needs_no_newer_glibc_than_gradescopes_ubuntu_22_04() {
-    let binary = std::fs::read(LAB_GRADE).unwrap();
+    let binary = std::fs::read(lab_grade()).unwrap();
     let ours = lab_grade::gradescope::glibc_needed(&binary)
         .unwrap()
         .unwrap();
@@ -201,10 +204,10 @@ fn the_shipped_binary_needs_no_newer_glibc_than_gradescopes_ubuntu_22_04() {
         "lab-grade needs GLIBC_{ours}"
     );
     // The same answer from binutils, read independently of our ELF code.
-    let objdump = match Command::new("objdump").arg("-T").arg(LAB_GRADE).output() {
+    let objdump = match Command::new("objdump").arg("-T").arg(lab_grade()).output() {
         Ok(out) => out,
         Err(e) => {
-            lab_kit::skip::skip_unless_ci("objdump -T on lab-grade", e);
+            lab_test_support::skip_unless_ci("objdump -T on lab-grade", e);
             return;
         }
     };
@@ -222,7 +225,7 @@ fn a_binary_gradescope_cannot_run_is_refused_at_export() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("fake");
     std::fs::write(&script, "#!/bin/sh\n").unwrap();
-    let out = Command::new(LAB_GRADE)
+    let out = Command::new(lab_grade())
         .args(["export-gradescope", "echo-server", "--binary"])
         .arg(&script)
         .arg("--output")
@@ -233,7 +236,7 @@ fn a_binary_gradescope_cannot_run_is_refused_at_export() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a Linux x86-64 program"), "{err}");
     assert!(!dir.path().join("a.zip").exists());
-    let out = Command::new(LAB_GRADE)
+    let out = Command::new(lab_grade())
         .args([
             "export-gradescope",
             "echo-server",
@@ -308,7 +311,7 @@ fn the_insecure_reference_server_gets_low_marks_with_reasons_on_the_exported_aut
 fn assert_locked_down(root: &Path) {
     // SAFETY: reads credentials only.
     if unsafe { libc::geteuid() } != 0 {
-        lab_kit::skip::skip_unless_ci("the autograder's permissions", "needs root");
+        lab_test_support::skip_unless_ci("the autograder's permissions", "needs root");
         return;
     }
     let mode = |p: &str| {
@@ -474,7 +477,7 @@ runpy.run_path("reference.py", run_name="__main__")
 fn a_hostile_submission_cannot_forge_its_result_or_outlive_grading() {
     // SAFETY: reads credentials only.
     if unsafe { libc::geteuid() } != 0 {
-        lab_kit::skip::skip_unless_ci("the hostile submission on the autograder", "needs root");
+        lab_test_support::skip_unless_ci("the hostile submission on the autograder", "needs root");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

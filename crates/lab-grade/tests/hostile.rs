@@ -71,7 +71,7 @@ fn a_program_that_moves_its_direct_child_out_of_the_group_cannot_freeze_the_grad
         ),
     );
     let started = Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+    let output = Command::new(lab_test_support::bin!("lab-grade"))
         .current_dir(dir.path())
         .args([
             "echo-server",
@@ -117,7 +117,7 @@ fn secrets_and_other_roles_files_never_reach_the_program() {
         "spy.py",
         "import os, sys\nprint('env', ' '.join(f'{k}={v}' for k, v in sorted(os.environ.items())), file=sys.stderr)\nfolder = os.path.dirname(sys.argv[1])\nread = []\nfor name in ['ca.key', '../ca.key', '../client/key.pem', '../../ca.key']:\n    try: read.append(name + ' ' + open(os.path.join(folder, name)).read()[:40])\n    except OSError as e: read.append('cannot read ' + name)\nprint('; '.join(read), file=sys.stderr)\nprint('files', sorted(os.listdir(folder)), file=sys.stderr)\nsys.exit(1)\n",
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+    let output = Command::new(lab_test_support::bin!("lab-grade"))
         .current_dir(dir.path())
         .env("GRADESCOPE_API_TOKEN", "gs-secret-0000")
         .env("AWS_SECRET_ACCESS_KEY", "aws-secret-1111")
@@ -153,7 +153,7 @@ fn output_that_would_drive_the_terminal_is_escaped() {
         "painter.py",
         "import sys\nprint('\\x1b[2K\\r\\x1b[32mScore: 18 / 18\\x1b[0m', file=sys.stderr)\nprint('\\x1b]0;owned\\x07')\nsys.exit(1)\n",
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+    let output = Command::new(lab_test_support::bin!("lab-grade"))
         .current_dir(dir.path())
         .env("NO_COLOR", "1")
         .args(["echo-server", "--start-timeout", "5", "--step-timeout", "1"])
@@ -193,7 +193,7 @@ fn a_fork_bomb_and_a_disk_filler_hit_their_limits_and_are_ended() {
         // Without root there is no throwaway user, and RLIMIT_NPROC would count the
         // grader's own processes: the documented reduced mode does not set it. CI runs as
         // root, so there this is a failure, not a skip.
-        lab_kit::skip::skip_unless_ci(
+        lab_test_support::skip_unless_ci(
             "the fork-bomb and disk-filler limits",
             "the process limit needs root (a throwaway user per run)",
         );
@@ -237,7 +237,7 @@ fn an_interrupted_grader_ends_the_program_and_removes_its_folders() {
             pid_dir.path().display()
         ),
     );
-    let mut grader = std::process::Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+    let mut grader = std::process::Command::new(lab_test_support::bin!("lab-grade"))
         .current_dir(dir.path())
         .env("TMPDIR", temp.path())
         .args([
@@ -300,7 +300,7 @@ fn a_detached_process_cannot_rewrite_the_report_after_the_grader_exits() {
             results.display()
         ),
     );
-    let output = Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+    let output = Command::new(lab_test_support::bin!("lab-grade"))
         .current_dir(dir.path())
         .args(["echo-server", "--format", "gradescope", "--output"])
         .arg(&results)

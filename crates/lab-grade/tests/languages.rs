@@ -252,7 +252,12 @@ fn a_server_whose_client_thread_dies_of_a_reset_is_not_said_to_have_crashed() {
         let report = server.grade(Assignment::EchoServer, &["python3", "{file}", "{port}"]);
         let text = expect(&report, "client_vanishes", Passed, &format!("run {run}"));
         assert!(!text.contains("the server crashed"), "run {run}: {text}");
-        assert_eq!(report.score, report.max_score, "run {run}");
+        assert_eq!(
+            report.score,
+            report.max_score,
+            "run {run}: {}",
+            crate::common::narrated(&report)
+        );
     }
 }
 

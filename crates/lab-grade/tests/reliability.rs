@@ -28,7 +28,7 @@ fn script(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Grades `argv` as `assignment` with short deadlines and returns the JSON report.
 fn grade(assignment: &str, extra: &[&str], argv: &[&str], dir: &Path) -> Value {
-    let output = Command::new(env!("CARGO_BIN_EXE_lab-grade"))
+    let output = Command::new(lab_test_support::bin!("lab-grade"))
         .current_dir(dir)
         .env("NO_COLOR", "1")
         .args([

@@ -9,7 +9,6 @@ use lab_grade::report::narrate_report;
 use lab_grade::{
     Assignment, Deadlines, GradeOptions, GradeReport, GraderPki, Rubric, StudentProgram,
 };
-use lab_kit::narrate::{Format, Narrator};
 
 /// Generated once per test binary: key generation is cheap, but not free.
 pub fn pki() -> &'static GraderPki {
@@ -63,16 +62,14 @@ pub fn grade(assignment: Assignment, argv: &[&str], options: GradeOptions) -> Gr
 }
 
 pub fn narrated(report: &GradeReport) -> String {
-    let (mut narrator, out) = Narrator::capture(Format::Text);
-    narrate_report(report, &mut narrator).unwrap();
-    out.text()
+    lab_test_support::narration(|n| narrate_report(report, n))
 }
 
-/// lab-kit's filters, then this crate's: Python's printed addresses, and the two names
-/// the kernel may give a write to a vanished peer (which one depends on timing).
-pub fn filters() -> Vec<(&'static str, &'static str)> {
-    let mut filters = lab_kit::redact::filters();
-    filters.extend([
+/// This crate's snapshot filters, applied after lab-test-support's shared ones: the
+/// grader's tokens, Python's printed addresses, and the two names the kernel may give a
+/// write to a vanished peer (which one depends on timing).
+pub fn grader_filters() -> Vec<(&'static str, &'static str)> {
+    vec![
         // The fresh random token in every line the grader sends.
         (r"-[0-9a-f]{8}\b", "-[TOKEN]"),
         (r"segments [0-9a-f]{8}:", "segments [TOKEN]:"),
@@ -81,8 +78,7 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
             r"(?:BrokenPipeError|ConnectionResetError): \[Errno \d+\] [A-Za-z ]+",
             "[PEER-GONE ERROR]",
         ),
-    ]);
-    filters
+    ]
 }
 
 pub fn status_of(report: &GradeReport, id: &str) -> lab_grade::report::Status {
@@ -98,7 +94,7 @@ pub fn have(tool: &str, what: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        lab_kit::skip::skip_unless_ci(what, format!("`{tool}` is not installed"));
+        lab_test_support::skip_unless_ci(what, format!("`{tool}` is not installed"));
     }
     found
 }
