@@ -15,6 +15,7 @@
 //! Every loop is bounded in count and in time; a missing tool is reported, not guessed.
 //! Build with `--release`: a debug build measures the compiler's lack of optimisation.
 
+use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -54,12 +55,17 @@ pub struct BenchSize {
     pub handshake_seconds: f64,
     pub round_trips: usize,
     pub fanout_clients: usize,
+    /// Lines in one burst of a fan-out sender (one burst fits one of ncat's reads).
     pub fanout_lines: usize,
+    /// At most this many bursts per sender in one fan-out run...
+    pub fanout_bursts: usize,
+    /// ...and none started after this long.
+    pub fanout_budget: Duration,
     pub crowd_clients: usize,
     /// How many of the crowd send a line (each goes to every other client).
     pub crowd_senders: usize,
-    /// How many times the fan-out runs, for us and for ncat, alternately (one lasts a
-    /// tenth of a second: a single pair decides little on a shared machine).
+    /// How many times the fan-out runs, for us and for ncat, alternately (a burst of
+    /// other work on a shared machine can spoil one run: the medians are compared).
     pub fanout_rounds: usize,
 }
 
@@ -75,6 +81,10 @@ impl BenchSize {
             // ncat --chat prefixes each *read* with `<userN> `: more than one read's worth
             // of lines per client (~8 KiB) would come out mangled, not slower.
             fanout_lines: 200,
+            // 50 clients × 200 lines × 49 recipients is 490,000 deliveries a burst, a tenth
+            // of a second: up to 400 bursts, none started after 2 s, make a run of seconds.
+            fanout_bursts: 400,
+            fanout_budget: Duration::from_secs(2),
             crowd_clients: 10_000,
             crowd_senders: 100,
             fanout_rounds: 5,
@@ -90,6 +100,8 @@ impl BenchSize {
             round_trips: 50,
             fanout_clients: 4,
             fanout_lines: 5,
+            fanout_bursts: 2,
+            fanout_budget: Duration::from_secs(1),
             crowd_clients: 20,
             crowd_senders: 5,
             fanout_rounds: 1,
@@ -668,9 +680,9 @@ fn latency(pki: &LabPki, size: &BenchSize) -> Result<LatencyReport, Error> {
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadResult {
     pub clients: usize,
-    /// How many of the clients sent lines, and how many each.
+    /// How many of the clients sent lines, and how many lines they sent in all.
     pub senders: usize,
-    pub lines_each: usize,
+    pub lines_sent: usize,
     pub expected: usize,
     pub delivered: usize,
     pub seconds: f64,
@@ -688,7 +700,7 @@ impl LoadResult {
         LoadResult {
             clients: traffic.clients,
             senders: traffic.senders,
-            lines_each: traffic.lines,
+            lines_sent: expected / traffic.clients.saturating_sub(1).max(1),
             expected,
             delivered,
             seconds,
@@ -698,15 +710,92 @@ impl LoadResult {
     }
 }
 
-const MARK: &str = "bench-line";
+/// How every load line ends, before its sender's number: `n=I bench-line from=S`.
+const MARK: &str = "bench-line from=";
 
-/// How a load run sends: the first `senders` clients send `lines` lines each, client `i`
-/// starting `i × pace` after the clock starts (pacing keeps every member's backlog small).
+/// A load client's count of the lines it received, per sender. Lines come in runs from one
+/// sender (a burst): the shared counter is touched once per run, not once per line.
+struct Tally<'a> {
+    me: usize,
+    per_burst: usize,
+    received: &'a [AtomicUsize],
+    burst_done: &'a [tokio::sync::Notify],
+    synced: &'a [AtomicUsize],
+    /// The current run: its sender and how many lines so far.
+    run: Option<(usize, usize)>,
+}
+
+impl Tally<'_> {
+    fn line(&mut self, line: &[u8]) {
+        match sender_of(line) {
+            Some(sender) if sender != self.me && sender < self.received.len() => {
+                match &mut self.run {
+                    Some((current, count)) if *current == sender => *count += 1,
+                    _ => {
+                        self.flush();
+                        self.run = Some((sender, 1));
+                    }
+                }
+            }
+            Some(_) => {}
+            None => {
+                // `… sync-K from=0`: the clock has not started yet.
+                let text = String::from_utf8_lossy(line);
+                if let Some(at) = text.find("sync-") {
+                    let n = text[at + 5..]
+                        .split_whitespace()
+                        .next()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    self.synced[self.me].fetch_max(n, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some((sender, count)) = self.run.take() {
+            let before = self.received[sender].fetch_add(count, Ordering::Relaxed);
+            // A burst of this sender has now reached everybody: its next may go.
+            if (before + count) / self.per_burst > before / self.per_burst {
+                self.burst_done[sender].notify_one();
+            }
+        }
+    }
+}
+
+/// The sender `S` of an intact load line (`… n=I bench-line from=S`, the sender last). The
+/// load client reads millions of lines a second on the same cores as the server it
+/// measures: this looks only at the line's end and allocates nothing, so that the server,
+/// not the client, sets the pace.
+fn sender_of(line: &[u8]) -> Option<usize> {
+    let digits = line.iter().rev().take_while(|b| b.is_ascii_digit()).count();
+    let (head, number) = line.split_at(line.len() - digits);
+    if digits == 0 || digits > 9 || !head.ends_with(MARK.as_bytes()) {
+        return None;
+    }
+    Some(
+        number
+            .iter()
+            .fold(0, |n, digit| n * 10 + usize::from(digit - b'0')),
+    )
+}
+
+/// How a load run sends: the first `senders` clients send bursts of `lines` lines, client
+/// `i` starting `i × pace` after the clock starts (pacing keeps every member's backlog
+/// small). A sender sends its next burst once every other client has received the last
+/// one, up to `bursts` bursts, and starts none after `budget`: the run is bounded in count
+/// and in time, and lasts long enough (seconds, not a tenth of one) to be measured on a
+/// shared machine. One burst at a time per sender also keeps ncat's lines intact: `ncat
+/// --chat` prefixes each *read* with `<userN> `, so two bursts read as one would be cut
+/// mid-line.
 #[derive(Debug, Clone, Copy)]
 struct Traffic {
     clients: usize,
     senders: usize,
     lines: usize,
+    bursts: usize,
+    budget: Duration,
     pace: Duration,
 }
 
@@ -749,13 +838,20 @@ async fn load_on_event_loop(
         clients,
         senders,
         lines,
+        bursts,
+        budget,
         pace,
     } = traffic;
     let connector = tokio_rustls::TlsConnector::from(config);
-    let counts: Arc<Vec<AtomicUsize>> =
+    // Lines received from each sender (by everyone else), and a wake-up for that sender
+    // when one of its bursts has reached everybody.
+    let received: Arc<Vec<AtomicUsize>> =
         Arc::new((0..clients).map(|_| AtomicUsize::new(0)).collect());
+    let burst_done: Arc<Vec<tokio::sync::Notify>> =
+        Arc::new((0..clients).map(|_| tokio::sync::Notify::new()).collect());
     let synced: Arc<Vec<AtomicUsize>> =
         Arc::new((0..clients).map(|_| AtomicUsize::new(0)).collect());
+    let per_burst = lines * (clients - 1);
     let name =
         rustls::pki_types::ServerName::try_from("localhost").map_err(|e| bench_error("name", e))?;
     // Connect in waves of 100, so that the listen queue never overflows.
@@ -786,29 +882,43 @@ async fn load_on_event_loop(
         for (me, tls) in connected {
             let (mut reader, writer) = tokio::io::split(tls);
             writers.push(writer);
-            let (counts, synced) = (Arc::clone(&counts), Arc::clone(&synced));
+            let (received, burst_done, synced) = (
+                Arc::clone(&received),
+                Arc::clone(&burst_done),
+                Arc::clone(&synced),
+            );
             readers.spawn(async move {
-                let mut decoder = LineDecoder::new(64 * 1024);
-                let mut buf = vec![0u8; 4 * 1024];
-                let own = format!("from={me} ");
+                let mut tally = Tally {
+                    me,
+                    per_burst,
+                    received: &received,
+                    burst_done: &burst_done,
+                    synced: &synced,
+                    run: None,
+                };
+                // Lines are split on `\n` here, in the bytes as read (a partial last line
+                // waits in `carry`): the load client stays cheap (see [`sender_of`]).
+                let mut carry = Vec::new();
+                let mut buf = vec![0u8; 16 * 1024];
                 loop {
                     let n = match reader.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => n,
                     };
-                    decoder.push(&buf[..n]);
-                    while let Some(Ok(line)) = decoder.next_line() {
-                        if line.contains(MARK) && !line.contains(&own) {
-                            counts[me].fetch_add(1, Ordering::Relaxed);
-                        } else if let Some(at) = line.find("sync-") {
-                            let n = line[at + 5..]
-                                .split_whitespace()
-                                .next()
-                                .and_then(|n| n.parse().ok())
-                                .unwrap_or(0);
-                            synced[me].fetch_max(n, Ordering::Relaxed);
+                    let data = &buf[..n];
+                    let mut start = 0;
+                    for end in memchr::memchr_iter(b'\n', data) {
+                        if carry.is_empty() {
+                            tally.line(&data[start..end]);
+                        } else {
+                            carry.extend_from_slice(&data[start..end]);
+                            tally.line(&carry);
+                            carry.clear();
                         }
+                        start = end + 1;
                     }
+                    tally.flush();
+                    carry.extend_from_slice(&data[start..]);
                 }
             });
         }
@@ -833,8 +943,11 @@ async fn load_on_event_loop(
             break;
         }
     }
-    let expected = senders * lines * (clients - 1);
     let started = Instant::now();
+    let deadline = started + limit;
+    // Lines sent so far, by all senders, and how many senders have finished.
+    let sent = Arc::new(AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
     let mut sending = tokio::task::JoinSet::new();
     let mut quiet = Vec::new();
     for (me, mut writer) in writers.into_iter().enumerate() {
@@ -842,26 +955,53 @@ async fn load_on_event_loop(
             quiet.push(writer);
             continue;
         }
+        let (received, burst_done) = (Arc::clone(&received), Arc::clone(&burst_done));
+        let (sent, finished) = (Arc::clone(&sent), Arc::clone(&finished));
         sending.spawn(async move {
             tokio::time::sleep_until((started + pace * me as u32).into()).await;
             let mut text = String::new();
-            for i in 0..lines {
-                text.push_str(&format!("{MARK} from={me} n={i}\n"));
+            for burst in 0..bursts {
+                if burst > 0 && started.elapsed() >= budget {
+                    break;
+                }
+                text.clear();
+                for i in 0..lines {
+                    let n = burst * lines + i;
+                    let _ = writeln!(text, "n={n} {MARK}{me}");
+                }
+                if writer.write_all(text.as_bytes()).await.is_err() {
+                    break;
+                }
+                sent.fetch_add(lines, Ordering::Relaxed);
+                if burst + 1 == bursts {
+                    break;
+                }
+                // The next burst once this one has reached everybody (or never, if a line
+                // is lost: the main loop gives up after seconds without progress).
+                let target = (burst + 1) * per_burst;
+                let waited = tokio::time::timeout_at(deadline.into(), async {
+                    while received[me].load(Ordering::Relaxed) < target {
+                        burst_done[me].notified().await;
+                    }
+                })
+                .await;
+                if waited.is_err() {
+                    break;
+                }
             }
-            let _ = writer.write_all(text.as_bytes()).await;
+            finished.fetch_add(1, Ordering::Relaxed);
             writer
         });
     }
-    let deadline = started + limit;
     let total = || {
-        counts
+        received
             .iter()
             .map(|c| c.load(Ordering::Relaxed))
             .sum::<usize>()
     };
-    // Wait for every delivery, the deadline, or 3 s without progress (lines that will
-    // never come) once every sender has sent; the rate is measured up to the last
-    // delivery seen.
+    // Wait for every delivery of every line sent, the deadline, or 3 s without progress
+    // once every sender has started (lines that will never come); the rate is measured up
+    // to the last delivery seen.
     let last_start = started + pace * senders.saturating_sub(1) as u32;
     let mut last_total = 0;
     let mut last_progress = Instant::now();
@@ -871,7 +1011,9 @@ async fn load_on_event_loop(
             last_total = now_total;
             last_progress = Instant::now();
         }
-        if now_total >= expected
+        let all_sent = finished.load(Ordering::Relaxed) == senders;
+        let expected = sent.load(Ordering::Relaxed) * (clients - 1);
+        if (all_sent && now_total >= expected)
             || Instant::now() >= deadline
             || (Instant::now() > last_start && last_progress.elapsed() > Duration::from_secs(3))
         {
@@ -884,8 +1026,13 @@ async fn load_on_event_loop(
         .as_secs_f64()
         .max(1e-6);
     let delivered = total();
-    while let Some(sent) = sending.join_next().await {
-        if let Ok(mut writer) = sent {
+    let expected = sent.load(Ordering::Relaxed) * (clients - 1);
+    if finished.load(Ordering::Relaxed) < senders {
+        // A sender still waits for a burst that will never be complete.
+        sending.abort_all();
+    }
+    while let Some(done) = sending.join_next().await {
+        if let Ok(mut writer) = done {
             let _ = writer.shutdown().await;
         }
     }
@@ -975,6 +1122,8 @@ fn room(files: &PkiFiles, size: &BenchSize) -> Result<RoomReport, Error> {
         clients: size.fanout_clients,
         senders: size.fanout_clients,
         lines: size.fanout_lines,
+        bursts: size.fanout_bursts,
+        budget: size.fanout_budget,
         pace: Duration::ZERO,
     };
     // Ours and ncat's alternate; each reports its median run.
@@ -1003,6 +1152,8 @@ fn room(files: &PkiFiles, size: &BenchSize) -> Result<RoomReport, Error> {
             clients: size.crowd_clients,
             senders: size.crowd_senders,
             lines: 1,
+            bursts: 1,
+            budget: Duration::ZERO,
             pace: Duration::from_millis(20),
         },
     )?;
@@ -1261,6 +1412,8 @@ mod parts {
                 clients,
                 senders: 100,
                 lines: 1,
+                bursts: 1,
+                budget: Duration::ZERO,
                 pace: Duration::from_millis(20),
             }
         } else {
@@ -1268,6 +1421,8 @@ mod parts {
                 clients,
                 senders: clients,
                 lines: 200,
+                bursts: BenchSize::full().fanout_bursts,
+                budget: BenchSize::full().fanout_budget,
                 pace: Duration::ZERO,
             }
         };

@@ -57,7 +57,8 @@ use tokio_rustls::TlsAcceptor;
 use crate::Error;
 use crate::framing::LineDecoder;
 use crate::server::{
-    ACCEPT_PAUSE, Admission, AdmissionLimits, Ticket, failed_accept, raise_open_file_limit, refuse,
+    ACCEPT_PAUSE, Admission, AdmissionLimits, RefusalLog, Ticket, failed_accept,
+    raise_open_file_limit, refuse,
 };
 use crate::session::{
     CLOSE_WAIT, ChatEvent, EXIT_WORD, EventSink, Limits, LocalInput, NOTICE_PREFIX, PeerEnd,
@@ -77,6 +78,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read from a member at once (small: a room holds thousands of these buffers).
 const READ_BUFFER: usize = 4 * 1024;
+/// Reads of a member's bytes that are already here gathered into one batch, at most.
+const BATCH_READS: usize = 16;
 /// Join and leave notices go to everyone while the room has at most this many members. In
 /// a crowd they would be most of the traffic, and of the memory: each of N joins told to N
 /// members is N² lines (50 million for 10,000 members). The server's own log still shows
@@ -478,6 +481,7 @@ async fn run_room(
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let admission = Arc::new(Admission::new(options.admission));
+    let refusals = RefusalLog::start(Arc::clone(&events))?;
     let acceptor = options.tls.clone().map(TlsAcceptor::from);
     let room = Arc::new(Room {
         members: Mutex::new(Vec::new()),
@@ -517,7 +521,7 @@ async fn run_room(
                     }
                     Err(refusal) => {
                         if let Ok(tcp) = tcp.into_std() {
-                            refuse(tcp, peer, &refusal, &events);
+                            refuse(tcp, peer, &refusal, &refusals);
                         }
                     }
                 }
@@ -537,6 +541,15 @@ async fn run_room(
     // before the process ends, or the clients would see a truncated session.
     while members.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The output of `future` if it is ready at once (without waiting), else `None`.
+async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        output = future => Some(output),
+        () = std::future::ready(()) => None,
+    }
 }
 
 /// A peer that sent nothing for `timeout`.
@@ -717,6 +730,9 @@ async fn member(
         room: Arc::clone(&room),
         mailbox: mailbox.clone(),
         rate: RateLimit::new(room.options.max_lines_per_second),
+        name: String::new(),
+        batch: String::new(),
+        over_rate: 0,
     };
     let mut decoder = LineDecoder::new(limits.max_line);
     let mut buf = vec![0u8; READ_BUFFER];
@@ -738,24 +754,40 @@ async fn member(
             Ok(Ok(n)) => n,
             Ok(Err(e)) => break Some(classify_read_error(&e)),
         };
-        decoder.push(&buf[..n]);
-        let mut lines = Vec::new();
-        let mut broken = None;
-        while let Some(line) = decoder.next_line() {
-            match line {
-                Ok(line) if line.trim() == EXIT_WORD => said_exit = true,
-                Ok(line) => lines.push(line),
-                Err(error) => {
-                    broken = Some(broke_rules(&error));
-                    break;
+        // All the lines that are already here (this read, and up to BATCH_READS more that
+        // need no waiting: the rest of a TLS record, the next records) are relayed as one
+        // batch: one wake-up per recipient, not one per line. No allocation per line
+        // either: each is copied once, from the decoder's buffer into the batch.
+        speaker.begin();
+        let mut end = None;
+        let mut chunk = Some(n);
+        let mut reads = 0;
+        while let Some(n) = chunk.take() {
+            decoder.push(&buf[..n]);
+            while let Some(line) = decoder.next_line_str() {
+                match line {
+                    Ok(line) if line.trim() == EXIT_WORD => said_exit = true,
+                    Ok(line) => speaker.line(line),
+                    Err(error) => {
+                        end = Some(broke_rules(&error));
+                        break;
+                    }
                 }
             }
+            reads += 1;
+            if end.is_some() || reads >= BATCH_READS {
+                break;
+            }
+            match ready_now(reader.read(&mut buf)).await {
+                None => {}
+                Some(Ok(0)) => end = Some(PeerEnd::Closed { said_exit }),
+                Some(Ok(n)) => chunk = Some(n),
+                Some(Err(e)) => end = Some(classify_read_error(&e)),
+            }
         }
-        // All the lines one read completed are relayed as one batch: one wake-up per
-        // recipient, not one per line.
-        speaker.relay(lines);
-        if let Some(broken) = broken {
-            break Some(broken);
+        speaker.finish();
+        if end.is_some() {
+            break end;
         }
     };
     match peer_end {
@@ -799,50 +831,66 @@ async fn member(
 }
 
 /// A member's lines on their way to the room: the rate limit, `/name`, the `NAME: ` prefix.
+/// The lines of one read are gathered into one batch: [`begin`](Self::begin), a
+/// [`line`](Self::line) each, [`finish`](Self::finish).
 struct Speaker {
     id: u64,
     room: Arc<Room>,
     mailbox: Mailbox,
     rate: RateLimit,
+    /// The member's name as the batch began (or after its `/name`).
+    name: String,
+    batch: String,
+    /// Lines of this batch past the rate limit.
+    over_rate: usize,
 }
 
 impl Speaker {
-    fn relay(&mut self, lines: Vec<String>) {
+    fn begin(&mut self) {
+        self.name = self.room.name_of(self.id).unwrap_or_default();
+        self.batch.clear();
+        self.over_rate = 0;
+    }
+
+    fn line(&mut self, text: &str) {
         let room = &self.room;
-        let mut name = room.name_of(self.id).unwrap_or_default();
-        let mut batch = String::new();
-        let mut over_rate = 0usize;
-        for text in lines {
-            if !self.rate.allow(line_cost(&text)) {
-                over_rate += 1;
-                continue;
-            }
-            if let Some(wanted) = text.strip_prefix("/name ") {
-                if !batch.is_empty() {
-                    room.broadcast(Some(self.id), &std::mem::take(&mut batch));
-                }
-                if let Some(notice) = room.rename(self.id, wanted.trim()) {
-                    self.mailbox.tell(notice);
-                }
-                name = room.name_of(self.id).unwrap_or_default();
-                continue;
-            }
-            if !batch.is_empty() {
-                batch.push('\n');
-            }
-            batch.push_str(&name);
-            batch.push_str(": ");
-            batch.push_str(&text);
+        if !self.rate.allow(line_cost(text)) {
+            self.over_rate += 1;
+            return;
         }
-        if !batch.is_empty() {
-            room.broadcast(Some(self.id), &batch);
+        if let Some(wanted) = text.strip_prefix("/name ") {
+            // What was said before the new name goes out under the old one.
+            if !self.batch.is_empty() {
+                room.broadcast(Some(self.id), &self.batch);
+                self.batch.clear();
+            }
+            if let Some(notice) = room.rename(self.id, wanted.trim()) {
+                self.mailbox.tell(notice);
+            }
+            self.name = room.name_of(self.id).unwrap_or_default();
+            return;
         }
-        if over_rate > 0 {
+        if !self.batch.is_empty() {
+            self.batch.push('\n');
+        }
+        self.batch.push_str(&self.name);
+        self.batch.push_str(": ");
+        self.batch.push_str(text);
+    }
+
+    fn finish(&mut self) {
+        let room = &self.room;
+        if !self.batch.is_empty() {
+            room.broadcast(Some(self.id), &self.batch);
+            self.batch.clear();
+        }
+        if self.over_rate > 0 {
             self.mailbox.tell(format!(
-                "* slow down: {over_rate} of your lines were not relayed (at most {} lines \
-                 a second, a line costing one more per KiB)",
-                room.options.max_lines_per_second
+                "* slow down: {} of your lines were not relayed (at most {} lines a second, \
+                 a line costing one more per KiB)",
+                self.over_rate, room.options.max_lines_per_second
             ));
+            self.over_rate = 0;
         }
     }
 }

@@ -165,6 +165,13 @@ pub enum ChatEvent {
         peer: SocketAddr,
         reason: String,
     },
+    /// Several connections refused for one reason within a second (see
+    /// [`crate::server::RefusalLog`]).
+    RefusedMany {
+        count: usize,
+        latest: SocketAddr,
+        reason: String,
+    },
     NotSent {
         reason: String,
     },
@@ -255,6 +262,14 @@ impl std::fmt::Display for ChatEvent {
                 )
             }
             ChatEvent::Refused { peer, reason } => write!(f, "refused {peer}: {reason}"),
+            ChatEvent::RefusedMany {
+                count,
+                latest,
+                reason,
+            } => write!(
+                f,
+                "refused {count} connections (the latest from {latest}): {reason}"
+            ),
             ChatEvent::NotSent { reason } => write!(f, "not sent: {reason}"),
             ChatEvent::Waiting => write!(f, "waiting for the next client"),
             ChatEvent::Joined { name } => write!(f, "* {name} joined"),

@@ -383,7 +383,7 @@ fn a_flood_from_one_address_does_not_keep_a_client_from_another_out() {
         ],
     );
     let flood: Vec<TcpStream> = (0..10).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    expect_out_times(
+    expect_refusals(
         &server,
         "the limit of 2 connections from 127.0.0.1 is reached",
         8,

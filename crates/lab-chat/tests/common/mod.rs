@@ -139,6 +139,30 @@ pub fn expect_out_times(child: &RunningChild, needle: &str, count: usize) {
     );
 }
 
+/// Waits until the server's refusal log has told `count` refusals whose reason contains
+/// `needle`: one per `refused ADDR: …` line, N per `refused N connections …` summary.
+#[track_caller]
+pub fn expect_refusals(child: &RunningChild, needle: &str, count: usize) {
+    let mut seen = 0;
+    let found = child.wait_for_line(Stream::Stdout, PATIENCE, |line| {
+        if line.starts_with("refused ") && line.contains(needle) {
+            seen += line
+                .strip_prefix("refused ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|_| line.contains(" connections (the latest from "))
+                .unwrap_or(1);
+        }
+        seen >= count
+    });
+    assert!(
+        found.is_some(),
+        "{} told fewer than {count} refusals with {needle:?}\nstdout:\n{}",
+        child.program(),
+        child.text(Stream::Stdout)
+    );
+}
+
 #[track_caller]
 pub fn expect_out(child: &RunningChild, needle: &str) -> String {
     expect_line(child, Stream::Stdout, needle)
