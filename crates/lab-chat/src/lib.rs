@@ -8,16 +8,21 @@
 //!
 //! - [`transport`]: TLS 1.3 (rustls, ring) or bare TCP, split for full duplex;
 //! - [`framing`]: lines out of a byte stream, with limits;
-//! - [`session`]: one conversation, both ways at once, and how it ended;
+//! - [`session`]: one conversation, both ways at once, and how it ended; [`event`]: what
+//!   the chat tells its user, as text or JSON;
 //! - [`server`] and [`client`]: the two programs; [`keys`]: where certificates come from;
 //! - [`terminal`]: typing that survives incoming lines, when a person types in a terminal;
 //! - [`eavesdrop`]: a relay in the middle that reads (and can cut) the wire;
-//! - [`demo`]: the chapter for the tour and `lab-chat demo`.
+//! - [`room`]: many clients on an event loop; [`bench`]: the speed, next to openssl and ncat;
+//! - [`demo`]: the chapter for the tour and `lab-chat demo` (experiments, then narration);
+//! - [`app`]: the `lab-chat` program (its command line, standard input, exit codes).
 
+pub mod app;
 pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod eavesdrop;
+pub mod event;
 pub mod framing;
 pub mod keys;
 pub mod on_the_wire;
