@@ -135,7 +135,7 @@ fn the_tour_binary_runs_the_strace_probe_of_lab_4() {
 
 #[test]
 fn the_tour_runs_each_chapters_python_twin_beside_it() {
-    if !lab_kit::twin::python_here_or_skip("the_tour_runs_each_chapters_python_twin_beside_it") {
+    if !lab_test_support::python("the_tour_runs_each_chapters_python_twin_beside_it") {
         return;
     }
     let output = socket_lab().arg("refused").output().unwrap();

@@ -9,7 +9,8 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use lab_kit::twin::{TWINS, Twin, TwinError, TwinRun};
+use lab_kit::twin::{Twin, TwinError, TwinRun};
+use socket_lab::CHAPTERS;
 
 const DEADLINE: Duration = Duration::from_secs(120);
 
@@ -27,7 +28,7 @@ fn run(twin: Twin, args: &[OsString]) -> Option<TwinRun> {
             Some(run)
         }
         Err(TwinError::NoPython) => {
-            lab_kit::skip::skip_unless_ci(twin.script, "no python3 here");
+            lab_test_support::skip_unless_ci(twin.script, "no python3 here");
             None
         }
         Err(e) => panic!("{e}"),
@@ -57,7 +58,7 @@ fn ephemeral_range() -> (u16, u16) {
 
 #[test]
 fn q1_python_is_refused_at_once_loops_only_when_told_and_times_out_on_a_full_queue() {
-    let Some(run) = run(TWINS[0], &[]) else {
+    let Some(run) = run(CHAPTERS[0].twin, &[]) else {
         return;
     };
     let refused = finding(&run, "refused:");
@@ -83,7 +84,7 @@ fn q1_python_is_refused_at_once_loops_only_when_told_and_times_out_on_a_full_que
 
 #[test]
 fn q2_python_shows_the_resolver_order_the_trap_and_this_systems_loopback() {
-    let Some(run) = run(TWINS[1], &[]) else {
+    let Some(run) = run(CHAPTERS[1].twin, &[]) else {
         return;
     };
     let order = finding(&run, "localhost resolves to, in this order: ");
@@ -138,7 +139,7 @@ fn q2_python_shows_the_resolver_order_the_trap_and_this_systems_loopback() {
 
 #[test]
 fn q3_python_sleeps_at_least_as_asked_costs_no_cpu_and_blocks_an_event_loop() {
-    let Some(run) = run(TWINS[2], &[]) else {
+    let Some(run) = run(CHAPTERS[2].twin, &[]) else {
         return;
     };
     for requested in ["0.0", "0.001", "0.01"] {
@@ -162,7 +163,7 @@ fn q3_python_sleeps_at_least_as_asked_costs_no_cpu_and_blocks_an_event_loop() {
 
 #[test]
 fn q4_python_walks_the_calls_and_meets_each_surprise() {
-    let Some(run) = run(TWINS[3], &[]) else {
+    let Some(run) = run(CHAPTERS[3].twin, &[]) else {
         return;
     };
     let (low, high) = ephemeral_range();
@@ -224,7 +225,7 @@ fn q5_python_verifies_the_server_and_sees_truncation_only_when_asked() {
         .unwrap()
         .write_to(&dir, true)
         .unwrap();
-    let result = run(TWINS[4], &[OsString::from(&files.dir)]);
+    let result = run(CHAPTERS[4].twin, &[OsString::from(&files.dir)]);
     let _ = std::fs::remove_dir_all(&dir);
     let Some(run) = result else { return };
     // The reference pair (examples/chat/secure/), run by the twin as a student would.
@@ -283,13 +284,13 @@ fn q5_python_verifies_the_server_and_sees_truncation_only_when_asked() {
 #[test]
 fn the_q5_twin_says_how_to_make_certificates_when_they_are_missing() {
     let dir = std::env::temp_dir().join(format!("socket-lab-no-certs-{}", std::process::id()));
-    match lab_kit::twin::run(TWINS[4], &[OsString::from(&dir)], DEADLINE) {
+    match lab_kit::twin::run(CHAPTERS[4].twin, &[OsString::from(&dir)], DEADLINE) {
         Err(TwinError::Failed { stderr, .. }) => {
             assert!(stderr.contains("lab-chat keygen --out"), "{stderr}");
             // A student on Windows or macOS has no lab-chat: where to make them instead.
             assert!(stderr.contains("WSL2"), "{stderr}");
         }
-        Err(TwinError::NoPython) => lab_kit::skip::skip_unless_ci("q5 twin", "no python3 here"),
+        Err(TwinError::NoPython) => lab_test_support::skip_unless_ci("q5 twin", "no python3 here"),
         other => panic!("{other:?}"),
     }
 }
@@ -298,10 +299,10 @@ fn the_q5_twin_says_how_to_make_certificates_when_they_are_missing() {
 /// (no `BrokenPipeError` traceback for the student to puzzle over), with a non-zero exit.
 #[test]
 fn every_twin_stops_quietly_when_its_reader_leaves() {
-    if !lab_kit::twin::python_here_or_skip("every_twin_stops_quietly_when_its_reader_leaves") {
+    if !lab_test_support::python("every_twin_stops_quietly_when_its_reader_leaves") {
         return;
     }
-    for twin in TWINS {
+    for twin in CHAPTERS.iter().map(|chapter| chapter.twin) {
         let mut child = std::process::Command::new("python3")
             .arg(twin.path())
             // q5 stops early without certificates: its first lines are enough here.

@@ -42,6 +42,10 @@ use serde::Serialize;
 use crate::capture::{Capture, RawFrame};
 pub use crate::packet::{Packet, Protocol};
 
+/// The lab contract (`lab_kit::chapter`), with this crate's [`Wiretap`] as the way a
+/// chapter is told to capture its packets: what every lab exports as `CHAPTER`.
+pub type Chapter = lab_kit::chapter::Chapter<Wiretap>;
+
 /// The interface every loopback experiment crosses.
 pub const LOOPBACK: &str = "lo";
 

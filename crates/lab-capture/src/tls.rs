@@ -127,6 +127,7 @@ impl KeyLogLines {
     }
 }
 
+#[cfg(feature = "tls")]
 impl rustls::KeyLog for KeyLogLines {
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
         let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();

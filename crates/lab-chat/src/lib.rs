@@ -39,6 +39,39 @@ use lab_kit::errors::ErrorFacts;
 
 pub use demo::{chapter, chapter_watched};
 
+/// Chapter 5 of the tour: the question, its answer, and how to run it (`socket-lab chat`,
+/// `lab-chat demo`).
+pub const CHAPTER: lab_capture::Chapter = lab_capture::Chapter {
+    slug: "chat",
+    number: 5,
+    question: "a secure chat, one client and one server. What makes it secure?",
+    summary: "a secure chat (TLS vs plaintext, an eavesdropper, an impostor)",
+    answer: "\"Secure\" means four things, and each one was just shown failing without it. \
+    Confidentiality: the eavesdropper read every plaintext line and no TLS line. \
+    Integrity: the attacker rewrote a plaintext order undetected, while a TLS record \
+    changed by one bit was refused; even the end is authenticated (a cut without \
+    close_notify was reported as truncated; in plaintext it looked like a goodbye). \
+    Server authentication: the client verified the chain to the lab CA and the name \
+    localhost, and refused the impostor before sending a word. Client authentication: \
+    with --require-client-cert (mutual TLS) the server knows who the client is, and \
+    turns away a client without a certificate. \
+    Encryption without verification is not security: it is a private conversation \
+    with whoever answered. And a chat also needs full duplex, framing and a clear \
+    ending, or it is not much of a chat.",
+    elsewhere: "TLS is the same on every system; what differs is around it. On a Windows console \
+    asyncio cannot read stdin (read it in a thread, as examples/chat/secure/ does), and \
+    Python from python.org on macOS trusts no CA until \"Install Certificates.command\" \
+    is run; given cafile=ca.pem, every system trusts exactly the lab CA. Sources: \
+    docs/05-secure-chat.md, \"On your machine\".",
+    docs: "docs/05-secure-chat.md",
+    twin: lab_kit::twin::Twin {
+        script: "q5_secure_chat.py",
+        needs_lab_certificates: true,
+    },
+    probes: PROBES,
+    run: |n, probe, tap| Ok(chapter_watched(n, probe, tap)?),
+};
+
 /// The probes this lab runs under strace (none: its evidence is the wire itself).
 pub const PROBES: &[(&str, lab_kit::probe::ProbeFn)] = &[];
 

@@ -9,7 +9,6 @@
 //! - `send` may accept **fewer bytes than asked** ([`partial_send`]);
 //! - `recv` returning **0 means the peer closed**, a reset is an error ([`peer_closes`]).
 
-use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::mem::MaybeUninit;
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -17,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use lab_capture::{Wire, Wiretap};
 use lab_kit::errors::ErrorFacts;
+use lab_kit::kernel::{self, TcpState};
 use serde::Serialize;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -318,41 +318,18 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// The rows of `/proc/net/tcp`: (local port, remote port, state, rx_queue).
-fn proc_net_tcp() -> Option<Vec<(u16, u16, u8, u32)>> {
-    let table = fs::read_to_string("/proc/net/tcp").ok()?;
-    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
-    Some(
-        table
-            .lines()
-            .skip(1)
-            .filter_map(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                let queues = fields.get(4)?.split_once(':')?;
-                Some((
-                    port(fields.get(1)?)?,
-                    port(fields.get(2)?)?,
-                    u8::from_str_radix(fields.get(3)?, 16).ok()?,
-                    u32::from_str_radix(queues.1, 16).ok()?,
-                ))
-            })
-            .collect(),
-    )
-}
-
 /// The LISTEN socket's accept queue length (for a LISTEN socket, Linux reports the number
-/// of finished connections not yet accepted as its rx_queue). The final ACK of the handshake
-/// may still be in flight inside the kernel when `connect()` returns, so we look until it
-/// shows, within a bound.
+/// of finished connections not yet accepted as its rx_queue in `/proc/net/tcp`). The final
+/// ACK of the handshake may still be in flight inside the kernel when `connect()` returns,
+/// so we look until it shows, within a bound.
 fn wait_for_accept_queue(port: u16) -> Option<u32> {
-    const LISTEN: u8 = 0x0A;
     let deadline = Instant::now() + CALL_DEADLINE;
     loop {
-        let rows = proc_net_tcp()?;
-        let queued = rows
-            .iter()
-            .find(|(local, _, state, _)| *local == port && *state == LISTEN)
-            .map(|row| row.3)?;
+        let queued = kernel::tcp_sockets()
+            .ok()?
+            .into_iter()
+            .find(|row| row.local_address.port() == port && row.state == TcpState::Listen)
+            .map(|row| row.rx_queue)?;
         if queued > 0 || Instant::now() >= deadline {
             return Some(queued);
         }
@@ -362,42 +339,20 @@ fn wait_for_accept_queue(port: u16) -> Option<u32> {
 
 /// Waits (within a bound) until no socket listens on `port` any more, per `/proc/net/tcp`.
 fn wait_until_not_listening(port: u16) {
-    const LISTEN: u8 = 0x0A;
     let deadline = Instant::now() + CALL_DEADLINE;
-    while let Some(rows) = proc_net_tcp() {
-        let listening = rows
-            .iter()
-            .any(|(local, _, state, _)| *local == port && *state == LISTEN);
-        if !listening || Instant::now() >= deadline {
-            return;
-        }
+    while !kernel::listening_inodes(port).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
 
 /// The kernel's name for the state of the connection from port `local` to port `remote`
-/// on 127.0.0.1 (from `/proc/net/tcp`, Linux only), e.g. `ESTABLISHED` or `TIME_WAIT`.
+/// on loopback (from `/proc/net/tcp`, Linux only), e.g. `ESTABLISHED` or `TIME_WAIT`.
 pub fn tcp_state(local: u16, remote: u16) -> Option<String> {
-    let names = [
-        "?",
-        "ESTABLISHED",
-        "SYN_SENT",
-        "SYN_RECV",
-        "FIN_WAIT1",
-        "FIN_WAIT2",
-        "TIME_WAIT",
-        "CLOSE",
-        "CLOSE_WAIT",
-        "LAST_ACK",
-        "LISTEN",
-        "CLOSING",
-    ];
-    let rows = proc_net_tcp()?;
-    let state = rows
-        .iter()
-        .find(|(l, r, _, _)| *l == local && *r == remote)?
-        .2;
-    Some(names.get(usize::from(state))?.to_string())
+    let row = kernel::tcp_sockets()
+        .ok()?
+        .into_iter()
+        .find(|row| row.local_address.port() == local && row.remote_address.port() == remote)?;
+    Some(kernel::state_name(&row.state).to_string())
 }
 
 /// A connected pair on loopback: the client's stream and the server's accepted stream.

@@ -10,7 +10,7 @@
 //! the echoes, so a long input never deadlocks against a server whose buffers are full.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
@@ -32,28 +32,65 @@ pub const ECHO_BUFFER: usize = 128 * 1024;
 
 /// Resolves `HOST:PORT` (a name or an address) into socket addresses, in resolver order.
 pub fn resolve(target: &str) -> Result<Vec<SocketAddr>, Error> {
-    let addrs: Vec<SocketAddr> = target
-        .to_socket_addrs()
-        .map_err(|source| Error::Resolve {
-            target: target.to_string(),
-            source,
-        })?
-        .collect();
-    if addrs.is_empty() {
-        return Err(Error::Resolve {
-            target: target.to_string(),
-            source: io::Error::new(io::ErrorKind::NotFound, "no addresses"),
-        });
-    }
-    Ok(addrs)
+    Ok(lab_kit::addr::resolve(target)?)
 }
+
+/// What happens at the server, one event per line of its log. The library never prints:
+/// whoever runs the server decides where events go (the `lab-echo server` command prints
+/// them; the benchmark drops them), as lab-chat's server reports through its event sink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// `accept()` failed; that client is lost, the server goes on.
+    AcceptFailed(String),
+    /// A client was turned away because every slot was taken.
+    Refused {
+        peer: SocketAddr,
+        max_clients: usize,
+    },
+    /// A client got a slot.
+    Connected {
+        peer: SocketAddr,
+        count: usize,
+        max_clients: usize,
+    },
+    /// A client closed after `bytes` were echoed.
+    Left { peer: SocketAddr, bytes: u64 },
+    /// A client's connection failed.
+    Failed { peer: SocketAddr, error: String },
+}
+
+impl std::fmt::Display for ServerEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerEvent::AcceptFailed(error) => write!(f, "accept failed: {error}"),
+            ServerEvent::Refused { peer, max_clients } => write!(
+                f,
+                "client {peer} refused: all {max_clients} client slots are taken"
+            ),
+            ServerEvent::Connected {
+                peer,
+                count,
+                max_clients,
+            } => write!(
+                f,
+                "client {peer} connected ({count} of at most {max_clients})"
+            ),
+            ServerEvent::Left { peer, bytes } => {
+                write!(f, "client {peer} left after {bytes} bytes echoed")
+            }
+            ServerEvent::Failed { peer, error } => write!(f, "client {peer} failed: {error}"),
+        }
+    }
+}
+
+/// Where a server's events go: called from the accepting thread and every client's thread.
+pub type EventSink = Arc<dyn Fn(ServerEvent) + Send + Sync>;
 
 /// A bound, listening echo server.
 #[derive(Debug)]
 pub struct EchoServer {
     listener: TcpListener,
     max_clients: usize,
-    log: bool,
 }
 
 impl EchoServer {
@@ -66,7 +103,6 @@ impl EchoServer {
                     return Ok(EchoServer {
                         listener,
                         max_clients: max_clients.max(1),
-                        log: true,
                     });
                 }
                 Err(e) => last_error = Some(e),
@@ -78,12 +114,6 @@ impl EchoServer {
         })
     }
 
-    /// Serves without printing a line per client (for the benchmark).
-    pub fn quiet(mut self) -> Self {
-        self.log = false;
-        self
-    }
-
     /// The address the kernel bound (with the real port when 0 was asked for).
     pub fn local_addr(&self) -> Result<SocketAddr, Error> {
         self.listener
@@ -91,8 +121,9 @@ impl EchoServer {
             .map_err(Error::socket("getsockname"))
     }
 
-    /// Accepts clients forever, one thread each, at most `max_clients` at once.
-    pub fn serve(self) -> Result<(), Error> {
+    /// Accepts clients forever, one thread each, at most `max_clients` at once, reporting
+    /// what happens to `events`.
+    pub fn serve(self, events: EventSink) -> Result<(), Error> {
         let active = Arc::new(AtomicUsize::new(0));
         loop {
             let (stream, peer) = match self.listener.accept() {
@@ -101,43 +132,37 @@ impl EchoServer {
                     // A connection that was reset while queued, or no file descriptors
                     // left: that client is lost, the server goes on (after a pause, so
                     // a persistent error does not spin the CPU).
-                    self.say(format_args!("accept failed: {e}"));
+                    events(ServerEvent::AcceptFailed(e.to_string()));
                     thread::sleep(Duration::from_millis(10));
                     continue;
                 }
             };
             if active.load(Ordering::SeqCst) >= self.max_clients {
-                self.say(format_args!(
-                    "client {peer} refused: all {} client slots are taken",
-                    self.max_clients
-                ));
+                events(ServerEvent::Refused {
+                    peer,
+                    max_clients: self.max_clients,
+                });
                 refuse_busy(stream, self.max_clients);
                 continue;
             }
             let slot = ClientSlot::take(&active);
-            self.say(format_args!(
-                "client {peer} connected ({} of at most {})",
-                slot.count, self.max_clients
-            ));
-            let log = self.log;
+            events(ServerEvent::Connected {
+                peer,
+                count: slot.count,
+                max_clients: self.max_clients,
+            });
+            let events = Arc::clone(&events);
             thread::spawn(move || {
                 let result = echo_until_closed(stream);
                 drop(slot);
-                if log {
-                    let mut out = io::stdout().lock();
-                    let _ = match result {
-                        Ok(bytes) => writeln!(out, "client {peer} left after {bytes} bytes echoed"),
-                        Err(e) => writeln!(out, "client {peer} failed: {e}"),
-                    };
-                }
+                events(match result {
+                    Ok(bytes) => ServerEvent::Left { peer, bytes },
+                    Err(e) => ServerEvent::Failed {
+                        peer,
+                        error: e.to_string(),
+                    },
+                });
             });
-        }
-    }
-
-    fn say(&self, line: std::fmt::Arguments<'_>) {
-        if self.log {
-            // A closed stdout must not stop the server.
-            let _ = writeln!(io::stdout().lock(), "{line}");
         }
     }
 }

@@ -16,8 +16,8 @@ pub enum Error {
     #[error("could not listen on {addr}: {}", describe(source))]
     Listen { addr: String, source: io::Error },
     /// The name in `HOST:PORT` could not be turned into an address.
-    #[error("could not resolve {target}: {source}")]
-    Resolve { target: String, source: io::Error },
+    #[error(transparent)]
+    Resolve(#[from] lab_kit::addr::ResolveError),
     /// `connect()` failed on every address the name resolved to.
     #[error("could not connect to {target}: {}", describe(source))]
     Connect { target: String, source: io::Error },
@@ -41,8 +41,8 @@ pub enum Error {
     #[error("the server refused this client: {0}")]
     Busy(String),
     /// Writing the narration failed (e.g. stdout is a closed pipe).
-    #[error("could not write the report: {0}")]
-    Narrate(#[from] io::Error),
+    #[error("could not write the narration: {0}")]
+    Narration(#[from] io::Error),
 }
 
 impl Error {
@@ -63,7 +63,7 @@ impl Error {
             Error::Listen { source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 Some("ports below 1024 need privileges; choose a port above 1024")
             }
-            Error::Resolve { .. } => {
+            Error::Resolve(_) => {
                 Some("check the spelling of the host; give it as HOST:PORT, e.g. 127.0.0.1:2000")
             }
             Error::Connect { source, .. } if source.kind() == io::ErrorKind::ConnectionRefused => {
@@ -74,20 +74,10 @@ impl Error {
     }
 }
 
-/// `address already in use (EADDRINUSE, errno 98)`: the OS message with its errno.
+/// `address already in use: AddrInUse (errno 98, EADDRINUSE)`: the one way lab-kit
+/// describes an `io::Error`.
 fn describe(error: &io::Error) -> String {
-    let facts = ErrorFacts::of(error);
-    let message = error
-        .to_string()
-        .split(" (os error")
-        .next()
-        .unwrap_or_default()
-        .to_lowercase();
-    match (facts.errno_name, facts.errno) {
-        (Some(name), Some(n)) => format!("{message} ({name}, errno {n})"),
-        (None, Some(n)) => format!("{message} (errno {n})"),
-        _ => message,
-    }
+    ErrorFacts::of(error).describe()
 }
 
 #[cfg(test)]

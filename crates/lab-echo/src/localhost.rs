@@ -18,7 +18,7 @@
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 
 use lab_capture::{Wire, Wiretap};
 use serde::Serialize;
@@ -61,12 +61,7 @@ pub fn resolve_localhost() -> Result<Resolution, Error> {
 
 /// The addresses `name` resolves to, in the resolver's order, without duplicates.
 fn resolve_name(name: &str) -> Result<Vec<IpAddr>, Error> {
-    let resolved = (name, 0u16)
-        .to_socket_addrs()
-        .map_err(|source| Error::Resolve {
-            target: name.to_string(),
-            source,
-        })?;
+    let resolved = lab_kit::addr::resolve(&format!("{name}:0"))?;
     let mut addresses: Vec<IpAddr> = Vec::new();
     for addr in resolved {
         if !addresses.contains(&addr.ip()) {

@@ -88,7 +88,7 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // `lab-echo calls | head`: the reader left; nothing more to say to anyone.
-        Err(Error::Narrate(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::FAILURE,
+        Err(error) if lab_kit::narrate::is_closed_output(&error) => ExitCode::FAILURE,
         Err(error) => {
             match error.hint() {
                 Some(hint) => eprintln!("lab-echo: {error}; {hint}"),
@@ -114,7 +114,11 @@ fn run(cli: Cli) -> Result<(), Error> {
                 lab_kit::ready::LISTENING_PREFIX,
                 server.local_addr()?
             );
-            server.serve()
+            // One line per event; a closed stdout must not stop the server.
+            server.serve(std::sync::Arc::new(|event| {
+                use std::io::Write;
+                let _ = writeln!(io::stdout().lock(), "{event}");
+            }))
         }
         Command::Client { connect } => echo::run_client(
             &connect,
@@ -132,7 +136,7 @@ fn run(cli: Cli) -> Result<(), Error> {
             let probe = Probe::current().map_err(Error::socket("current_exe"))?;
             let tap = lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref())
                 .map_err(|e| Error::Unexpected(e.to_string()))?;
-            lab_echo::socket_calls_chapter(&mut Narrator::stdout(format), &probe, &tap)
+            lab_echo::calls_chapter(&mut Narrator::stdout(format), &probe, &tap)
         }
         Command::Bench {
             round_trips,

@@ -65,7 +65,7 @@ pub fn bound_address_decides(wire: &Wire) -> bool {
 }
 
 /// The bind-address attempts' packets, and what they prove.
-pub fn narrate_bind_address(
+pub fn bind_address(
     report: &BindAddressMatters,
     tap: &Wiretap,
     n: &mut Narrator,
@@ -122,11 +122,7 @@ pub fn across_the_link(wire: &Wire) -> (bool, bool, bool) {
 }
 
 /// The packets that crossed the link, and what they prove.
-pub fn narrate_across_a_link(
-    report: &AcrossALink,
-    tap: &Wiretap,
-    n: &mut Narrator,
-) -> io::Result<()> {
+pub fn across_a_link(report: &AcrossALink, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
     let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
         return Ok(());
     };
@@ -241,7 +237,7 @@ pub fn endings(wire: &Wire) -> (Option<&str>, Option<&str>) {
 }
 
 /// The packets of `peer_closes`, and what they prove.
-pub fn narrate_peer_closes(report: &PeerCloses, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
+pub fn peer_closes(report: &PeerCloses, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
     let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
         return Ok(());
     };
@@ -256,11 +252,7 @@ pub fn narrate_peer_closes(report: &PeerCloses, tap: &Wiretap, n: &mut Narrator)
 }
 
 /// The walk-through's packets, and what they prove.
-pub fn narrate_walk_through(
-    report: &WalkThrough,
-    tap: &Wiretap,
-    n: &mut Narrator,
-) -> io::Result<()> {
+pub fn walk_through(report: &WalkThrough, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
     let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
         return Ok(());
     };

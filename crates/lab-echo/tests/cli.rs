@@ -159,7 +159,7 @@ fn a_port_in_use_is_one_clear_line_and_a_non_zero_exit() {
         .failure()
         .stdout("")
         .stderr(predicate::str::starts_with(format!(
-            "lab-echo: could not listen on {addr}: address already in use (EADDRINUSE, errno 98)"
+            "lab-echo: could not listen on {addr}: address already in use: AddrInUse (errno 98, EADDRINUSE)"
         )))
         .stderr(predicate::str::contains("--listen"));
     one_line(&output.get_output().stderr);
@@ -174,7 +174,7 @@ fn an_unresolvable_host_is_one_clear_line_and_a_non_zero_exit() {
         .assert()
         .failure()
         .stderr(predicate::str::starts_with(
-            "lab-echo: could not resolve no-such-host.invalid:2000:",
+            "lab-echo: could not resolve `no-such-host.invalid:2000`:",
         ))
         .stderr(predicate::str::contains("HOST:PORT"));
     one_line(&output.get_output().stderr);
@@ -184,7 +184,7 @@ fn an_unresolvable_host_is_one_clear_line_and_a_non_zero_exit() {
         .assert()
         .failure()
         .stderr(predicate::str::starts_with(
-            "lab-echo: could not resolve 127.0.0.1:",
+            "lab-echo: `127.0.0.1` is not HOST:PORT (e.g. localhost:2000)",
         ));
 }
 
@@ -199,7 +199,7 @@ fn a_refused_connect_is_one_clear_line_and_a_non_zero_exit() {
         .failure()
         .stdout("")
         .stderr(predicate::str::starts_with(format!(
-            "lab-echo: could not connect to {addr}: connection refused (ECONNREFUSED, errno 111)"
+            "lab-echo: could not connect to {addr}: connection refused: ConnectionRefused (errno 111, ECONNREFUSED)"
         )))
         .stderr(predicate::str::contains("start `lab-echo server` first"));
     one_line(&output.get_output().stderr);

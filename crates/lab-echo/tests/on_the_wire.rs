@@ -64,7 +64,7 @@ fn the_walk_through_ladder() {
     };
     let walk = calls::walk_through_watched(&tap).unwrap();
     let (mut narrator, out) = Narrator::capture(Format::Text);
-    on_the_wire::narrate_walk_through(&walk, &tap, &mut narrator).unwrap();
+    on_the_wire::walk_through(&walk, &tap, &mut narrator).unwrap();
     let text = out.text();
     let mut filters = lab_kit::redact::filters();
     filters.extend([

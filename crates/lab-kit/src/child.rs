@@ -447,6 +447,12 @@ impl Drop for RunningChild {
     }
 }
 
+/// The program `name` as the shell would find it in a folder of `PATH`, if it is installed
+/// (the `which` crate, which also checks that the file is executable).
+pub fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    which::which(name).ok()
+}
+
 /// `exit code 3`, `killed by signal 9 (SIGKILL)`, in words for reports.
 pub fn describe_status(status: ExitStatus) -> String {
     match (status.code(), status.signal()) {

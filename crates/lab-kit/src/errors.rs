@@ -34,7 +34,20 @@ impl ErrorFacts {
         }
     }
 
-    /// `ConnectionRefused (errno 111, ECONNREFUSED)`, or just the kind when there is no errno.
+    /// The one way an error is described in a message: the system's own words, then the
+    /// facts: `address already in use: AddrInUse (errno 98, EADDRINUSE)`.
+    pub fn describe(&self) -> String {
+        // io::Error's text ends with " (os error 98)", which the facts already say.
+        let message = self.message.split(" (os error").next().unwrap_or_default();
+        let message = message.to_lowercase();
+        if message.is_empty() || message == self.error_kind.to_lowercase() {
+            return self.summary();
+        }
+        format!("{message}: {}", self.summary())
+    }
+
+    /// The facts alone, as evidence lines show them: `ConnectionRefused (errno 111,
+    /// ECONNREFUSED)`, or just the kind when there is no errno.
     pub fn summary(&self) -> String {
         match (self.errno, self.errno_name) {
             (Some(n), Some(name)) => format!("{} (errno {n}, {name})", self.error_kind),
@@ -92,6 +105,16 @@ mod tests {
                 facts.summary(),
                 "ConnectionRefused (errno 111, ECONNREFUSED)"
             );
+            assert_eq!(
+                facts.describe(),
+                "connection refused: ConnectionRefused (errno 111, ECONNREFUSED)"
+            );
         }
+    }
+
+    #[test]
+    fn an_error_without_errno_is_described_by_its_words_and_kind() {
+        let facts = ErrorFacts::of(&io::Error::new(io::ErrorKind::NotFound, "no addresses"));
+        assert_eq!(facts.describe(), "no addresses: NotFound");
     }
 }

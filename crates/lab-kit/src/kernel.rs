@@ -6,12 +6,21 @@
 //! is independent evidence of what the kernel did, not what our program believes it did.
 //! Other programs on the machine add to the same counters, so a difference is "at least".
 //!
+//! `/proc/net/tcp` and `/proc/net/tcp6` list every TCP socket, one row each: its addresses,
+//! its state (`LISTEN`, `ESTABLISHED`, `TIME_WAIT` …), its queues and its inode, which ties
+//! it to the process holding it open (`/proc/PID/fd`). [`tcp_sockets`] reads them with the
+//! `procfs` crate; the lab's accept-queue and `TIME_WAIT` experiments, the grader (which
+//! port did the student's program listen on?) and the chat benchmark all use it.
+//!
 //! `/proc/net/netstat` holds the extended counters (`TcpExt:`), among them the ones that
 //! count SYNs dropped because a listener's accept queue was full (`ListenOverflows`,
 //! `ListenDrops`).
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::io;
+
+pub use procfs::net::{TcpNetEntry as TcpSocket, TcpState};
 
 use serde::Serialize;
 
@@ -149,6 +158,74 @@ pub fn tcp_info(socket: &impl std::os::fd::AsRawFd) -> Option<libc::tcp_info> {
     (rc == 0).then_some(info)
 }
 
+/// Every TCP socket of this network namespace, IPv4 then IPv6, as the kernel lists them in
+/// `/proc/net/tcp` and `/proc/net/tcp6`. (A kernel without IPv6 has no `tcp6`: then only
+/// the IPv4 rows.)
+pub fn tcp_sockets() -> io::Result<Vec<TcpSocket>> {
+    let mut rows = procfs::net::tcp().map_err(io::Error::other)?;
+    if let Ok(v6) = procfs::net::tcp6() {
+        rows.extend(v6);
+    }
+    Ok(rows)
+}
+
+/// The kernel's name for a TCP state, as `ss` and `netstat` print it: `ESTABLISHED`,
+/// `TIME_WAIT`, `LISTEN` …
+pub fn state_name(state: &TcpState) -> &'static str {
+    match state {
+        TcpState::Established => "ESTABLISHED",
+        TcpState::SynSent => "SYN_SENT",
+        TcpState::SynRecv => "SYN_RECV",
+        TcpState::FinWait1 => "FIN_WAIT1",
+        TcpState::FinWait2 => "FIN_WAIT2",
+        TcpState::TimeWait => "TIME_WAIT",
+        TcpState::Close => "CLOSE",
+        TcpState::CloseWait => "CLOSE_WAIT",
+        TcpState::LastAck => "LAST_ACK",
+        TcpState::Listen => "LISTEN",
+        TcpState::Closing => "CLOSING",
+        TcpState::NewSynRecv => "NEW_SYN_RECV",
+    }
+}
+
+/// The inodes of the sockets listening on `port` (IPv4 and IPv6).
+pub fn listening_inodes(port: u16) -> Vec<u64> {
+    tcp_sockets()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|row| row.state == TcpState::Listen && row.local_address.port() == port)
+        .map(|row| row.inode)
+        .collect()
+}
+
+/// The inodes of the sockets process `pid` has open (`/proc/PID/fd/N -> socket:[INODE]`);
+/// empty if the process is gone or not ours to look at.
+pub fn socket_inodes_of(pid: u32) -> Vec<u64> {
+    let Ok(pid) = i32::try_from(pid) else {
+        return Vec::new();
+    };
+    let Ok(fds) = procfs::process::Process::new(pid).and_then(|process| process.fd()) else {
+        return Vec::new();
+    };
+    fds.flatten()
+        .filter_map(|fd| match fd.target {
+            procfs::process::FDTarget::Socket(inode) => Some(inode),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The port process `pid` listens on, if it listens on any (the first one the kernel
+/// lists).
+pub fn listening_port_of(pid: u32) -> Option<u16> {
+    let inodes = socket_inodes_of(pid);
+    tcp_sockets()
+        .ok()?
+        .into_iter()
+        .find(|row| row.state == TcpState::Listen && inodes.contains(&row.inode))
+        .map(|row| row.local_address.port())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,5 +250,20 @@ mod tests {
             let counters = ListenQueueCounters::read().unwrap();
             assert!(counters.listen_drops >= counters.listen_overflows);
         }
+    }
+
+    #[test]
+    fn a_listening_socket_is_found_with_its_state_port_and_process() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let rows = tcp_sockets().unwrap();
+        let row = rows
+            .iter()
+            .find(|row| row.local_address.port() == port)
+            .expect("our listener is in /proc/net/tcp");
+        assert_eq!(state_name(&row.state), "LISTEN");
+        assert_eq!(listening_inodes(port), vec![row.inode]);
+        assert!(socket_inodes_of(std::process::id()).contains(&row.inode));
+        assert!(listening_port_of(std::process::id()).is_some());
     }
 }

@@ -2,23 +2,36 @@
 //! only about its own networking lesson.
 //!
 //! - [`narrate`]: printing a lab's results for a classroom, or as JSON lines for machines.
+//! - [`addr`]: `HOST:PORT` into the addresses a client tries, in the resolver's order.
+//! - [`bench`]: percentiles and target verdicts, as every benchmark reports them.
 //! - [`attempt`]: how one connection attempt ended (refused, timed out, connected).
 //! - [`errors`]: what an `io::Error` really was (its `ErrorKind`, errno number and name).
-//! - [`kernel`]: the kernel's own TCP counters from `/proc/net/snmp`.
+//! - [`kernel`]: the kernel's own TCP counters (`/proc/net/snmp`) and socket table
+//!   (`/proc/net/tcp`).
 //! - [`ports`]: loopback ports where nothing listens, held so that they stay closed.
 //! - [`ready`]: waiting for a server to be ready without guessing with `sleep`.
-//! - [`child`]: running another program as a child that is always killed and reaped.
+//! - [`cli`]: what every lab's binary does around its one call (all experiments by
+//!   default, a quiet end when the reader left).
+//! - [`child`]: finding a program, and running it as a child that is always killed and
+//!   reaped.
 //! - [`strace`] and [`probe`]: watching the real system calls a program makes.
 //! - [`skip`]: skipping a test for a missing tool, except in CI, where that fails.
 //! - [`redact`]: the snapshot filters that hide what varies from run to run.
-//! - [`pki`] and [`tls`]: a throw-away certificate authority and rustls configurations.
+//! - [`pki`] and [`tls`]: a throw-away certificate authority and rustls configurations
+//!   (behind the `tls` feature: labs 1 to 4 do not compile a TLS stack).
+//! - [`chapter`]: the lab contract, what every lab gives the tour.
 
+pub mod addr;
 pub mod attempt;
+pub mod bench;
+pub mod chapter;
 pub mod child;
+pub mod cli;
 pub mod errors;
 pub mod kernel;
 pub mod narrate;
 pub mod netns;
+#[cfg(feature = "tls")]
 pub mod pki;
 pub mod ports;
 pub mod probe;
@@ -26,5 +39,6 @@ pub mod ready;
 pub mod redact;
 pub mod skip;
 pub mod strace;
+#[cfg(feature = "tls")]
 pub mod tls;
 pub mod twin;

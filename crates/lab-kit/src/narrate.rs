@@ -104,6 +104,22 @@ impl std::fmt::Debug for Narrator {
     }
 }
 
+/// True if `error`, or anything that caused it, is a write to a closed pipe: the reader of
+/// the narration went away (`socket-lab | head`). A program then stops quietly, as
+/// `yes | head` does: there is no one left to tell.
+pub fn is_closed_output(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(io) = error.downcast_ref::<io::Error>()
+            && io.kind() == io::ErrorKind::BrokenPipe
+        {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
+}
+
 /// Text captured by [`Narrator::capture`], for tests.
 #[derive(Debug, Clone, Default)]
 pub struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -270,8 +270,8 @@ mod tests {
 
     #[test]
     fn writes_keys_private_and_refuses_to_overwrite() {
-        let dir = std::env::temp_dir().join(format!("lab-kit-pki-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("keys");
         let pki = LabPki::generate("student").unwrap();
         let files = pki.write_to(&dir, false).unwrap();
         assert!(files.all_exist());

@@ -99,13 +99,7 @@ pub fn without_pid(line: &str) -> &str {
 
 /// Finds strace and checks that it is allowed to trace here.
 pub fn locate() -> Result<PathBuf, StraceUnavailable> {
-    let path = std::env::var_os("PATH")
-        .and_then(|paths| {
-            std::env::split_paths(&paths)
-                .map(|dir| dir.join("strace"))
-                .find(|p| p.is_file())
-        })
-        .ok_or(StraceUnavailable::NotInstalled)?;
+    let path = crate::child::find_program("strace").ok_or(StraceUnavailable::NotInstalled)?;
     let probe = Command::new(&path)
         .args(["-o", "/dev/null", "true"])
         .output();
@@ -129,11 +123,18 @@ pub fn trace(
     timeout: Duration,
 ) -> Result<StraceRecord, StraceError> {
     let strace = locate()?;
-    let out_path = std::env::temp_dir().join(format!(
-        "socket-lab-strace-{}-{}.txt",
-        std::process::id(),
-        unique_number()
-    ));
+    // strace writes its record into a file of its own, created here first, exclusively and
+    // under a random name (tempfile): a predictable name in /tmp could be a symlink planted
+    // by another user, and strace would write wherever it points.
+    let out_file = tempfile::Builder::new()
+        .prefix("socket-lab-strace-")
+        .suffix(".txt")
+        .tempfile()
+        .map_err(|source| StraceError::Output {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    let out_path = out_file.path().to_path_buf();
     let mut command = Command::new(strace);
     command
         .arg("-f")
@@ -152,7 +153,7 @@ pub fn trace(
         path: out_path.clone(),
         source,
     });
-    let _ = std::fs::remove_file(&out_path);
+    drop(out_file);
     let status = status.ok_or(StraceError::TimedOut(timeout))?;
     let lines = text?.lines().map(str::to_string).collect();
     Ok(StraceRecord {
@@ -160,12 +161,6 @@ pub fn trace(
         stdout,
         success: status.success(),
     })
-}
-
-fn unique_number() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 #[cfg(test)]

@@ -32,26 +32,10 @@ pub fn twins_dir() -> PathBuf {
 pub struct Twin {
     /// The script's file name in `python/`, e.g. `q1_refused.py`.
     pub script: &'static str,
+    /// True if it needs the lab's certificates (a CA and a server certificate, in a folder
+    /// passed as its argument): the secure chat's twin.
+    pub needs_lab_certificates: bool,
 }
-
-/// The twin of each question, in order.
-pub const TWINS: [Twin; 5] = [
-    Twin {
-        script: "q1_refused.py",
-    },
-    Twin {
-        script: "q2_localhost.py",
-    },
-    Twin {
-        script: "q3_sleep.py",
-    },
-    Twin {
-        script: "q4_calls.py",
-    },
-    Twin {
-        script: "q5_secure_chat.py",
-    },
-];
 
 impl Twin {
     /// The script's path in this workspace.
@@ -108,16 +92,6 @@ pub fn python_version() -> Option<String> {
     let output = Command::new("python3").arg("--version").output().ok()?;
     let text = String::from_utf8_lossy(&output.stdout).trim().to_string();
     (output.status.success() && text.starts_with("Python")).then_some(text)
-}
-
-/// For tests: true when a `python3` runs here; otherwise says that `test` is skipped (which
-/// fails under `CI=true`: CI installs python3).
-pub fn python_here_or_skip(test: &str) -> bool {
-    if python_version().is_some() {
-        return true;
-    }
-    crate::skip::skip_unless_ci(test, "no python3 here");
-    false
 }
 
 /// Runs `twin` with `python3`, passing `args`, for at most `deadline`.

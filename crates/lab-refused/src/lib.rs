@@ -23,6 +23,7 @@
 //! prints it.
 
 pub mod backlog;
+pub mod error;
 pub mod host_down;
 pub mod kernel_view;
 pub mod narrate;
@@ -34,9 +35,46 @@ pub mod udp;
 
 use std::time::Duration;
 
-use lab_capture::Wiretap;
+pub use error::Error;
+use error::setup;
+use lab_capture::{Chapter, Wiretap};
 use lab_kit::narrate::Narrator;
 use lab_kit::probe::{Probe, ProbeFn};
+use lab_kit::twin::Twin;
+
+/// Chapter 1 of the tour: the question, its answer, and how to run it (`socket-lab refused`).
+pub const CHAPTER: Chapter = Chapter {
+    slug: "refused",
+    number: 1,
+    question: "I ran the client and no server is running. What happens, exactly?",
+    summary: "connecting when no server is running (refused, timed out, retried)",
+    // The short answer, printed at the end of the chapter: what was just measured here.
+    answer: "measured here (Linux): the client's SYN reached the server's machine, \
+    whose kernel found no socket listening on that port and answered at once with a reset \
+    (RST). connect() failed within microseconds with ECONNREFUSED (errno 111; \
+    ConnectionRefused in Rust, ConnectionRefusedError in Python), and the SYN was sent once. \
+    The error goes back to the program, once: only a loop the programmer wrote tries again. \
+    When nothing answers at all (a full accept queue on Linux, a firewall that drops packets) \
+    the kernel sends the SYN again (first after 1 second, inside the same connect()) and the \
+    failure is a timeout, after as long as the client was willing to wait. A host that is \
+    down on the client's own network is a third case: nobody answers ARP, and connect() fails \
+    with EHOSTUNREACH (errno 113) after about 3 seconds.",
+    // What differs on the students' other systems, from sources (docs/01, "On your machine").
+    elsewhere: "macOS also refuses at once (errno 61, ECONNREFUSED). Windows \
+    sends the SYN again after the reset and raises ConnectionRefusedError [WinError 10061] \
+    only after about 2 seconds (Microsoft KB 175523; about 2,000 ms in public CI runs): on Windows \
+    the client does wait, but it still gives up after those 2 seconds: it does not wait until a server appears. Windows also \
+    refuses a connection to a full accept queue instead of ignoring it, and a Windows \
+    machine whose firewall drops the SYN gives a timeout (WinError 10060). Sources: \
+    docs/01-connection-refused.md, \"On your machine\".",
+    docs: "docs/01-connection-refused.md",
+    twin: Twin {
+        script: "q1_refused.py",
+        needs_lab_certificates: false,
+    },
+    probes: PROBES,
+    run: |n, probe, tap| Ok(chapter(n, probe, tap)?),
+};
 
 /// The probes this lab re-runs under strace.
 pub const PROBES: &[(&str, ProbeFn)] = &[(
@@ -44,36 +82,27 @@ pub const PROBES: &[(&str, ProbeFn)] = &[(
     kernel_view::refused_connect,
 )];
 
-/// Why the lab could not run.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("could not set up the {experiment} experiment: {source}")]
-    Setup {
-        experiment: &'static str,
-        source: std::io::Error,
-    },
-    #[error("could not print the report: {0}")]
-    Output(#[from] std::io::Error),
-}
-
-fn setup(experiment: &'static str) -> impl FnOnce(std::io::Error) -> Error {
-    move |source| Error::Setup { experiment, source }
-}
-
-/// The experiments of this lab, in the order of the chapter.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The experiments of this lab, in the order of the chapter. Each variant's comment is
+/// also its help on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Experiment {
+    /// 1. connect to a closed port: refused at once.
     Refused,
+    /// 2. a retry loop that finds a server which starts late.
     Retry,
+    /// 3. a full accept queue: no answer, timed out at the deadline.
     Backlog,
+    /// 4. UDP to a closed port: send succeeds, recv is refused.
     Udp,
+    /// 5. the refused connect() as strace records it.
     Strace,
+    /// 6. a host that is down on the client's own link: no ARP answer, EHOSTUNREACH (root).
     HostDown,
 }
 
 impl Experiment {
     /// All of them, in order.
-    pub const ALL: [Experiment; 6] = [
+    pub const ALL: &[Experiment] = &[
         Experiment::Refused,
         Experiment::Retry,
         Experiment::Backlog,
@@ -85,7 +114,7 @@ impl Experiment {
 
 /// The knobs of the experiments.
 #[derive(Debug, Clone)]
-pub struct LabOptions {
+pub struct Options {
     /// How long the client waits for the full-backlog listener (experiment 3).
     pub backlog_deadline: Duration,
     /// How long after the client's first attempt the late server starts (experiment 2).
@@ -101,9 +130,9 @@ pub struct LabOptions {
     pub wiretap: Wiretap,
 }
 
-impl Default for LabOptions {
+impl Default for Options {
     fn default() -> Self {
-        LabOptions {
+        Options {
             backlog_deadline: Duration::from_millis(2500),
             server_delay: Duration::from_millis(60),
             retry: retry::RetryPolicy::default(),
@@ -117,7 +146,7 @@ impl Default for LabOptions {
 /// Runs `experiment` and narrates it.
 pub fn run_experiment(
     experiment: Experiment,
-    options: &LabOptions,
+    options: &Options,
     probe: &Probe,
     n: &mut Narrator,
 ) -> Result<(), Error> {
@@ -125,13 +154,13 @@ pub fn run_experiment(
         Experiment::Refused => {
             let report = refused::connect_to_closed_port_watched(&options.wiretap)
                 .map_err(setup("refused"))?;
-            narrate::narrate_refused(&report, n)?;
-            on_the_wire::narrate_refused(report.wire.as_ref(), &options.wiretap, n)?;
+            narrate::refused(&report, n)?;
+            on_the_wire::refused(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Retry => {
             let report = retry::retry_until_server_starts(options.server_delay, options.retry)
                 .map_err(setup("retry"))?;
-            narrate::narrate_retry(&report, &options.retry, n)?;
+            narrate::retry(&report, &options.retry, n)?;
         }
         Experiment::Backlog => {
             let report = backlog::connect_to_full_backlog_watched(
@@ -139,23 +168,23 @@ pub fn run_experiment(
                 &options.wiretap,
             )
             .map_err(setup("backlog"))?;
-            narrate::narrate_backlog(&report, n)?;
-            on_the_wire::narrate_backlog(report.wire.as_ref(), &options.wiretap, n)?;
+            narrate::backlog(&report, n)?;
+            on_the_wire::backlog(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Udp => {
             let report =
                 udp::send_to_closed_udp_port_watched(options.udp_deadline, &options.wiretap)
                     .map_err(setup("udp"))?;
-            narrate::narrate_udp(&report, n)?;
-            on_the_wire::narrate_udp(report.wire.as_ref(), &options.wiretap, n)?;
+            narrate::udp(&report, n)?;
+            on_the_wire::udp(report.wire.as_ref(), &options.wiretap, n)?;
         }
         Experiment::Strace => {
             let result = kernel_view::trace_refused_connect(probe);
-            narrate::narrate_strace(&result, n)?;
+            narrate::strace(&result, n)?;
         }
         Experiment::HostDown => {
             let result = host_down::connect_to_a_host_that_is_down(options.host_down_deadline);
-            narrate::narrate_host_down(&result, n)?;
+            narrate::host_down(&result, n)?;
         }
     }
     Ok(())
@@ -164,16 +193,16 @@ pub fn run_experiment(
 /// Runs the chosen experiments under the chapter's heading, then gives the answer.
 pub fn run(
     experiments: &[Experiment],
-    options: &LabOptions,
+    options: &Options,
     probe: &Probe,
     n: &mut Narrator,
 ) -> Result<(), Error> {
-    n.heading(narrate::QUESTION)?;
+    n.heading(&CHAPTER.heading())?;
     for &experiment in experiments {
         run_experiment(experiment, options, probe, n)?;
     }
-    n.answer(narrate::ANSWER)?;
-    n.elsewhere(narrate::ELSEWHERE)?;
+    n.answer(CHAPTER.answer)?;
+    n.elsewhere(CHAPTER.elsewhere)?;
     n.flush()?;
     Ok(())
 }
@@ -181,9 +210,9 @@ pub fn run(
 /// The tour's chapter 1: every experiment with its default settings, its packets captured
 /// by `tap`.
 pub fn chapter(n: &mut Narrator, probe: &Probe, tap: &Wiretap) -> Result<(), Error> {
-    let options = LabOptions {
+    let options = Options {
         wiretap: tap.clone(),
-        ..LabOptions::default()
+        ..Options::default()
     };
-    run(&Experiment::ALL, &options, probe, n)
+    run(Experiment::ALL, &options, probe, n)
 }

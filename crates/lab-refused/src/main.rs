@@ -5,10 +5,10 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
-use lab_refused::{Experiment, LabOptions};
+use lab_refused::{Experiment, Options};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,7 +27,7 @@ use lab_refused::{Experiment, LabOptions};
 struct Cli {
     /// Which experiments to run (default: all, in order).
     #[arg(value_enum)]
-    experiments: Vec<ExperimentArg>,
+    experiments: Vec<Experiment>,
 
     /// Print one JSON object per experiment per line instead of the narration.
     #[arg(long)]
@@ -46,47 +46,10 @@ struct Cli {
     deadline_ms: u64,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum ExperimentArg {
-    /// 1. connect to a closed port: refused at once.
-    Refused,
-    /// 2. a retry loop that finds a server which starts late.
-    Retry,
-    /// 3. a full accept queue: no answer, timed out at the deadline.
-    Backlog,
-    /// 4. UDP to a closed port: send succeeds, recv is refused.
-    Udp,
-    /// 5. the refused connect() as strace records it.
-    Strace,
-    /// 6. a host that is down on the client's own link: no ARP answer, EHOSTUNREACH (root).
-    HostDown,
-}
-
-impl From<ExperimentArg> for Experiment {
-    fn from(arg: ExperimentArg) -> Self {
-        match arg {
-            ExperimentArg::Refused => Experiment::Refused,
-            ExperimentArg::Retry => Experiment::Retry,
-            ExperimentArg::Backlog => Experiment::Backlog,
-            ExperimentArg::Udp => Experiment::Udp,
-            ExperimentArg::Strace => Experiment::Strace,
-            ExperimentArg::HostDown => Experiment::HostDown,
-        }
-    }
-}
-
 fn main() -> ExitCode {
     lab_kit::probe::dispatch(lab_refused::PROBES);
     let cli = Cli::parse();
-    let experiments: Vec<Experiment> = if cli.experiments.is_empty() {
-        Experiment::ALL.to_vec()
-    } else {
-        cli.experiments
-            .iter()
-            .copied()
-            .map(Experiment::from)
-            .collect()
-    };
+    let experiments = lab_kit::cli::experiments_or_all(&cli.experiments, Experiment::ALL);
     let wiretap = match lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref()) {
         Ok(wiretap) => wiretap,
         Err(e) => {
@@ -94,10 +57,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let options = LabOptions {
+    let options = Options {
         backlog_deadline: Duration::from_millis(cli.deadline_ms),
         wiretap,
-        ..LabOptions::default()
+        ..Options::default()
     };
     let probe = match Probe::current() {
         Ok(probe) => probe,
@@ -107,15 +70,6 @@ fn main() -> ExitCode {
         }
     };
     let mut narrator = Narrator::stdout(Format::from_json_flag(cli.json));
-    match lab_refused::run(&experiments, &options, &probe, &mut narrator) {
-        Ok(()) => ExitCode::SUCCESS,
-        // `lab-refused | head`: the reader left; nothing more to say to anyone.
-        Err(lab_refused::Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("lab-refused: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let outcome = lab_refused::run(&experiments, &options, &probe, &mut narrator);
+    lab_kit::cli::finish("lab-refused", outcome)
 }

@@ -17,31 +17,6 @@ use crate::udp::UdpReport;
 use lab_kit::attempt::Outcome;
 use lab_kit::narrate::human_duration as human;
 
-/// The chapter's question, as the homework asks it.
-pub const QUESTION: &str =
-    "Question 1: I ran the client and no server is running. What happens, exactly?";
-
-/// The short answer, printed at the end of the chapter: what was just measured here.
-pub const ANSWER: &str = "measured here (Linux): the client's SYN reached the server's machine, \
-    whose kernel found no socket listening on that port and answered at once with a reset \
-    (RST). connect() failed within microseconds with ECONNREFUSED (errno 111; \
-    ConnectionRefused in Rust, ConnectionRefusedError in Python), and the SYN was sent once. \
-    The error goes back to the program, once: only a loop the programmer wrote tries again. \
-    When nothing answers at all (a full accept queue on Linux, a firewall that drops packets) \
-    the kernel sends the SYN again (first after 1 second, inside the same connect()) and the \
-    failure is a timeout, after as long as the client was willing to wait. A host that is \
-    down on the client's own network is a third case: nobody answers ARP, and connect() fails \
-    with EHOSTUNREACH (errno 113) after about 3 seconds.";
-
-/// What differs on the students' other systems, from sources (docs/01, "On your machine").
-pub const ELSEWHERE: &str = "macOS also refuses at once (errno 61, ECONNREFUSED). Windows \
-    sends the SYN again after the reset and raises ConnectionRefusedError [WinError 10061] \
-    only after about 2 seconds (Microsoft KB 175523; about 2,000 ms in public CI runs): on Windows \
-    the client does wait, but it still gives up after those 2 seconds: it does not wait until a server appears. Windows also \
-    refuses a connection to a full accept queue instead of ignoring it, and a Windows \
-    machine whose firewall drops the SYN gives a timeout (WinError 10060). Sources: \
-    docs/01-connection-refused.md, \"On your machine\".";
-
 /// `0 times`, `1 time`, `2 times`.
 fn times(n: u32) -> String {
     if n == 1 {
@@ -52,7 +27,7 @@ fn times(n: u32) -> String {
 }
 
 /// Prints experiment 1.
-pub fn narrate_refused(report: &RefusedReport, n: &mut Narrator) -> io::Result<()> {
+pub fn refused(report: &RefusedReport, n: &mut Narrator) -> io::Result<()> {
     n.record(report)?;
     n.section("1. Refused: connect to a port where nothing listens")?;
     n.say(&format!(
@@ -108,11 +83,7 @@ pub fn narrate_refused(report: &RefusedReport, n: &mut Narrator) -> io::Result<(
 }
 
 /// Prints experiment 2.
-pub fn narrate_retry(
-    report: &RetryReport,
-    policy: &RetryPolicy,
-    n: &mut Narrator,
-) -> io::Result<()> {
+pub fn retry(report: &RetryReport, policy: &RetryPolicy, n: &mut Narrator) -> io::Result<()> {
     n.record(report)?;
     n.section("2. Retrying is the program's job")?;
     n.say(&format!(
@@ -158,7 +129,7 @@ pub fn narrate_retry(
 }
 
 /// Prints experiment 3.
-pub fn narrate_backlog(report: &BacklogReport, n: &mut Narrator) -> io::Result<()> {
+pub fn backlog(report: &BacklogReport, n: &mut Narrator) -> io::Result<()> {
     n.record(report)?;
     n.section("3. Refused is not the only failure: a full accept queue answers nothing")?;
     n.say(&format!(
@@ -253,7 +224,7 @@ pub fn narrate_backlog(report: &BacklogReport, n: &mut Narrator) -> io::Result<(
 }
 
 /// Prints experiment 4.
-pub fn narrate_udp(report: &UdpReport, n: &mut Narrator) -> io::Result<()> {
+pub fn udp(report: &UdpReport, n: &mut Narrator) -> io::Result<()> {
     n.record(report)?;
     n.section("4. UDP has no connection to refuse")?;
     n.say(&format!(
@@ -288,10 +259,7 @@ pub fn narrate_udp(report: &UdpReport, n: &mut Narrator) -> io::Result<()> {
 }
 
 /// Prints experiment 5, or says why it could not run.
-pub fn narrate_strace(
-    result: &Result<StraceReport, StraceError>,
-    n: &mut Narrator,
-) -> io::Result<()> {
+pub fn strace(result: &Result<StraceReport, StraceError>, n: &mut Narrator) -> io::Result<()> {
     n.section("5. The kernel's view: the system calls, as strace records them")?;
     let report = match result {
         Ok(report) => report,
@@ -327,7 +295,7 @@ pub fn narrate_strace(
 }
 
 /// Prints experiment 6, or says why it could not run.
-pub fn narrate_host_down(
+pub fn host_down(
     result: &Result<HostDownReport, HostDownError>,
     n: &mut Narrator,
 ) -> io::Result<()> {

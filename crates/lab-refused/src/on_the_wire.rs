@@ -52,7 +52,7 @@ pub fn has_port_unreachable(wire: &Wire) -> bool {
 }
 
 /// The packets of experiment 1, and what they prove.
-pub fn narrate_refused(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
+pub fn refused(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
     let Some(wire) = lab_capture::narrate::wire(wire, tap, n)? else {
         return Ok(());
     };
@@ -67,7 +67,7 @@ pub fn narrate_refused(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> 
 }
 
 /// The packets of experiment 3, and what they prove.
-pub fn narrate_backlog(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
+pub fn backlog(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
     let Some(wire) = lab_capture::narrate::wire(wire, tap, n)? else {
         return Ok(());
     };
@@ -86,7 +86,7 @@ pub fn narrate_backlog(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> 
 }
 
 /// The packets of experiment 4, and what they prove.
-pub fn narrate_udp(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
+pub fn udp(wire: Option<&Wire>, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
     let Some(wire) = lab_capture::narrate::wire(wire, tap, n)? else {
         return Ok(());
     };

@@ -8,7 +8,7 @@ use std::time::Duration;
 use assert_cmd::Command;
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
-use lab_refused::{Experiment, LabOptions};
+use lab_refused::{Experiment, Options};
 use predicates::prelude::*;
 
 /// The workspace's redactions, then this lab's own.
@@ -42,9 +42,9 @@ fn filters() -> Vec<(&'static str, &'static str)> {
 fn narrate(experiment: Experiment) -> String {
     let (mut narrator, out) = Narrator::capture(Format::Text);
     let probe = Probe::binary(env!("CARGO_BIN_EXE_lab-refused"));
-    let options = LabOptions {
+    let options = Options {
         backlog_deadline: Duration::from_millis(300),
-        ..LabOptions::default()
+        ..Options::default()
     };
     lab_refused::run_experiment(experiment, &options, &probe, &mut narrator).unwrap();
     out.text()

@@ -10,7 +10,7 @@ use assert_cmd::Command;
 use lab_capture::{Protocol, Wiretap};
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
-use lab_refused::{Experiment, LabOptions, backlog, on_the_wire, refused, udp};
+use lab_refused::{Experiment, Options, backlog, on_the_wire, refused, udp};
 
 #[test]
 fn refused_is_exactly_one_syn_and_one_reset_for_that_port_pair() {
@@ -62,10 +62,10 @@ fn udp_to_a_closed_port_comes_back_as_icmp_port_unreachable() {
 fn narrate_on_the_wire(experiment: Experiment, tap: Wiretap) -> String {
     let (mut narrator, out) = Narrator::capture(Format::Text);
     let probe = Probe::binary(env!("CARGO_BIN_EXE_lab-refused"));
-    let options = LabOptions {
+    let options = Options {
         backlog_deadline: Duration::from_millis(2500),
         wiretap: tap,
-        ..LabOptions::default()
+        ..Options::default()
     };
     lab_refused::run_experiment(experiment, &options, &probe, &mut narrator).unwrap();
     out.text()
@@ -112,10 +112,10 @@ fn without_the_right_to_capture_a_chapter_says_so_once_and_goes_on() {
     let tap = Wiretap::unavailable_for_tests("capturing packets needs root or CAP_NET_RAW");
     let (mut narrator, out) = Narrator::capture(Format::Text);
     let probe = Probe::binary(env!("CARGO_BIN_EXE_lab-refused"));
-    let options = LabOptions {
+    let options = Options {
         backlog_deadline: Duration::from_millis(300),
         wiretap: tap,
-        ..LabOptions::default()
+        ..Options::default()
     };
     lab_refused::run(
         &[Experiment::Refused, Experiment::Backlog, Experiment::Udp],

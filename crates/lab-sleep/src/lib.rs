@@ -25,6 +25,7 @@
 
 pub mod accuracy;
 pub mod cpu;
+pub mod error;
 pub mod kernel_works;
 pub mod narrate;
 pub mod on_the_wire;
@@ -36,47 +37,39 @@ pub mod threads;
 use std::io;
 use std::time::Duration;
 
+pub use error::Error;
+use lab_capture::Chapter;
 use lab_kit::narrate::Narrator;
 use lab_kit::probe::{Probe, ProbeFn};
+use lab_kit::twin::Twin;
 
-/// The question this chapter answers, as the homework puts it.
-pub const QUESTION: &str =
-    "Question 3: What does sleep do? (Python's time.sleep(), Rust's std::thread::sleep)";
-
-/// The one-paragraph answer, printed at the end of the chapter.
-pub const ANSWER: &str = "measured here (Linux): sleep asks the kernel (clock_nanosleep, the \
+/// Chapter 3 of the tour: the question, its answer, and how to run it (`socket-lab sleep`).
+pub const CHAPTER: Chapter = Chapter {
+    slug: "sleep",
+    number: 3,
+    question: "What does sleep do? (Python's time.sleep(), Rust's std::thread::sleep)",
+    summary: "what sleep does (Python's time.sleep, Rust's thread::sleep)",
+    answer: "measured here (Linux): sleep asks the kernel (clock_nanosleep, the \
 same call from Python 3.11+ and Rust) to take the calling thread off the CPU until a timer fires. It lasts at least the \
 requested time, never less, and usually a little more (timer slack and scheduling, more on a \
 busy machine). It suspends only the calling thread and costs almost no CPU while it waits. The \
 kernel does not sleep with it: new connections complete their handshake and wait in the \
 accept queue, incoming bytes wait in the receive buffer, so a sleeping server delays its \
 clients' answers, and a single-threaded one delays every client queued behind it. Use sleep to pace or to back off between retries; to wait \
-for data or for a server, use a blocking call, a timeout or readiness instead.";
-
-/// What differs on the students' other systems, from sources (docs/03, "On your machine").
-pub const ELSEWHERE: &str = "on Windows, Python 3.10 and older sleep in whole timer ticks of \
+for data or for a server, use a blocking call, a timeout or readiness instead.",
+    elsewhere: "on Windows, Python 3.10 and older sleep in whole timer ticks of \
 about 15.6 ms (time.sleep(0.001) lasts about 15 ms); 3.11+ uses a high-resolution waitable \
 timer; Win32 Sleep may even return early. Python 3.10 on Linux slept in select(). In asyncio \
 code time.sleep blocks the whole event loop: use await asyncio.sleep(). Measure with \
-time.perf_counter(), not time.time(). Sources: docs/03-sleep.md, \"On your machine\".";
-
-/// Everything that can stop this lab.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A socket or system call failed; `what` says which and where.
-    #[error("{what}: {}", lab_kit::errors::ErrorFacts::of(source).summary())]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
+time.perf_counter(), not time.time(). Sources: docs/03-sleep.md, \"On your machine\".",
+    docs: "docs/03-sleep.md",
+    twin: Twin {
+        script: "q3_sleep.py",
+        needs_lab_certificates: false,
     },
-    /// A thread of an experiment panicked (a bug in the lab, not in the network).
-    #[error("the {0} thread of the experiment panicked")]
-    ThreadPanicked(&'static str),
-    /// Writing the narration failed (for example, stdout was closed).
-    #[error("could not write the narration: {0}")]
-    Narration(#[from] io::Error),
-}
+    probes: PROBES,
+    run: |n, probe, tap| Ok(chapter(n, probe, tap)?),
+};
 
 impl Error {
     /// A `map_err` adapter that says what was being done: `.map_err(Error::io("bind"))`.
@@ -122,22 +115,27 @@ impl Options {
     }
 }
 
-/// Which experiments to run (all of them in the tour).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which experiments to run (all of them in the tour). Each variant's comment is also its
+/// help on the command line, where it is named as `#[value(name)]` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Experiment {
-    /// [`accuracy`]: requested versus measured sleeps.
+    /// Requested vs measured sleep: at least, never less.
     Accuracy,
-    /// [`threads`]: another thread counts while the calling thread sleeps.
+    /// Another thread keeps counting while this one sleeps.
+    #[value(name = "threads")]
     OnlyCallingThread,
-    /// [`cpu`]: CPU time of a sleep and of a spin.
+    /// CPU time of a sleep vs a busy-wait.
+    #[value(name = "cpu")]
     CpuCost,
-    /// [`kernel_works`]: a client connects and sends while the server sleeps.
+    /// A client connects and sends while the server sleeps.
+    #[value(name = "kernel")]
     KernelKeepsWorking,
-    /// [`servers`]: single-threaded server versus a thread per client.
+    /// A sleeping single-threaded server vs a thread per client.
+    #[value(name = "servers")]
     SleepingServer,
-    /// [`pacing`]: pacing with sleep, waiting with a blocking `recv`.
+    /// Pacing with sleep; waiting with a blocking recv.
     Pacing,
-    /// [`syscall`]: strace's view of Rust's and Python's sleep.
+    /// strace: Rust's and Python's sleep are the same system call.
     Syscall,
 }
 
@@ -157,13 +155,8 @@ impl Experiment {
 /// The probes this lab re-runs under `strace` (`lab-sleep __probe thread-sleep 10000`).
 pub const PROBES: &[(&str, ProbeFn)] = &[(syscall::SLEEP_PROBE, syscall::sleep_probe)];
 
-/// Every experiment with default options.
-pub fn chapter(narrator: &mut Narrator, probe: &Probe) -> Result<(), Error> {
-    chapter_watched(narrator, probe, &lab_capture::Wiretap::off())
-}
-
 /// The tour's chapter: every experiment with default options, packets captured by `tap`.
-pub fn chapter_watched(
+pub fn chapter(
     narrator: &mut Narrator,
     probe: &Probe,
     tap: &lab_capture::Wiretap,
@@ -172,17 +165,17 @@ pub fn chapter_watched(
         wiretap: tap.clone(),
         ..Options::default()
     };
-    chapter_with(narrator, probe, &options, Experiment::ALL)
+    run(Experiment::ALL, &options, probe, narrator)
 }
 
 /// Runs `experiments` with `options`, narrating each (or printing one JSON line each).
-pub fn chapter_with(
-    narrator: &mut Narrator,
-    probe: &Probe,
-    options: &Options,
+pub fn run(
     experiments: &[Experiment],
+    options: &Options,
+    probe: &Probe,
+    narrator: &mut Narrator,
 ) -> Result<(), Error> {
-    narrator.heading(QUESTION)?;
+    narrator.heading(&CHAPTER.heading())?;
     for experiment in experiments {
         match experiment {
             Experiment::Accuracy => {
@@ -209,7 +202,7 @@ pub fn chapter_with(
                     &options.wiretap,
                 )?;
                 narrate::kernel_keeps_working(&report, narrator)?;
-                on_the_wire::narrate_kernel_keeps_working(&report, &options.wiretap, narrator)?;
+                on_the_wire::kernel_keeps_working(&report, &options.wiretap, narrator)?;
                 narrator.record(&report)?;
             }
             Experiment::SleepingServer => {
@@ -230,7 +223,7 @@ pub fn chapter_with(
             }
         }
     }
-    narrator.answer(ANSWER)?;
-    narrator.elsewhere(ELSEWHERE)?;
+    narrator.answer(CHAPTER.answer)?;
+    narrator.elsewhere(CHAPTER.elsewhere)?;
     Ok(())
 }

@@ -1,11 +1,11 @@
 //! `lab-sleep`: lab 3 on its own. What does `sleep` really do?
 //!
 //! A thin command line over the library: it parses the options, runs the chosen
-//! experiments through [`lab_sleep::chapter_with`] and reports errors in one line.
+//! experiments through [`lab_sleep::run`] and reports errors in one line.
 
 use std::process::ExitCode;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
 use lab_sleep::{Experiment, Options};
@@ -50,40 +50,7 @@ struct Cli {
 
     /// Which experiments to run, in the order given (default: all, in the chapter's order).
     #[arg(value_enum)]
-    experiments: Vec<ExperimentName>,
-}
-
-/// The experiments' names on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ExperimentName {
-    /// Requested vs measured sleep: at least, never less.
-    Accuracy,
-    /// Another thread keeps counting while this one sleeps.
-    Threads,
-    /// CPU time of a sleep vs a busy-wait.
-    Cpu,
-    /// A client connects and sends while the server sleeps.
-    Kernel,
-    /// A sleeping single-threaded server vs a thread per client.
-    Servers,
-    /// Pacing with sleep; waiting with a blocking recv.
-    Pacing,
-    /// strace: Rust's and Python's sleep are the same system call.
-    Syscall,
-}
-
-impl From<ExperimentName> for Experiment {
-    fn from(name: ExperimentName) -> Self {
-        match name {
-            ExperimentName::Accuracy => Experiment::Accuracy,
-            ExperimentName::Threads => Experiment::OnlyCallingThread,
-            ExperimentName::Cpu => Experiment::CpuCost,
-            ExperimentName::Kernel => Experiment::KernelKeepsWorking,
-            ExperimentName::Servers => Experiment::SleepingServer,
-            ExperimentName::Pacing => Experiment::Pacing,
-            ExperimentName::Syscall => Experiment::Syscall,
-        }
-    }
+    experiments: Vec<Experiment>,
 }
 
 fn main() -> ExitCode {
@@ -111,27 +78,9 @@ fn main() -> ExitCode {
             Options::default()
         }
     };
-    let experiments: Vec<Experiment> = if cli.experiments.is_empty() {
-        Experiment::ALL.to_vec()
-    } else {
-        cli.experiments
-            .iter()
-            .copied()
-            .map(Experiment::from)
-            .collect()
-    };
+    let experiments = lab_kit::cli::experiments_or_all(&cli.experiments, Experiment::ALL);
     let mut narrator = Narrator::stdout(Format::from_json_flag(cli.json));
-    let outcome = lab_sleep::chapter_with(&mut narrator, &probe, &options, &experiments);
+    let outcome = lab_sleep::run(&experiments, &options, &probe, &mut narrator);
     let _ = narrator.flush();
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        // `lab-sleep | head`: the reader left; there is no one to tell (as `yes | head`).
-        Err(lab_sleep::Error::Narration(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
-            ExitCode::FAILURE
-        }
-        Err(e) => {
-            eprintln!("lab-sleep: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    lab_kit::cli::finish("lab-sleep", outcome)
 }

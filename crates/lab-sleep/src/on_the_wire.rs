@@ -42,7 +42,7 @@ pub fn acknowledged_while_asleep(wire: &Wire, bytes_sent: usize) -> bool {
 }
 
 /// The experiment's packets, and what they prove.
-pub fn narrate_kernel_keeps_working(
+pub fn kernel_keeps_working(
     report: &KernelKeepsWorkingReport,
     tap: &Wiretap,
     n: &mut Narrator,

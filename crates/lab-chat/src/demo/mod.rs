@@ -55,7 +55,7 @@ pub fn run_demo(n: &mut Narrator) -> Result<DemoReport, Error> {
 
 /// Like [`run_demo`], with the conversation's packets captured by `tap`.
 pub fn run_demo_watched(n: &mut Narrator, tap: &Wiretap) -> Result<DemoReport, Error> {
-    n.heading("Question 5: a secure chat, one client and one server. What makes it secure?")?;
+    n.heading(&crate::CHAPTER.heading())?;
     n.say(
         "Every step below runs now, on this machine, over real sockets on 127.0.0.1: \
          a TLS 1.3 chat (rustls), its --plaintext twin, an eavesdropper, an impostor, a cut.",
@@ -85,27 +85,8 @@ pub fn run_demo_watched(n: &mut Narrator, tap: &Wiretap) -> Result<DemoReport, E
     narrate_truncation(&truncation_plaintext, n)?;
     let mutual_tls = mutual_tls(&files)?;
     narrate_mutual_tls(&mutual_tls, n)?;
-    n.answer(
-        "\"Secure\" means four things, and each one was just shown failing without it. \
-         Confidentiality: the eavesdropper read every plaintext line and no TLS line. \
-         Integrity: the attacker rewrote a plaintext order undetected, while a TLS record \
-         changed by one bit was refused; even the end is authenticated (a cut without \
-         close_notify was reported as truncated; in plaintext it looked like a goodbye). \
-         Server authentication: the client verified the chain to the lab CA and the name \
-         localhost, and refused the impostor before sending a word. Client authentication: \
-         with --require-client-cert (mutual TLS) the server knows who the client is, and \
-         turns away a client without a certificate. \
-         Encryption without verification is not security: it is a private conversation \
-         with whoever answered. And a chat also needs full duplex, framing and a clear \
-         ending, or it is not much of a chat.",
-    )?;
-    n.elsewhere(
-        "TLS is the same on every system; what differs is around it. On a Windows console \
-         asyncio cannot read stdin (read it in a thread, as examples/chat/secure/ does), and \
-         Python from python.org on macOS trusts no CA until \"Install Certificates.command\" \
-         is run; given cafile=ca.pem, every system trusts exactly the lab CA. Sources: \
-         docs/05-secure-chat.md, \"On your machine\".",
-    )?;
+    n.answer(crate::CHAPTER.answer)?;
+    n.elsewhere(crate::CHAPTER.elsewhere)?;
     Ok(DemoReport {
         keys,
         conversation,
