@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
 use crate::client::{self, ClientOptions};
 use crate::keys;
 use crate::server::{self, ServerOptions};
@@ -21,6 +20,7 @@ use crate::session::{
 };
 use crate::terminal::{self, LineEditor};
 use crate::{Error, eavesdrop, framing};
+use clap::{Args, Parser, Subcommand};
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
 

@@ -82,13 +82,13 @@ pub enum Error {
     Pki(#[from] lab_kit::pki::PkiError),
     #[error("{0}; run `lab-chat keygen` or point --ca/--certs at the lab's files")]
     TlsSetup(#[from] lab_kit::tls::TlsSetupError),
-    #[error("could not listen on {addr}: {}; choose another port with --listen", describe(.source))]
+    #[error("could not listen on {addr}: {}; choose another port with --listen", ErrorFacts::of(.source).describe())]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("`{target}` is not HOST:PORT (e.g. localhost:2000)")]
     Target { target: String },
-    #[error("could not resolve `{target}`: {source}")]
-    Resolve { target: String, source: io::Error },
-    #[error("could not connect to {target}: {}; is `lab-chat server` running there?", describe(.source))]
+    #[error(transparent)]
+    Resolve(#[from] lab_kit::addr::ResolveError),
+    #[error("could not connect to {target}: {}; is `lab-chat server` running there?", ErrorFacts::of(.source).describe())]
     Connect { target: String, source: io::Error },
     #[error("TLS handshake with {target} failed: {error} ({hint})")]
     Handshake {
@@ -116,23 +116,8 @@ pub enum Error {
     },
     #[error("the server is busy with another client; try again later")]
     Busy,
-    #[error("{}", describe(.0))]
+    #[error("{}", ErrorFacts::of(.0).describe())]
     Io(#[from] io::Error),
     #[error("the demo went wrong: {0}")]
     Demo(String),
-}
-
-/// `address already in use (AddrInUse, errno 98, EADDRINUSE)`.
-fn describe(error: &io::Error) -> String {
-    let facts = ErrorFacts::of(error);
-    let message = facts
-        .message
-        .split(" (os error")
-        .next()
-        .unwrap_or(&facts.message)
-        .to_lowercase();
-    match (facts.errno, facts.errno_name) {
-        (Some(n), Some(name)) => format!("{message} ({}, errno {n}, {name})", facts.error_kind),
-        _ => format!("{message} ({})", facts.error_kind),
-    }
 }

@@ -1,7 +1,6 @@
 //! Question 5 on the wire: the secure conversation's packets show a ClientHello and a
 //! ServerHello, then only opaque application data; the client's secrets are written beside
 //! the pcap (SSLKEYLOGFILE format) for Wireshark. Needs root or CAP_NET_RAW (CI runs as root).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use lab_capture::Wiretap;
 use lab_chat::demo::{self, conversation_marks};
@@ -121,7 +120,7 @@ fn tshark_hex(pcap: &std::path::Path, keys: Option<&std::path::Path>) -> Option<
     let mut child = match lab_kit::child::RunningChild::spawn(&mut command) {
         Ok(child) => child,
         Err(e) => {
-            lab_kit::skip::skip_unless_ci("decrypting the chat's pcap with tshark", e);
+            lab_test_support::skip_unless_ci("decrypting the chat's pcap with tshark", e);
             return None;
         }
     };

@@ -1,14 +1,11 @@
 //! `--room`: names, join and leave notices, relaying to everyone else, and a slow client
 //! dropped without stalling the others.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::sync::mpsc;
 
-use common::*;
+use crate::common::*;
 use lab_kit::child::Stream;
 
 #[test]
@@ -262,7 +259,7 @@ fn the_room_caps_its_members_and_each_address() {
     assert_eq!(exit_code(&mut second), 0);
     expect_out(&server, "refused 127.0.0.1:");
 
-    let (server, addr) = common::server(
+    let (server, addr) = crate::common::server(
         certs.path(),
         &["--room", "--plaintext", "--max-per-address", "1"],
     );
@@ -318,7 +315,7 @@ fn one_name_rule_for_guests_and_certificates_and_nobody_can_speak_as_the_server(
 
     // Names from certificates obey the same rule: a line break that would forge a server
     // notice, or a leading `* `, is refused with one notice, before anyone hears of it.
-    let (server, addr) = common::server(certs.path(), &["--room", "--require-client-cert"]);
+    let (server, addr) = crate::common::server(certs.path(), &["--room", "--require-client-cert"]);
     let (bob_cert, bob_key) = certs.client_named("bob", "bob");
     let mut bob = client(
         addr,

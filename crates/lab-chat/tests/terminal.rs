@@ -1,14 +1,11 @@
 //! The chat in a real terminal (tmux): a line from the peer that arrives while the user is
 //! half-way through typing is printed above the typed line, which stays intact and is sent
 //! whole; the user's own lines read `you: …`.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// A tmux server of our own (its socket in a temporary folder of ours), killed with
 /// everything in it on drop; the folder and the socket go with it.
@@ -113,7 +110,7 @@ impl Drop for Tmux {
 #[test]
 fn a_line_from_the_peer_never_breaks_the_line_being_typed() {
     if tool("tmux").is_none() {
-        lab_kit::skip::skip_unless_ci("the terminal chat test", "tmux is not installed");
+        lab_test_support::skip_unless_ci("the terminal chat test", "tmux is not installed");
         return;
     }
     let exe = exe();

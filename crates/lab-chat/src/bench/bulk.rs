@@ -9,12 +9,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use lab_kit::child::find_program;
 use lab_kit::child::{RunningChild, Stream};
 use lab_kit::pki::PkiFiles;
 
-use super::{
-    BenchSize, BenchTls, Comparison, bench_error, listening_port_of, server_connect, tool_on_path,
-};
+use super::{BenchSize, BenchTls, Comparison, bench_error, listening_port_of, server_connect};
 use crate::Error;
 use crate::transport::{self, Established};
 
@@ -184,7 +183,7 @@ pub(super) fn bulk(
     let mut peers = Vec::new();
     let mut skipped = Vec::new();
     let mut ceiling = None;
-    if tool_on_path("openssl").is_some() {
+    if find_program("openssl").is_some() {
         match openssl_speed(suite, size.bulk_seconds) {
             Ok(v) => {
                 ceiling = Some(v);

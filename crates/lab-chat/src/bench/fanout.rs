@@ -10,11 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use lab_kit::child::RunningChild;
+use lab_kit::child::find_program;
 use lab_kit::pki::PkiFiles;
 use lab_kit::tls::{self, Versions};
 use serde::Serialize;
 
-use super::{BenchSize, bench_error, listening_port_of, peak_memory_kib, tool_on_path};
+use super::{BenchSize, bench_error, listening_port_of, peak_memory_kib};
 use crate::Error;
 
 /// The room's flood limits, opened wide: the load client is one address sending as fast
@@ -482,7 +483,7 @@ pub(super) fn room(files: &PkiFiles, size: &BenchSize) -> Result<RoomReport, Err
     };
     // Ours and ncat's alternate; each reports its median run.
     let mut skipped = Vec::new();
-    let have_ncat = tool_on_path("ncat").is_some();
+    let have_ncat = find_program("ncat").is_some();
     if !have_ncat {
         skipped.push("ncat is not installed (apt-get install ncat)".into());
     }
@@ -589,7 +590,7 @@ mod tests {
             peak_memory_kib(server.pid())
         );
         let _ = server.terminate(Duration::from_secs(2));
-        if tool_on_path("ncat").is_some() && std::env::var_os("ROOM_NO_NCAT").is_none() {
+        if find_program("ncat").is_some() && std::env::var_os("ROOM_NO_NCAT").is_none() {
             let ncat = ncat_room(&files, &config, traffic).unwrap();
             println!(
                 "ncat {clients}: {:.0} deliveries/s ({} of {} in {:.2} s)",

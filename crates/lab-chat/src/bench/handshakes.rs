@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use lab_kit::child::find_program;
 use lab_kit::child::{RunningChild, Stream};
 use lab_kit::pki::PkiFiles;
 
-use super::{BenchSize, BenchTls, Comparison, listening_port_of, server_connect, tool_on_path};
+use super::{BenchSize, BenchTls, Comparison, listening_port_of, server_connect};
 use crate::Error;
 use crate::transport;
 
@@ -97,7 +98,7 @@ pub(super) fn handshakes(
     size: &BenchSize,
 ) -> Result<Comparison, Error> {
     let ours = our_handshakes(tls, size.handshake_seconds)?;
-    let (reference, skipped) = if tool_on_path("openssl").is_some() {
+    let (reference, skipped) = if find_program("openssl").is_some() {
         match openssl_s_time(files, size.handshake_seconds) {
             Ok(v) => (Some(v), vec![]),
             Err(e) => (None, vec![format!("openssl s_time: {e}")]),

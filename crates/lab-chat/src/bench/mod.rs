@@ -21,10 +21,11 @@ mod handshakes;
 mod round_trip;
 
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
+
+use lab_kit::bench::verdict;
 
 use lab_kit::narrate::Narrator;
 use lab_kit::pki::LabPki;
@@ -114,46 +115,17 @@ pub struct Comparison {
     pub notes: Vec<String>,
 }
 
-/// The file named `name` in a folder of `PATH`, as the shell would find the program; `None`
-/// when it is not installed (the benchmark then says so instead of guessing a figure).
-pub fn tool_on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(name))
-        .find(|path| path.is_file())
-}
-
 pub(crate) fn bench_error(what: &str, detail: impl std::fmt::Display) -> Error {
     Error::Demo(format!("benchmark {what}: {detail}"))
 }
 
-/// The port a child process listens on, found in `/proc` (for tools that do not print it).
+/// The port a child process listens on, found in `/proc` (for tools that do not print
+/// it), waiting for it to listen at most `timeout`.
 pub fn listening_port_of(pid: u32, timeout: Duration) -> Option<u16> {
     let deadline = Instant::now() + timeout;
     loop {
-        let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
-            .ok()?
-            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
-            .filter_map(|target| {
-                let text = target.to_string_lossy().into_owned();
-                text.strip_prefix("socket:[")
-                    .and_then(|rest| rest.strip_suffix(']'))
-                    .map(str::to_string)
-            })
-            .collect();
-        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            let Ok(text) = std::fs::read_to_string(table) else {
-                continue;
-            };
-            for line in text.lines().skip(1) {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                // local_address is HEXIP:HEXPORT; state 0A is LISTEN; field 9 the inode.
-                if fields.len() > 9 && fields[3] == "0A" && inodes.iter().any(|i| i == fields[9]) {
-                    let port = fields[1].rsplit(':').next()?;
-                    return u16::from_str_radix(port, 16).ok();
-                }
-            }
+        if let Some(port) = lab_kit::kernel::listening_port_of(pid) {
+            return Some(port);
         }
         if Instant::now() >= deadline {
             return None;
@@ -229,14 +201,6 @@ fn rate(value: f64, unit: &str) -> String {
     match unit {
         "bytes/s" => format!("{:.2} GB/s", value / 1e9),
         _ => format!("{value:.0} {unit}"),
-    }
-}
-
-fn verdict(met: Option<bool>) -> &'static str {
-    match met {
-        Some(true) => "met",
-        Some(false) => "NOT met",
-        None => "not measured (reference missing)",
     }
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use lab_kit::bench::percentile;
 use serde::Serialize;
 
 use super::{BenchSize, BenchTls, bench_error};
@@ -110,14 +111,6 @@ pub(super) fn echo_lines(
     }
 }
 
-pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
 /// Round-trip figures.
 #[derive(Debug, Clone, Serialize)]
 pub struct LatencyReport {
@@ -151,15 +144,15 @@ pub(super) fn latency(tls: &BenchTls, size: &BenchSize) -> Result<LatencyReport,
     tls_samples.sort();
     tcp_samples.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    let tls_p50 = us(percentile(&tls_samples, 0.5));
-    let tcp_p50 = us(percentile(&tcp_samples, 0.5));
+    let tls_p50 = us(percentile(&tls_samples, 50.0));
+    let tcp_p50 = us(percentile(&tcp_samples, 50.0));
     Ok(LatencyReport {
         experiment: "round_trip",
         round_trips: tls_samples.len().min(tcp_samples.len()),
         tls_p50_us: tls_p50,
-        tls_p99_us: us(percentile(&tls_samples, 0.99)),
+        tls_p99_us: us(percentile(&tls_samples, 99.0)),
         tcp_p50_us: tcp_p50,
-        tcp_p99_us: us(percentile(&tcp_samples, 0.99)),
+        tcp_p99_us: us(percentile(&tcp_samples, 99.0)),
         target: "TLS p50 within 1.5x of plain TCP p50".into(),
         met: tls_p50 <= 1.5 * tcp_p50,
     })

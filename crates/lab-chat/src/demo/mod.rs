@@ -29,7 +29,6 @@ use lab_kit::probe::Probe;
 use serde::Serialize;
 
 pub use experiments::*;
-use narrate::*;
 
 use crate::Error;
 
@@ -63,28 +62,28 @@ pub fn run_demo_watched(n: &mut Narrator, tap: &Wiretap) -> Result<DemoReport, E
     let dir = tempfile::Builder::new().prefix("lab-chat-demo").tempdir()?;
     let certs_dir = dir.path().join("certs");
     let (files, keys) = make_keys(&certs_dir)?;
-    narrate_keys(&keys, &certs_dir, n)?;
+    narrate::keys(&keys, &certs_dir, n)?;
     let conversation = conversation_watched(&files, tap)?;
-    narrate_conversation(&conversation, n)?;
+    narrate::conversation(&conversation, n)?;
     crate::on_the_wire::narrate_conversation(&conversation, tap, n)?;
     let eavesdrop_plaintext = eavesdrop(&files, true)?;
-    narrate_eavesdrop(&eavesdrop_plaintext, n)?;
+    narrate::eavesdrop(&eavesdrop_plaintext, n)?;
     let eavesdrop_tls = eavesdrop(&files, false)?;
-    narrate_eavesdrop(&eavesdrop_tls, n)?;
+    narrate::eavesdrop(&eavesdrop_tls, n)?;
     let impostor = impostor_watched(&files, tap)?;
-    narrate_impostor(&impostor, n)?;
+    narrate::impostor(&impostor, n)?;
     crate::on_the_wire::narrate_impostor(&impostor, tap, n)?;
     let tamper_plaintext = tamper(&files, true)?;
-    narrate_tamper(&tamper_plaintext, n)?;
+    narrate::tamper(&tamper_plaintext, n)?;
     let tamper_tls = tamper(&files, false)?;
-    narrate_tamper(&tamper_tls, n)?;
+    narrate::tamper(&tamper_tls, n)?;
     let truncation_tls = truncation_watched(&files, false, tap)?;
-    narrate_truncation(&truncation_tls, n)?;
+    narrate::truncation(&truncation_tls, n)?;
     crate::on_the_wire::narrate_truncation(&truncation_tls, tap, n)?;
     let truncation_plaintext = truncation(&files, true)?;
-    narrate_truncation(&truncation_plaintext, n)?;
+    narrate::truncation(&truncation_plaintext, n)?;
     let mutual_tls = mutual_tls(&files)?;
-    narrate_mutual_tls(&mutual_tls, n)?;
+    narrate::mutual_tls(&mutual_tls, n)?;
     n.answer(crate::CHAPTER.answer)?;
     n.elsewhere(crate::CHAPTER.elsewhere)?;
     Ok(DemoReport {

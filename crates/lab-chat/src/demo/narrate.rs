@@ -1,5 +1,6 @@
 //! The chapter's narration: each experiment's report told to a student, one function per
-//! experiment, so that each can be snapshot-tested on its own (from a report made by hand).
+//! experiment and named after it (`narrate::tamper` tells what `experiments::tamper`
+//! found), so that each can be snapshot-tested on its own, from a report made by hand.
 
 use std::path::Path;
 
@@ -11,7 +12,7 @@ use super::experiments::{
 };
 use crate::Error;
 
-pub fn narrate_keys(report: &KeysReport, dir: &Path, n: &mut Narrator) -> Result<(), Error> {
+pub fn keys(report: &KeysReport, dir: &Path, n: &mut Narrator) -> Result<(), Error> {
     n.section("1. Keys: a lab CA, a server certificate, a client certificate")?;
     n.say(&format!(
         "`lab-chat keygen --out {}` made (private keys readable by their owner only):",
@@ -25,7 +26,7 @@ pub fn narrate_keys(report: &KeysReport, dir: &Path, n: &mut Narrator) -> Result
     Ok(())
 }
 
-pub fn narrate_conversation(report: &ConversationReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn conversation(report: &ConversationReport, n: &mut Narrator) -> Result<(), Error> {
     n.section("2. A conversation in both directions at once (TLS 1.3)")?;
     n.say(
         "The server speaks first, to a client whose user has typed nothing; then both \
@@ -58,7 +59,7 @@ pub fn narrate_conversation(report: &ConversationReport, n: &mut Narrator) -> Re
     Ok(())
 }
 
-pub fn narrate_eavesdrop(report: &EavesdropReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn eavesdrop(report: &EavesdropReport, n: &mut Narrator) -> Result<(), Error> {
     if report.plaintext {
         n.section("3a. An eavesdropper in the middle of the --plaintext chat")?;
     } else {
@@ -93,7 +94,7 @@ pub fn narrate_eavesdrop(report: &EavesdropReport, n: &mut Narrator) -> Result<(
     Ok(())
 }
 
-pub fn narrate_impostor(report: &ImpostorReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn impostor(report: &ImpostorReport, n: &mut Narrator) -> Result<(), Error> {
     n.section("4. An impostor with its own certificate for localhost")?;
     n.say(&format!(
         "A server presents a certificate for localhost ({}) signed by its own CA, not the \
@@ -111,7 +112,7 @@ pub fn narrate_impostor(report: &ImpostorReport, n: &mut Narrator) -> Result<(),
     Ok(())
 }
 
-pub fn narrate_tamper(report: &TamperReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn tamper(report: &TamperReport, n: &mut Narrator) -> Result<(), Error> {
     if report.plaintext {
         n.section("5a. The man in the middle changes a --plaintext line in flight")?;
     } else {
@@ -139,7 +140,7 @@ pub fn narrate_tamper(report: &TamperReport, n: &mut Narrator) -> Result<(), Err
     Ok(())
 }
 
-pub fn narrate_truncation(report: &TruncationReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn truncation(report: &TruncationReport, n: &mut Narrator) -> Result<(), Error> {
     if report.plaintext {
         n.section("6b. The same cut, in the --plaintext chat")?;
     } else {
@@ -159,7 +160,7 @@ pub fn narrate_truncation(report: &TruncationReport, n: &mut Narrator) -> Result
     Ok(())
 }
 
-pub fn narrate_mutual_tls(report: &MutualTlsReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn mutual_tls(report: &MutualTlsReport, n: &mut Narrator) -> Result<(), Error> {
     n.section("7. Mutual TLS: the server asks who the client is (--require-client-cert)")?;
     n.fact(
         "client with certificate",

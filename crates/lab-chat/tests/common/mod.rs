@@ -15,7 +15,9 @@ use lab_kit::pki::{LabCa, LabPki, LeafSpec, PkiFiles};
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
 pub fn exe() -> &'static str {
-    env!("CARGO_BIN_EXE_lab-chat")
+    lab_test_support::bin!("lab-chat")
+        .to_str()
+        .expect("the test binary's path is UTF-8")
 }
 
 /// A temporary folder with the lab's six PEM files (and the CA, to issue more).
@@ -93,11 +95,7 @@ pub fn server(certs: &Path, args: &[&str]) -> (RunningChild, SocketAddr) {
     let dir = certs.display().to_string();
     all.push(&dir);
     all.extend_from_slice(args);
-    let child = RunningChild::spawn(&mut command(&all)).unwrap();
-    let addr = child
-        .wait_for_listening(PATIENCE)
-        .unwrap_or_else(|| panic!("server never listened: {}", child.text(Stream::Stderr)));
-    (child, addr)
+    lab_test_support::spawn_listening(command(&all))
 }
 
 /// `lab-chat client --connect localhost:PORT ARGS…`.
@@ -217,4 +215,4 @@ pub fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
 
 /// Where `name` is installed, if it is (the benchmark's own lookup).
 #[allow(unused_imports)] // not every test file looks for a tool
-pub use lab_chat::bench::tool_on_path as tool;
+pub use lab_kit::child::find_program as tool;
