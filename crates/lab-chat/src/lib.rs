@@ -22,6 +22,7 @@ pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod eavesdrop;
+mod error;
 pub mod event;
 pub mod framing;
 pub mod keys;
@@ -32,12 +33,8 @@ pub mod session;
 pub mod terminal;
 pub mod transport;
 
-use std::io;
-use std::net::SocketAddr;
-
-use lab_kit::errors::ErrorFacts;
-
 pub use demo::{chapter, chapter_watched};
+pub use error::Error;
 
 /// Chapter 5 of the tour: the question, its answer, and how to run it (`socket-lab chat`,
 /// `lab-chat demo`).
@@ -74,50 +71,3 @@ pub const CHAPTER: lab_capture::Chapter = lab_capture::Chapter {
 
 /// The probes this lab runs under strace (none: its evidence is the wire itself).
 pub const PROBES: &[(&str, lab_kit::probe::ProbeFn)] = &[];
-
-/// Everything that can go wrong in lab-chat, each with what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Pki(#[from] lab_kit::pki::PkiError),
-    #[error("{0}; run `lab-chat keygen` or point --ca/--certs at the lab's files")]
-    TlsSetup(#[from] lab_kit::tls::TlsSetupError),
-    #[error("could not listen on {addr}: {}; choose another port with --listen", ErrorFacts::of(.source).describe())]
-    Bind { addr: SocketAddr, source: io::Error },
-    #[error("`{target}` is not HOST:PORT (e.g. localhost:2000)")]
-    Target { target: String },
-    #[error(transparent)]
-    Resolve(#[from] lab_kit::addr::ResolveError),
-    #[error("could not connect to {target}: {}; is `lab-chat server` running there?", ErrorFacts::of(.source).describe())]
-    Connect { target: String, source: io::Error },
-    #[error("TLS handshake with {target} failed: {error} ({hint})")]
-    Handshake {
-        target: String,
-        error: transport::HandshakeError,
-        hint: &'static str,
-    },
-    #[error(
-        "{} holds some of the lab's certificate files but not {missing}; make a fresh set \
-         with `lab-chat keygen --out {} --force`, or point --certs at a complete folder",
-        .dir.display(), .dir.display()
-    )]
-    IncompleteCerts {
-        dir: std::path::PathBuf,
-        missing: String,
-    },
-    #[error(
-        "refusing the key folder {}: {reason}; whoever can write there could replace the \
-         CA or the server's key",
-        .dir.display()
-    )]
-    UnsafeDir {
-        dir: std::path::PathBuf,
-        reason: String,
-    },
-    #[error("the server is busy with another client; try again later")]
-    Busy,
-    #[error("{}", ErrorFacts::of(.0).describe())]
-    Io(#[from] io::Error),
-    #[error("the demo went wrong: {0}")]
-    Demo(String),
-}
