@@ -25,7 +25,11 @@
 //!   lines as `server: text` and the room's news as `* …`. No member can produce either:
 //!   `server` is reserved, and every member line starts with its valid name.
 //! - **Fan-out without stalls.** A line from one member is queued for every other member;
-//!   each member has its own writer, so a slow reader only slows its own queue.
+//!   each member has its own writer, so a slow reader only slows its own queue. The lines
+//!   of one read (and of the reads already waiting) travel as one batch, stored once and
+//!   shared by every queue: one wake-up per recipient, not one per line; each writer then
+//!   encrypts everything queued for its member in one write (its own TLS session: the
+//!   encryption cannot be shared).
 //! - **Bounded queues, measured in bytes.** A member whose unsent bytes pass
 //!   `--max-backlog` after its writer tried to write is *dropped*: its queue is
 //!   abandoned, it gets one notice, everyone else is told. A burst that a member's socket
