@@ -24,7 +24,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lab_capture::{Chapter, Wiretap};
+use lab_capture::Chapter;
 use lab_kit::chapter::ChapterError;
 use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::{Probe, ProbeFn};
@@ -64,10 +64,8 @@ pub struct TourOptions {
     pub chapter: Option<String>,
     /// One JSON object per experiment per line instead of the narration.
     pub json: bool,
-    /// Where to write each experiment's packets as a pcap file.
-    pub pcap: Option<PathBuf>,
-    /// Do not capture packets at all.
-    pub no_capture: bool,
+    /// `--pcap DIR` and `--no-capture`.
+    pub capture: lab_capture::CaptureArgs,
     /// Also write the run as one HTML page.
     pub html: Option<PathBuf>,
 }
@@ -103,8 +101,7 @@ pub fn run(options: &TourOptions) -> Result<(), TourError> {
         Some(slug) => vec![chapter(slug).ok_or_else(|| TourError::UnknownChapter(slug.clone()))?],
     };
     let probe = Probe::current().map_err(TourError::Probe)?;
-    let wiretap = Wiretap::from_flags(options.no_capture, options.pcap.as_deref())
-        .map_err(TourError::Wiretap)?;
+    let wiretap = options.capture.wiretap().map_err(TourError::Wiretap)?;
     let (mut narrator, recorded) =
         Narrator::stdout(Format::from_json_flag(options.json)).recording();
     if options.chapter.is_none() && introduce_the_tour(&mut narrator).is_err() {

@@ -30,13 +30,8 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
 
-    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
-    #[arg(long, global = true, value_name = "DIR")]
-    pcap: Option<PathBuf>,
-
-    /// Do not capture the experiments' packets.
-    #[arg(long, global = true, conflicts_with = "pcap")]
-    no_capture: bool,
+    #[command(flatten)]
+    capture: lab_capture::CaptureArgs,
 
     /// Also write the run as one self-contained HTML page (ladder diagrams as SVG), for a
     /// projector, a course page or paper.
@@ -59,8 +54,7 @@ fn main() -> ExitCode {
     let options = TourOptions {
         chapter: matches.subcommand_name().map(str::to_string),
         json: cli.json,
-        pcap: cli.pcap,
-        no_capture: cli.no_capture,
+        capture: cli.capture,
         html: cli.html,
     };
     match socket_lab::run(&options) {

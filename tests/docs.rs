@@ -12,14 +12,13 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The chapter pages, with their Python twins.
-const CHAPTERS: &[(&str, &str)] = &[
-    ("docs/01-connection-refused.md", "python/q1_refused.py"),
-    ("docs/02-localhost.md", "python/q2_localhost.py"),
-    ("docs/03-sleep.md", "python/q3_sleep.py"),
-    ("docs/04-socket-calls.md", "python/q4_calls.py"),
-    ("docs/05-secure-chat.md", "python/q5_secure_chat.py"),
-];
+/// The chapter pages, with their Python twins, from the tour's own list.
+fn chapters() -> Vec<(&'static str, String)> {
+    socket_lab::CHAPTERS
+        .iter()
+        .map(|chapter| (chapter.docs, chapter.twin.shown_as()))
+        .collect()
+}
 
 const TABLE_HEADER: &str = "| Fact | Linux | macOS | Windows | Sources |";
 
@@ -439,7 +438,7 @@ fn table(page: &str, name: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn each_chapter_answers_first_in_at_most_ten_lines() {
-    for (page, _) in CHAPTERS {
+    for (page, _) in chapters() {
         let text = read(page);
         let first = text.lines().find(|l| l.starts_with("## ")).unwrap();
         assert_eq!(first, "## The answer", "{page}: the answer comes first");
@@ -453,7 +452,7 @@ fn each_chapter_answers_first_in_at_most_ten_lines() {
 
 #[test]
 fn every_fact_about_each_system_is_present_with_its_source() {
-    for (page, _) in CHAPTERS {
+    for (page, _) in chapters() {
         let rows = table(&read(page), page);
         assert!(rows.len() >= 5, "{page}: only {} rows", rows.len());
         for row in &rows {
@@ -475,9 +474,9 @@ fn every_fact_about_each_system_is_present_with_its_source() {
         );
     }
     for (number, fact, os, says, source) in REQUIRED {
-        let page = CHAPTERS
-            .iter()
-            .map(|(page, _)| *page)
+        let page = chapters()
+            .into_iter()
+            .map(|(page, _)| page)
             .find(|page| page.starts_with(&format!("docs/{number}")))
             .unwrap();
         let rows = table(&read(page), page);
@@ -500,10 +499,10 @@ fn every_fact_about_each_system_is_present_with_its_source() {
 
 #[test]
 fn each_chapter_links_its_python_twin_and_the_glossary() {
-    for (page, twin) in CHAPTERS {
+    for (page, twin) in chapters() {
         let text = read(page);
-        assert!(text.contains(twin), "{page} does not name {twin}");
-        assert!(root().join(twin).is_file(), "{twin} is missing");
+        assert!(text.contains(&twin), "{page} does not name {twin}");
+        assert!(root().join(&twin).is_file(), "{twin} is missing");
         assert!(
             text.contains("(glossary.md)"),
             "{page} does not link the glossary"
@@ -526,7 +525,7 @@ fn each_chapter_links_its_python_twin_and_the_glossary() {
 
 #[test]
 fn no_page_pastes_the_tours_answer_again() {
-    for (page, _) in CHAPTERS {
+    for (page, _) in chapters() {
         let mut in_code = false;
         for line in read(page).lines() {
             if line.trim_start().starts_with("```") {
@@ -565,4 +564,86 @@ fn every_relative_link_resolves() {
             );
         }
     }
+}
+
+/// CONTRIBUTING.md's "Add a lab": a chapter in the tour's list is numbered in order, has its
+/// docs page, its Python twin and a README row that names its subcommand, page and twin.
+#[test]
+fn every_chapter_in_the_tours_list_has_its_page_twin_and_readme_row() {
+    let readme = read("README.md");
+    let mut slugs = std::collections::BTreeSet::new();
+    for (index, chapter) in socket_lab::CHAPTERS.iter().enumerate() {
+        assert_eq!(
+            usize::from(chapter.number),
+            index + 1,
+            "{}: the tour lists the chapters in the homework's order",
+            chapter.slug
+        );
+        assert!(
+            slugs.insert(chapter.slug),
+            "{}: a second chapter with that slug",
+            chapter.slug
+        );
+        assert!(
+            root().join(chapter.docs).is_file(),
+            "{} is missing",
+            chapter.docs
+        );
+        assert!(
+            chapter.twin.path().is_file(),
+            "{} is missing",
+            chapter.twin.shown_as()
+        );
+        let row = readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| {} |", chapter.number)))
+            .unwrap_or_else(|| panic!("README.md has no row for chapter {}", chapter.number));
+        for needed in [
+            chapter.docs.to_string(),
+            chapter.twin.shown_as(),
+            format!("-- {}`", chapter.slug),
+        ] {
+            assert!(
+                row.contains(&needed),
+                "README row {row:?} does not name {needed:?}"
+            );
+        }
+        assert!(
+            !chapter.answer.is_empty() && !chapter.question.is_empty(),
+            "{}: a chapter has a question and an answer",
+            chapter.slug
+        );
+    }
+}
+
+/// CONTRIBUTING.md names files and folders a contributor is sent to: each one exists.
+#[test]
+fn every_path_contributing_names_exists() {
+    let text = read("CONTRIBUTING.md");
+    let mut named = 0;
+    for quoted in text.split('`').skip(1).step_by(2) {
+        let path = quoted.trim_end_matches('/');
+        let is_path = (path.starts_with("crates/")
+            || path.starts_with("src/")
+            || path.starts_with("tests/")
+            || path.starts_with("docs/")
+            || path.starts_with("python/")
+            || path.starts_with(".ci/"))
+            && !path.contains(['*', ' ', '<'])
+            && !path.contains("NAME")
+            && !path.contains("0N");
+        if is_path {
+            named += 1;
+            let in_root = root().join(path).exists();
+            let in_grader = root().join("crates/lab-grade").join(path).exists();
+            assert!(
+                in_root || in_grader,
+                "CONTRIBUTING.md names {path}, which does not exist"
+            );
+        }
+    }
+    assert!(
+        named >= 8,
+        "CONTRIBUTING.md should send contributors to real files"
+    );
 }

@@ -29,8 +29,7 @@ impl Drop for Scratch {
 
 fn write_report(dir: &Path) -> String {
     let path = dir.join("tour.html");
-    let output = assert_cmd::Command::cargo_bin("socket-lab")
-        .unwrap()
+    let output = assert_cmd::Command::new(lab_test_support::bin!("socket-lab"))
         .env("NO_COLOR", "1")
         .arg("--html")
         .arg(&path)
@@ -62,7 +61,7 @@ fn the_report_is_one_self_contained_page_with_the_chapter_and_its_ladders() {
     }
     assert!(page.contains("Question 1:") && page.contains("Answer:"));
     assert!(page.contains("ConnectionRefused (errno 111, ECONNREFUSED)"));
-    if lab_capture::Wiretap::for_test("the_report_has_ladders", None).is_some() {
+    if lab_test_support::wiretap("the_report_has_ladders", None).is_some() {
         assert_eq!(
             page.matches("<svg class=\"ladder\"").count(),
             3,
@@ -97,7 +96,7 @@ fn chromium(profile: &Path, args: &[&str], page: &Path) -> Option<(String, Strin
     let mut child = match RunningChild::spawn(&mut command) {
         Ok(child) => child,
         Err(e) => {
-            lab_kit::skip::skip_unless_ci("the HTML report in headless Chromium", e);
+            lab_test_support::skip_unless_ci("the HTML report in headless Chromium", e);
             return None;
         }
     };
@@ -114,7 +113,7 @@ fn chromium(profile: &Path, args: &[&str], page: &Path) -> Option<(String, Strin
 
 #[test]
 fn chromium_draws_the_report_without_console_messages() {
-    if lab_capture::Wiretap::for_test("chromium_draws_the_report", None).is_none() {
+    if lab_test_support::wiretap("chromium_draws_the_report", None).is_none() {
         return;
     }
     let scratch = Scratch::new("html-chromium");

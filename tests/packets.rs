@@ -4,18 +4,13 @@
 //! except in CI (root), where they must run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn socket_lab() -> Command {
-    let mut command = Command::cargo_bin("socket-lab").unwrap();
-    command.env("NO_COLOR", "1");
-    command
-}
+use crate::socket_lab;
 
 #[test]
 fn the_tour_writes_a_pcap_file_per_watched_experiment_and_json_packets() {
-    if lab_capture::Wiretap::for_test("the_tour_writes_a_pcap_file_per_watched_experiment", None)
+    if lab_test_support::wiretap("the_tour_writes_a_pcap_file_per_watched_experiment", None)
         .is_none()
     {
         return;
@@ -92,12 +87,14 @@ fn a_pcap_directory_that_cannot_be_made_is_a_clear_error() {
 
 #[test]
 fn without_cap_net_raw_each_chapter_says_so_once_and_goes_on() {
-    let exe = env!("CARGO_BIN_EXE_socket-lab");
+    let exe = lab_test_support::bin!("socket-lab");
     // Where this test may capture, it gives CAP_NET_RAW up for the child (setpriv, from
     // util-linux), as a student's ordinary account has it; elsewhere it already lacks it.
     let mut command = if lab_capture::Wiretap::on(None).captures() {
         let mut command = std::process::Command::new("setpriv");
-        command.args(["--bounding-set=-net_raw", "--inh-caps=-net_raw", "--", exe]);
+        command
+            .args(["--bounding-set=-net_raw", "--inh-caps=-net_raw", "--"])
+            .arg(exe);
         command
     } else {
         std::process::Command::new(exe)
@@ -105,7 +102,10 @@ fn without_cap_net_raw_each_chapter_says_so_once_and_goes_on() {
     let output = match command.args(["calls"]).env("NO_COLOR", "1").output() {
         Ok(output) => output,
         Err(e) => {
-            lab_kit::skip::skip_unless_ci("the tour without CAP_NET_RAW", format!("setpriv: {e}"));
+            lab_test_support::skip_unless_ci(
+                "the tour without CAP_NET_RAW",
+                format!("setpriv: {e}"),
+            );
             return;
         }
     };

@@ -3,14 +3,9 @@
 //! their crates; here we test that the tour really runs them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use assert_cmd::Command;
 use predicates::prelude::*;
 
-fn socket_lab() -> Command {
-    let mut command = Command::cargo_bin("socket-lab").unwrap();
-    command.env("NO_COLOR", "1");
-    command
-}
+use crate::socket_lab;
 
 #[test]
 fn help_lists_the_chapters() {
@@ -36,7 +31,7 @@ fn the_refused_chapter_runs_alone_with_live_evidence() {
 #[test]
 fn the_tour_binary_runs_the_strace_probe_of_lab_1() {
     if lab_kit::strace::locate().is_err() {
-        lab_kit::skip::skip_unless_ci(
+        lab_test_support::skip_unless_ci(
             "the_tour_binary_runs_the_strace_probe_of_lab_1",
             "no strace here",
         );
@@ -119,7 +114,7 @@ fn the_whole_tour_runs_every_chapter_in_order() {
 #[test]
 fn the_tour_binary_runs_the_strace_probe_of_lab_4() {
     if lab_kit::strace::locate().is_err() {
-        lab_kit::skip::skip_unless_ci(
+        lab_test_support::skip_unless_ci(
             "the_tour_binary_runs_the_strace_probe_of_lab_4",
             "no strace here",
         );

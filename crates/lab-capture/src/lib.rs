@@ -458,6 +458,26 @@ pub enum Error {
     PcapUnavailable(String),
 }
 
+/// The capture flags every socket-lab command shares (`#[command(flatten)]`): `--pcap DIR`
+/// and `--no-capture`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CaptureArgs {
+    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub pcap: Option<PathBuf>,
+
+    /// Do not capture the experiments' packets (captured as root or with CAP_NET_RAW).
+    #[arg(long, global = true, conflicts_with = "pcap")]
+    pub no_capture: bool,
+}
+
+impl CaptureArgs {
+    /// The wiretap these flags ask for (see [`Wiretap::from_flags`]).
+    pub fn wiretap(&self) -> Result<Wiretap, Error> {
+        Wiretap::from_flags(self.no_capture, self.pcap.as_deref())
+    }
+}
+
 impl Wiretap {
     /// The wiretap a command line asked for: `--no-capture`, or capture (where permitted)
     /// with `--pcap DIR` creating DIR. Asking for pcap files where capture is impossible is an

@@ -25,7 +25,8 @@ fn refused_connect(tap: &Wiretap) -> (Wire, std::net::SocketAddr) {
 
 #[test]
 fn a_refused_connect_is_one_syn_and_one_reset_and_nothing_else() {
-    let Some(tap) = Wiretap::for_test("a_refused_connect_is_one_syn_and_one_reset", None) else {
+    let Some(tap) = lab_test_support::wiretap("a_refused_connect_is_one_syn_and_one_reset", None)
+    else {
         return;
     };
     let (wire, target) = refused_connect(&tap);
@@ -46,7 +47,7 @@ fn a_refused_connect_is_one_syn_and_one_reset_and_nothing_else() {
 
 #[test]
 fn a_multi_megabyte_transfer_is_captured_to_the_last_byte() {
-    let Some(tap) = Wiretap::for_test("a_multi_megabyte_transfer_is_captured", None) else {
+    let Some(tap) = lab_test_support::wiretap("a_multi_megabyte_transfer_is_captured", None) else {
         return;
     };
     const BYTES: usize = 8 << 20;
@@ -106,7 +107,8 @@ fn a_multi_megabyte_transfer_is_captured_to_the_last_byte() {
 fn tcpdump_reads_the_pcap_file_and_sees_the_syn_and_the_reset() {
     let dir = std::env::temp_dir().join(format!("lab-capture-pcap-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(tap) = Wiretap::for_test("tcpdump_reads_the_pcap_file", Some(dir.clone())) else {
+    let Some(tap) = lab_test_support::wiretap("tcpdump_reads_the_pcap_file", Some(dir.clone()))
+    else {
         return;
     };
     let (wire, _) = refused_connect(&tap);
@@ -116,7 +118,10 @@ fn tcpdump_reads_the_pcap_file_and_sees_the_syn_and_the_reset() {
     let output = match tcpdump {
         Ok(output) => output,
         Err(e) => {
-            lab_kit::skip::skip_unless_ci("tcpdump_reads_the_pcap_file", format!("tcpdump: {e}"));
+            lab_test_support::skip_unless_ci(
+                "tcpdump_reads_the_pcap_file",
+                format!("tcpdump: {e}"),
+            );
             return;
         }
     };

@@ -8,7 +8,6 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::Arc;
 
-use lab_capture::Wiretap;
 use lab_kit::pki::LabPki;
 use lab_kit::tls::{Versions, client_config, server_config};
 
@@ -16,7 +15,8 @@ use lab_kit::tls::{Versions, client_config, server_config};
 fn a_tls_session_shows_its_hellos_then_only_sizes_and_leaves_a_key_log() {
     let dir = std::env::temp_dir().join(format!("lab-capture-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let Some(tap) = Wiretap::for_test("a_tls_session_shows_its_hellos", Some(dir.clone())) else {
+    let Some(tap) = lab_test_support::wiretap("a_tls_session_shows_its_hellos", Some(dir.clone()))
+    else {
         std::fs::remove_dir_all(&dir).unwrap();
         return;
     };

@@ -29,12 +29,8 @@ struct Cli {
     /// Print one JSON object per experiment per line instead of the narration.
     #[arg(long, global = true)]
     json: bool,
-    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
-    #[arg(long, global = true, value_name = "DIR")]
-    pcap: Option<std::path::PathBuf>,
-    /// Do not capture the experiments' packets (captured as root or with CAP_NET_RAW).
-    #[arg(long, global = true, conflicts_with = "pcap")]
-    no_capture: bool,
+    #[command(flatten)]
+    capture: lab_capture::CaptureArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -128,13 +124,17 @@ fn run(cli: Cli) -> Result<(), Error> {
         .map(|_| ()),
         Command::Localhost => {
             let probe = Probe::current().map_err(Error::socket("current_exe"))?;
-            let tap = lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref())
+            let tap = cli
+                .capture
+                .wiretap()
                 .map_err(|e| Error::Unexpected(e.to_string()))?;
             lab_echo::localhost_chapter(&mut Narrator::stdout(format), &probe, &tap)
         }
         Command::Calls => {
             let probe = Probe::current().map_err(Error::socket("current_exe"))?;
-            let tap = lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref())
+            let tap = cli
+                .capture
+                .wiretap()
                 .map_err(|e| Error::Unexpected(e.to_string()))?;
             lab_echo::calls_chapter(&mut Narrator::stdout(format), &probe, &tap)
         }

@@ -3,9 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
-use common::{assert_redacted_snapshot, narration};
 use lab_echo::calls::{self, Side};
 use lab_echo::narrate;
 use lab_echo::syscalls::{self, Traced};
@@ -62,7 +61,11 @@ fn the_walk_through_makes_each_call_and_connect_completes_before_accept() {
         .as_ref()
         .expect("connect after close must fail");
     assert_eq!(late.error_kind, "ConnectionRefused");
-    assert_redacted_snapshot("walk_through", &narration(&report, narrate::walk_through));
+    lab_test_support::assert_redacted_snapshot!(
+        "walk_through",
+        &lab_test_support::narration(|n| narrate::walk_through(&report, n)),
+        common::filters()
+    );
 }
 
 #[test]
@@ -80,9 +83,10 @@ fn two_sends_arrive_in_one_recv_and_a_small_buffer_gets_part_of_a_message() {
     // Framing gives the messages back.
     assert_eq!(report.newline_framed, ["hello\n", "world\n"]);
     assert_eq!(report.length_prefixed, ["hello", "world"]);
-    assert_redacted_snapshot(
+    lab_test_support::assert_redacted_snapshot!(
         "no_message_boundaries",
-        &narration(&report, narrate::no_message_boundaries),
+        &lab_test_support::narration(|n| narrate::no_message_boundaries(&report, n)),
+        common::filters()
     );
 }
 
@@ -114,7 +118,11 @@ fn a_non_blocking_send_takes_fewer_bytes_than_asked_then_would_block() {
         // A blocking send on Linux waits until the kernel has taken every byte.
         assert_eq!(report.write_all_calls, 1, "{report:?}");
     }
-    assert_redacted_snapshot("partial_send", &narration(&report, narrate::partial_send));
+    lab_test_support::assert_redacted_snapshot!(
+        "partial_send",
+        &lab_test_support::narration(|n| narrate::partial_send(&report, n)),
+        common::filters()
+    );
 }
 
 #[test]
@@ -127,7 +135,11 @@ fn recv_returns_0_after_close_and_connection_reset_after_so_linger_0() {
         .expect("recv must fail after a reset");
     assert_eq!(reset.error_kind, "ConnectionReset");
     assert_eq!(reset.errno_name, Some("ECONNRESET"));
-    assert_redacted_snapshot("peer_closes", &narration(&report, narrate::peer_closes));
+    lab_test_support::assert_redacted_snapshot!(
+        "peer_closes",
+        &lab_test_support::narration(|n| narrate::peer_closes(&report, n)),
+        common::filters()
+    );
 }
 
 /// The network system calls of the walk-through, exactly, as strace records them.
@@ -151,18 +163,22 @@ const PINNED_SEQUENCE: &[&str] = &[
 
 #[test]
 fn strace_records_the_real_system_calls_in_order() {
-    let probe = Probe::binary(env!("CARGO_BIN_EXE_lab-echo"));
+    let probe = Probe::binary(lab_test_support::bin!("lab-echo"));
     let report = match syscalls::trace_socket_calls(&probe).unwrap() {
         Traced::Recorded(report) => report,
         Traced::Unavailable(why) => {
-            lab_kit::skip::skip_unless_ci("the strace sequence test", why);
+            lab_test_support::skip_unless_ci("the strace sequence test", why);
             return;
         }
     };
     assert!(report.probe_succeeded, "{:?}", report.lines);
     assert_eq!(report.names, PINNED_SEQUENCE, "{:#?}", report.lines);
     assert!(report.in_order);
-    assert_redacted_snapshot("strace", &narration(&report, narrate::syscall_trace));
+    lab_test_support::assert_redacted_snapshot!(
+        "strace",
+        &lab_test_support::narration(|n| narrate::syscall_trace(&report, n)),
+        common::filters()
+    );
 }
 
 /// Step 2 of the walk-through says why servers set SO_REUSEADDR: after a server closes a

@@ -9,7 +9,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::Command;
 use std::time::Duration;
 
-use assert_cmd::cargo::cargo_bin_cmd;
 use lab_kit::child::{RunningChild, Stream};
 use predicates::prelude::*;
 use serde_json::Value;
@@ -19,7 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 
 /// The binary with colors off and a fixed width for clap's help text.
 fn lab_echo() -> assert_cmd::Command {
-    let mut command = cargo_bin_cmd!("lab-echo");
+    let mut command = assert_cmd::Command::new(lab_test_support::bin!("lab-echo"));
     command
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")
@@ -29,7 +28,7 @@ fn lab_echo() -> assert_cmd::Command {
 
 /// `lab-echo server --listen 127.0.0.1:0 ARGS…`, started and listening.
 fn start_server(args: &[&str]) -> (RunningChild, SocketAddr) {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_lab-echo"));
+    let mut command = Command::new(lab_test_support::bin!("lab-echo"));
     command
         .args(["server", "--listen", "127.0.0.1:0"])
         .args(args);
@@ -68,7 +67,7 @@ fn the_server_serves_many_clients_at_once() {
     let mut clients: Vec<RunningChild> = (0..5)
         .map(|i| {
             let mut client =
-                RunningChild::spawn(Command::new(env!("CARGO_BIN_EXE_lab-echo")).args([
+                RunningChild::spawn(Command::new(lab_test_support::bin!("lab-echo")).args([
                     "client",
                     "--connect",
                     &addr.to_string(),
@@ -112,7 +111,7 @@ fn the_server_serves_many_clients_at_once() {
 #[test]
 fn a_client_over_the_limit_gets_a_busy_line_and_a_non_zero_exit() {
     let (server, addr) = start_server(&["--max-clients", "1"]);
-    let mut first = RunningChild::spawn(Command::new(env!("CARGO_BIN_EXE_lab-echo")).args([
+    let mut first = RunningChild::spawn(Command::new(lab_test_support::bin!("lab-echo")).args([
         "client",
         "--connect",
         &addr.to_string(),
@@ -282,7 +281,7 @@ fn the_socket_calls_chapter_prints_one_json_object_per_experiment() {
     if lab_kit::strace::locate().is_ok() {
         expected.push("socket_calls_strace");
     } else {
-        lab_kit::skip::skip_unless_ci(
+        lab_test_support::skip_unless_ci(
             "the strace record in calls --json",
             "strace is not usable here",
         );

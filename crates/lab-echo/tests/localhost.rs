@@ -3,12 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::Path;
 
-use common::{assert_redacted_snapshot, narration};
 use lab_echo::localhost::{self, outcome_for};
 use lab_echo::namespaces::{self, NamespacePair};
 use lab_echo::narrate;
@@ -33,7 +32,11 @@ fn localhost_resolves_to_loopback_addresses() {
         "localhost resolved to {:?}",
         report.addresses
     );
-    assert_redacted_snapshot("resolution", &narration(&report, narrate::resolution));
+    lab_test_support::assert_redacted_snapshot!(
+        "resolution",
+        &lab_test_support::narration(|n| narrate::resolution(&report, n)),
+        common::filters()
+    );
 }
 
 #[test]
@@ -66,9 +69,10 @@ fn a_server_on_127_0_0_1_is_refused_on_ipv6_loopback_yet_std_connect_to_localhos
     );
     // The narration pins the IPv6 lines as they read where IPv6 loopback exists.
     if ipv6_loopback_available() {
-        assert_redacted_snapshot(
+        lab_test_support::assert_redacted_snapshot!(
             "ipv6_first_trap",
-            &narration(&report, narrate::ipv6_first_trap),
+            &lab_test_support::narration(|n| narrate::ipv6_first_trap(&report, n)),
+            common::filters()
         );
     } else {
         eprintln!("skipped: the ipv6_first_trap snapshot: IPv6 loopback is not available here");
@@ -98,9 +102,10 @@ fn loopback_is_a_virtual_interface_that_owns_all_of_127_0_0_0_slash_8() {
         .as_ref()
         .expect("192.0.2.1 must not be bindable");
     assert_eq!(error.error_kind, "AddrNotAvailable");
-    assert_redacted_snapshot(
+    lab_test_support::assert_redacted_snapshot!(
         "loopback_interface",
-        &narration(&report, narrate::loopback_interface),
+        &lab_test_support::narration(|n| narrate::loopback_interface(&report, n)),
+        common::filters()
     );
 }
 
@@ -140,7 +145,11 @@ fn the_bind_address_decides_who_can_connect() {
     }
     // The narration pins the IPv6 lines as they read where IPv6 loopback exists.
     if ipv6_loopback_available() {
-        assert_redacted_snapshot("bind_address", &narration(&report, narrate::bind_address));
+        lab_test_support::assert_redacted_snapshot!(
+            "bind_address",
+            &lab_test_support::narration(|n| narrate::bind_address(&report, n)),
+            common::filters()
+        );
     } else {
         eprintln!("skipped: the bind_address snapshot: IPv6 loopback is not available here");
     }
@@ -162,16 +171,17 @@ fn port_0_gives_a_port_in_the_ephemeral_range() {
             "skipped: the ephemeral range check: /proc/sys/net/ipv4/ip_local_port_range is not readable"
         ),
     }
-    assert_redacted_snapshot(
+    lab_test_support::assert_redacted_snapshot!(
         "ephemeral_port",
-        &narration(&report, narrate::ephemeral_port),
+        &lab_test_support::narration(|n| narrate::ephemeral_port(&report, n)),
+        common::filters()
     );
 }
 
 #[test]
 fn across_a_link_the_wildcard_server_answers_and_the_loopback_one_is_refused() {
     if let Some(why) = namespaces::unavailable_reason() {
-        lab_kit::skip::skip_unless_ci("the namespace experiment", why);
+        lab_test_support::skip_unless_ci("the namespace experiment", why);
         return;
     }
     let report = namespaces::across_a_link().unwrap();
@@ -196,13 +206,17 @@ fn across_a_link_the_wildcard_server_answers_and_the_loopback_one_is_refused() {
         Outcome::Refused,
         "{report:?}"
     );
-    assert_redacted_snapshot("across_a_link", &narration(&report, narrate::across_a_link));
+    lab_test_support::assert_redacted_snapshot!(
+        "across_a_link",
+        &lab_test_support::narration(|n| narrate::across_a_link(&report, n)),
+        common::filters()
+    );
 }
 
 #[test]
 fn namespaces_are_deleted_when_the_pair_is_dropped_even_after_a_panic() {
     if let Some(why) = namespaces::unavailable_reason() {
-        lab_kit::skip::skip_unless_ci("the namespace cleanup test", why);
+        lab_test_support::skip_unless_ci("the namespace cleanup test", why);
         return;
     }
     let mut names = Vec::new();
@@ -226,7 +240,7 @@ fn namespaces_are_deleted_when_the_pair_is_dropped_even_after_a_panic() {
 #[test]
 fn namespaces_left_by_a_killed_run_are_removed_by_the_next_one() {
     if let Some(why) = namespaces::unavailable_reason() {
-        lab_kit::skip::skip_unless_ci("the namespace leftovers test", why);
+        lab_test_support::skip_unless_ci("the namespace leftovers test", why);
         return;
     }
     // A name as a run with a process id that cannot exist would have left it (pid_max is

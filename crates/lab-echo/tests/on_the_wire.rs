@@ -4,14 +4,13 @@
 //! it these tests say so and pass, except in CI (root), where they must run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lab_capture::Wiretap;
 use lab_echo::calls::{self, marks};
 use lab_echo::on_the_wire;
-use lab_kit::narrate::{Format, Narrator};
 
 #[test]
 fn the_handshake_is_on_the_wire_before_accept_returns() {
-    let Some(tap) = Wiretap::for_test("the_handshake_is_on_the_wire_before_accept_returns", None)
+    let Some(tap) =
+        lab_test_support::wiretap("the_handshake_is_on_the_wire_before_accept_returns", None)
     else {
         return;
     };
@@ -59,28 +58,26 @@ fn the_handshake_is_on_the_wire_before_accept_returns() {
 
 #[test]
 fn the_walk_through_ladder() {
-    let Some(tap) = Wiretap::for_test("the_walk_through_ladder", None) else {
+    let Some(tap) = lab_test_support::wiretap("the_walk_through_ladder", None) else {
         return;
     };
     let walk = calls::walk_through_watched(&tap).unwrap();
-    let (mut narrator, out) = Narrator::capture(Format::Text);
-    on_the_wire::walk_through(&walk, &tap, &mut narrator).unwrap();
-    let text = out.text();
-    let mut filters = lab_kit::redact::filters();
-    filters.extend([
+    let text = lab_test_support::narration(|n| on_the_wire::walk_through(&walk, &tap, n));
+    let filters = vec![
         // Which of these come first depends on scheduling (when the woken process runs,
         // whether an ACK is sent at once or delayed and merged): the marks are checked by
         // time in the test above, the bare ACKs are left out here.
         (r"(?m)^  │ │ ┈┈ [^\n]*\n", ""),
         (r"(?m)^  │ │(─ |◀─+ )ACK seq=\d+ ack=\d+ ─[^\n]*\n", ""),
         (r"On the wire: \d+ packets", "On the wire: [N] packets"),
-    ]);
-    insta::with_settings!({ filters => filters }, { insta::assert_snapshot!(text) });
+    ];
+    lab_test_support::assert_redacted_snapshot!("the_walk_through_ladder", text, filters);
 }
 
 #[test]
 fn close_sends_a_fin_and_so_linger_zero_a_reset() {
-    let Some(tap) = Wiretap::for_test("close_sends_a_fin_and_so_linger_zero_a_reset", None) else {
+    let Some(tap) = lab_test_support::wiretap("close_sends_a_fin_and_so_linger_zero_a_reset", None)
+    else {
         return;
     };
     let report = calls::peer_closes_watched(&tap).unwrap();
@@ -100,10 +97,10 @@ fn close_sends_a_fin_and_so_linger_zero_a_reset() {
 #[test]
 fn across_a_veth_link_the_handshake_and_the_reset_cross_and_loopback_does_not() {
     if let Some(why) = lab_echo::namespaces::unavailable_reason() {
-        lab_kit::skip::skip_unless_ci("across_a_veth_link (namespaces)", why);
+        lab_test_support::skip_unless_ci("across_a_veth_link (namespaces)", why);
         return;
     }
-    let Some(tap) = Wiretap::for_test("across_a_veth_link", None) else {
+    let Some(tap) = lab_test_support::wiretap("across_a_veth_link", None) else {
         return;
     };
     let report = lab_echo::namespaces::across_a_link_watched(&tap).unwrap();
@@ -127,7 +124,7 @@ fn across_a_veth_link_the_handshake_and_the_reset_cross_and_loopback_does_not() 
 
 #[test]
 fn on_lo_the_bound_address_decides_which_syns_a_server_answers() {
-    let Some(tap) = Wiretap::for_test("on_lo_the_bound_address_decides", None) else {
+    let Some(tap) = lab_test_support::wiretap("on_lo_the_bound_address_decides", None) else {
         return;
     };
     let report = lab_echo::localhost::bind_address_matters_watched(&tap).unwrap();
@@ -142,7 +139,8 @@ fn on_lo_the_bound_address_decides_which_syns_a_server_answers() {
 
 #[test]
 fn with_nagle_the_second_small_write_waits_for_the_ack_of_the_first() {
-    let Some(tap) = Wiretap::for_test("with_nagle_the_second_small_write_waits", None) else {
+    let Some(tap) = lab_test_support::wiretap("with_nagle_the_second_small_write_waits", None)
+    else {
         return;
     };
     let report = lab_echo::bench::nagle_lesson_watched(false, 3, &tap).unwrap();

@@ -33,13 +33,8 @@ struct Cli {
     #[arg(long)]
     json: bool,
 
-    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
-    #[arg(long, value_name = "DIR")]
-    pcap: Option<std::path::PathBuf>,
-
-    /// Do not capture the experiments' packets.
-    #[arg(long, conflicts_with = "pcap")]
-    no_capture: bool,
+    #[command(flatten)]
+    capture: lab_capture::CaptureArgs,
 
     /// How long the client waits for the listener whose queue is full (experiment 3).
     #[arg(long, value_name = "MS", default_value_t = 2500, value_parser = clap::value_parser!(u64).range(1..=60_000))]
@@ -50,7 +45,7 @@ fn main() -> ExitCode {
     lab_kit::probe::dispatch(lab_refused::PROBES);
     let cli = Cli::parse();
     let experiments = lab_kit::cli::experiments_or_all(&cli.experiments, Experiment::ALL);
-    let wiretap = match lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref()) {
+    let wiretap = match cli.capture.wiretap() {
         Ok(wiretap) => wiretap,
         Err(e) => {
             eprintln!("lab-refused: {e}");

@@ -136,7 +136,7 @@ fn udp_send_succeeds_and_the_next_recv_is_refused() {
 
 #[test]
 fn strace_records_one_connect_answered_with_econnrefused() {
-    let probe = Probe::binary(env!("CARGO_BIN_EXE_lab-refused"));
+    let probe = Probe::binary(lab_test_support::bin!("lab-refused"));
     match trace_refused_connect(&probe) {
         Ok(report) => {
             assert_eq!(report.connect_calls, 1, "{:#?}", report.syscalls);
@@ -150,7 +150,7 @@ fn strace_records_one_connect_answered_with_econnrefused() {
             );
         }
         Err(lab_kit::strace::StraceError::Unavailable(why)) => {
-            lab_kit::skip::skip_unless_ci(
+            lab_test_support::skip_unless_ci(
                 "strace_records_one_connect_answered_with_econnrefused",
                 why,
             );
@@ -179,7 +179,7 @@ fn python_raises_connection_refused_error_with_errno_111() {
             );
         }
         Err(e) => {
-            lab_kit::skip::skip_unless_ci(
+            lab_test_support::skip_unless_ci(
                 "python_raises_connection_refused_error_with_errno_111",
                 format!("no python3 ({e})"),
             );
@@ -193,7 +193,7 @@ fn a_host_that_is_down_on_the_same_link_is_unreachable_after_the_arp_questions()
     let report = match connect_to_a_host_that_is_down(deadline) {
         Ok(report) => report,
         Err(HostDownError::Unavailable(why)) => {
-            lab_kit::skip::skip_unless_ci("the host-down experiment", why);
+            lab_test_support::skip_unless_ci("the host-down experiment", why);
             return;
         }
         Err(other) => panic!("{other}"),
@@ -211,7 +211,7 @@ fn a_host_that_is_down_on_the_same_link_is_unreachable_after_the_arp_questions()
 #[test]
 fn python_reports_a_host_that_is_down_as_a_plain_oserror_113() {
     if let Some(why) = lab_kit::netns::unavailable_reason() {
-        lab_kit::skip::skip_unless_ci("python_reports_a_host_that_is_down", why);
+        lab_test_support::skip_unless_ci("python_reports_a_host_that_is_down", why);
         return;
     }
     let namespace = lab_kit::netns::Namespace::create("lab-refused-py").unwrap();
@@ -233,13 +233,13 @@ fn python_reports_a_host_that_is_down_as_a_plain_oserror_113() {
             let printed = String::from_utf8_lossy(&output.stdout);
             assert_eq!(printed.trim(), format!("OSError {}", libc::EHOSTUNREACH));
         }
-        Ok(output) => lab_kit::skip::skip_unless_ci(
+        Ok(output) => lab_test_support::skip_unless_ci(
             "python_reports_a_host_that_is_down",
             format!(
                 "python3 failed: {}",
                 String::from_utf8_lossy(&output.stderr)
             ),
         ),
-        Err(e) => lab_kit::skip::skip_unless_ci("python_reports_a_host_that_is_down", e),
+        Err(e) => lab_test_support::skip_unless_ci("python_reports_a_host_that_is_down", e),
     }
 }

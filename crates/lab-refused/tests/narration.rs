@@ -6,15 +6,13 @@
 use std::time::Duration;
 
 use assert_cmd::Command;
-use lab_kit::narrate::{Format, Narrator};
 use lab_kit::probe::Probe;
 use lab_refused::{Experiment, Options};
 use predicates::prelude::*;
 
-/// The workspace's redactions, then this lab's own.
+/// This lab's redactions, applied after the workspace's.
 fn filters() -> Vec<(&'static str, &'static str)> {
-    let mut filters = lab_kit::redact::filters();
-    filters.extend([
+    vec![
         // Counter deltas: other traffic on the machine can add to them.
         (r"\+\d+  \(", "+[N]  ("),
         // Resent SYNs: how many depends on the deadline the test chose.
@@ -35,25 +33,24 @@ fn filters() -> Vec<(&'static str, &'static str)> {
         // File descriptors in strace lines.
         (r"\((\d+), \{sa_family", "([FD], {sa_family"),
         (r"(?m)\) = \d+$", ") = [FD]"),
-    ]);
-    filters
+    ]
 }
 
 fn narrate(experiment: Experiment) -> String {
-    let (mut narrator, out) = Narrator::capture(Format::Text);
-    let probe = Probe::binary(env!("CARGO_BIN_EXE_lab-refused"));
+    let probe = Probe::binary(lab_test_support::bin!("lab-refused"));
     let options = Options {
         backlog_deadline: Duration::from_millis(300),
         ..Options::default()
     };
-    lab_refused::run_experiment(experiment, &options, &probe, &mut narrator).unwrap();
-    out.text()
+    lab_test_support::narration(|n| {
+        lab_refused::run_experiment(experiment, &options, &probe, n).map_err(std::io::Error::other)
+    })
 }
 
 #[test]
 fn refused_narration() {
     let text = narrate(Experiment::Refused);
-    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+    lab_test_support::assert_redacted_snapshot!("refused_narration", text, filters());
 }
 
 #[test]
@@ -61,45 +58,44 @@ fn retry_narration() {
     let text = narrate(Experiment::Retry);
     // The redaction collapses the refused attempts; make sure there were some.
     assert!(text.contains("ConnectionRefused"), "{text}");
-    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+    lab_test_support::assert_redacted_snapshot!("retry_narration", text, filters());
 }
 
 #[test]
 fn backlog_narration() {
     let text = narrate(Experiment::Backlog);
-    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+    lab_test_support::assert_redacted_snapshot!("backlog_narration", text, filters());
 }
 
 #[test]
 fn host_down_narration() {
     if let Some(why) = lab_kit::netns::unavailable_reason() {
-        lab_kit::skip::skip_unless_ci("host_down_narration", why);
+        lab_test_support::skip_unless_ci("host_down_narration", why);
         return;
     }
     let text = narrate(Experiment::HostDown);
-    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+    lab_test_support::assert_redacted_snapshot!("host_down_narration", text, filters());
 }
 
 #[test]
 fn udp_narration() {
     let text = narrate(Experiment::Udp);
-    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+    lab_test_support::assert_redacted_snapshot!("udp_narration", text, filters());
 }
 
 #[test]
 fn strace_narration() {
     if lab_kit::strace::locate().is_err() {
-        lab_kit::skip::skip_unless_ci("strace_narration", "strace is not available here");
+        lab_test_support::skip_unless_ci("strace_narration", "strace is not available here");
         return;
     }
     let text = narrate(Experiment::Strace);
-    insta::with_settings!({ filters => filters() }, { insta::assert_snapshot!(text) });
+    lab_test_support::assert_redacted_snapshot!("strace_narration", text, filters());
 }
 
 #[test]
 fn help_lists_the_experiments_with_examples() {
-    let output = Command::cargo_bin("lab-refused")
-        .unwrap()
+    let output = Command::new(lab_test_support::bin!("lab-refused"))
         .arg("--help")
         .env("NO_COLOR", "1")
         .output()
@@ -110,8 +106,7 @@ fn help_lists_the_experiments_with_examples() {
 
 #[test]
 fn json_prints_one_object_per_experiment_with_the_measured_fields() {
-    let output = Command::cargo_bin("lab-refused")
-        .unwrap()
+    let output = Command::new(lab_test_support::bin!("lab-refused"))
         .args([
             "--json",
             "--deadline-ms",
@@ -146,15 +141,13 @@ fn json_prints_one_object_per_experiment_with_the_measured_fields() {
 
 #[test]
 fn a_bad_argument_is_a_clear_error_and_a_failure() {
-    Command::cargo_bin("lab-refused")
-        .unwrap()
+    Command::new(lab_test_support::bin!("lab-refused"))
         .arg("--deadline-ms")
         .arg("0")
         .assert()
         .failure()
         .stderr(predicate::str::contains("--deadline-ms"));
-    Command::cargo_bin("lab-refused")
-        .unwrap()
+    Command::new(lab_test_support::bin!("lab-refused"))
         .arg("teleport")
         .assert()
         .failure()

@@ -14,7 +14,8 @@ use lab_refused::{Experiment, Options, backlog, on_the_wire, refused, udp};
 
 #[test]
 fn refused_is_exactly_one_syn_and_one_reset_for_that_port_pair() {
-    let Some(tap) = Wiretap::for_test("refused_is_exactly_one_syn_and_one_reset", None) else {
+    let Some(tap) = lab_test_support::wiretap("refused_is_exactly_one_syn_and_one_reset", None)
+    else {
         return;
     };
     let report = refused::connect_to_closed_port_watched(&tap).unwrap();
@@ -27,7 +28,7 @@ fn refused_is_exactly_one_syn_and_one_reset_for_that_port_pair() {
 
 #[test]
 fn a_full_queue_gets_the_syn_again_and_never_a_syn_ack() {
-    let Some(tap) = Wiretap::for_test("a_full_queue_gets_the_syn_again", None) else {
+    let Some(tap) = lab_test_support::wiretap("a_full_queue_gets_the_syn_again", None) else {
         return;
     };
     // Linux resends an unanswered SYN after 1 s, then 3 s: a 2.5 s deadline sees two.
@@ -46,7 +47,8 @@ fn a_full_queue_gets_the_syn_again_and_never_a_syn_ack() {
 
 #[test]
 fn udp_to_a_closed_port_comes_back_as_icmp_port_unreachable() {
-    let Some(tap) = Wiretap::for_test("udp_to_a_closed_port_comes_back_as_icmp", None) else {
+    let Some(tap) = lab_test_support::wiretap("udp_to_a_closed_port_comes_back_as_icmp", None)
+    else {
         return;
     };
     let report = udp::send_to_closed_udp_port_watched(Duration::from_secs(5), &tap).unwrap();
@@ -60,19 +62,19 @@ fn udp_to_a_closed_port_comes_back_as_icmp_port_unreachable() {
 
 /// The narration of one experiment, with its packets.
 fn narrate_on_the_wire(experiment: Experiment, tap: Wiretap) -> String {
-    let (mut narrator, out) = Narrator::capture(Format::Text);
-    let probe = Probe::binary(env!("CARGO_BIN_EXE_lab-refused"));
+    let probe = Probe::binary(lab_test_support::bin!("lab-refused"));
     let options = Options {
         backlog_deadline: Duration::from_millis(2500),
         wiretap: tap,
         ..Options::default()
     };
-    lab_refused::run_experiment(experiment, &options, &probe, &mut narrator).unwrap();
-    out.text()
+    lab_test_support::narration(|n| {
+        lab_refused::run_experiment(experiment, &options, &probe, n).map_err(std::io::Error::other)
+    })
 }
 
 fn filters() -> Vec<(&'static str, &'static str)> {
-    let mut filters = lab_kit::redact::filters();
+    let mut filters = lab_test_support::redactions();
     // Counter deltas: other traffic on the machine can add to them.
     filters.push((r"\+\d+  \(", "+[N]  ("));
     // How many times the SYN is sent again within the deadline depends on the kernel
@@ -86,7 +88,7 @@ fn filters() -> Vec<(&'static str, &'static str)> {
 
 #[test]
 fn the_ladders_of_lab_1() {
-    let Some(tap) = Wiretap::for_test("the_ladders_of_lab_1", None) else {
+    let Some(tap) = lab_test_support::wiretap("the_ladders_of_lab_1", None) else {
         return;
     };
     for (name, experiment) in [
@@ -111,7 +113,7 @@ fn without_the_right_to_capture_a_chapter_says_so_once_and_goes_on() {
     // Simulated with a wiretap that cannot capture: what a student without root sees.
     let tap = Wiretap::unavailable_for_tests("capturing packets needs root or CAP_NET_RAW");
     let (mut narrator, out) = Narrator::capture(Format::Text);
-    let probe = Probe::binary(env!("CARGO_BIN_EXE_lab-refused"));
+    let probe = Probe::binary(lab_test_support::bin!("lab-refused"));
     let options = Options {
         backlog_deadline: Duration::from_millis(300),
         wiretap: tap,
@@ -135,12 +137,11 @@ fn without_the_right_to_capture_a_chapter_says_so_once_and_goes_on() {
 
 #[test]
 fn json_has_a_packets_array_and_pcap_files_that_tcpdump_reads() {
-    if Wiretap::for_test("json_has_a_packets_array_and_pcap_files", None).is_none() {
+    if lab_test_support::wiretap("json_has_a_packets_array_and_pcap_files", None).is_none() {
         return;
     }
     let dir = std::env::temp_dir().join(format!("lab-refused-pcap-{}", std::process::id()));
-    let output = Command::cargo_bin("lab-refused")
-        .unwrap()
+    let output = Command::new(lab_test_support::bin!("lab-refused"))
         .args(["--json", "--deadline-ms", "300", "--pcap"])
         .arg(&dir)
         .args(["refused", "udp"])
@@ -182,7 +183,7 @@ fn json_has_a_packets_array_and_pcap_files_that_tcpdump_reads() {
     let (refused, udp) = match (refused, udp) {
         (Ok(refused), Ok(udp)) => (refused, udp),
         (Err(e), _) | (_, Err(e)) => {
-            lab_kit::skip::skip_unless_ci(
+            lab_test_support::skip_unless_ci(
                 "tcpdump -r on lab 1's pcap files",
                 format!("tcpdump: {e}"),
             );

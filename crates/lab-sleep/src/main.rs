@@ -36,13 +36,8 @@ struct Cli {
     #[arg(long)]
     json: bool,
 
-    /// Write each experiment's packets to DIR/<experiment>.pcap (open them in Wireshark).
-    #[arg(long, value_name = "DIR")]
-    pcap: Option<std::path::PathBuf>,
-
-    /// Do not capture the experiments' packets (captured as root or with CAP_NET_RAW).
-    #[arg(long, conflicts_with = "pcap")]
-    no_capture: bool,
+    #[command(flatten)]
+    capture: lab_capture::CaptureArgs,
 
     /// Repeat the accuracy measurement fewer times (the sleeps keep their length).
     #[arg(long)]
@@ -63,7 +58,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let wiretap = match lab_capture::Wiretap::from_flags(cli.no_capture, cli.pcap.as_deref()) {
+    let wiretap = match cli.capture.wiretap() {
         Ok(wiretap) => wiretap,
         Err(e) => {
             eprintln!("lab-sleep: {e}");

@@ -2,15 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
-use assert_cmd::cargo::cargo_bin_cmd;
 use predicates::prelude::*;
 use serde_json::Value;
 
 /// The binary with colors off and a fixed width for clap's help text.
 fn lab_sleep() -> assert_cmd::Command {
-    let mut command = cargo_bin_cmd!("lab-sleep");
+    let mut command = assert_cmd::Command::new(lab_test_support::bin!("lab-sleep"));
     command.env("NO_COLOR", "1").env("COLUMNS", "100");
     command
 }
@@ -151,7 +150,8 @@ fn a_closed_stdout_ends_the_command_quietly() {
     // `lab-sleep | head -n 2`: once head has left, the next write fails with EPIPE.
     let output = std::process::Command::new("sh")
         .args(["-c", r#""$@" | head -n 2"#, "sh"])
-        .args([env!("CARGO_BIN_EXE_lab-sleep"), "--quick", "threads", "cpu"])
+        .arg(lab_test_support::bin!("lab-sleep"))
+        .args(["--quick", "threads", "cpu"])
         .env("NO_COLOR", "1")
         .output()
         .unwrap();

@@ -13,7 +13,7 @@ use lab_sleep::on_the_wire;
 fn the_clients_data_is_acknowledged_while_the_server_sleeps() {
     let tap = Wiretap::on(None);
     if let Some(why) = tap.unavailable() {
-        lab_kit::skip::skip_unless_ci(
+        lab_test_support::skip_unless_ci(
             "the_clients_data_is_acknowledged_while_the_server_sleeps",
             why,
         );

@@ -1,21 +1,10 @@
-//! What the lab-echo test files share: narration into a string, and the snapshot filters
-//! (lab-kit's, then this lab's own, never instead of them).
+//! What the lab-echo test modules share: this lab's snapshot filters, applied after the
+//! shared ones (never instead of them).
 
-#![allow(dead_code)]
-
-use lab_kit::narrate::{Format, Narrator};
-
-/// Narrates `report` with `narrate` into a string, for a snapshot.
-pub fn narration<R>(report: &R, narrate: fn(&R, &mut Narrator) -> std::io::Result<()>) -> String {
-    let (mut narrator, captured) = Narrator::capture(Format::Text);
-    narrate(report, &mut narrator).unwrap();
-    captured.text()
-}
-
-/// lab-kit's redactions, then what varies from machine to machine in this lab's output.
+/// What varies from machine to machine in this lab's output, hidden after the shared
+/// redactions (`lab_test_support::assert_redacted_snapshot!(name, text, common::filters())`).
 pub fn filters() -> Vec<(&'static str, &'static str)> {
-    let mut filters = lab_kit::redact::filters();
-    filters.extend([
+    vec![
         // File descriptors: the narration's `fd 3`, strace's `bind(3, ` and `= 3` results.
         (r"\bfd \d+", "fd [FD]"),
         (r"\b(\w+)\(\d+, ", "$1([FD], "),
@@ -44,17 +33,5 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
             "[N] bytes in [N] send() calls, [N]",
         ),
         (r"\d+ write\(\) call", "[N] write() call"),
-    ]);
-    filters
-}
-
-/// Pins `text` as snapshot `name` (in `tests/snapshots/NAME.snap`), redacted.
-pub fn assert_redacted_snapshot(name: &str, text: &str) {
-    insta::with_settings!({
-        filters => filters(),
-        snapshot_path => "../snapshots",
-        prepend_module_to_snapshot => false,
-    }, {
-        insta::assert_snapshot!(name, text);
-    });
+    ]
 }

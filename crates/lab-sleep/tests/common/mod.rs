@@ -4,8 +4,6 @@
 //! counts, tries and the numbers inside strace lines, so every remaining number is hidden
 //! too, and the padding that varies with a number's width is made uniform.
 
-#![allow(dead_code)]
-
 /// lab-kit's filters, then this lab's own.
 pub fn filters() -> Vec<(&'static str, &'static str)> {
     // Facts from sources are constants, not measurements, and the snapshots must pin them (a
@@ -16,7 +14,7 @@ pub fn filters() -> Vec<(&'static str, &'static str)> {
         (r"\babout 15\.6 ms\b", "about TICK15x6ms"),
         (r"\bdocs/(\d+)", "docs/PAGE$1"),
     ];
-    filters.extend(lab_kit::redact::filters());
+    filters.extend(lab_test_support::redactions());
     filters.extend([
         // Pointers in strace lines: 0x7ffc794235e8.
         (r"\b0x[0-9a-fA-F]+\b", "[ADDR]"),
@@ -39,7 +37,7 @@ pub fn strace_available(test: &str) -> bool {
     match lab_kit::strace::locate() {
         Ok(_) => true,
         Err(why) => {
-            lab_kit::skip::skip_unless_ci(test, why);
+            lab_test_support::skip_unless_ci(test, why);
             false
         }
     }
