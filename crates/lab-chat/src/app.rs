@@ -68,14 +68,12 @@ enum Command {
     /// Connect to a server and chat.
     Client(ClientArgs),
     /// Run the whole demonstration: conversation, eavesdropper, impostor, truncation.
+    ///
+    /// With --pcap DIR the conversation's packets go to DIR/conversation.pcap and its TLS
+    /// secrets to DIR/conversation.keys, for Wireshark.
     Demo {
-        /// Write the conversation's packets to DIR/conversation.pcap, and its TLS secrets to
-        /// DIR/conversation.keys for Wireshark (captured as root or with CAP_NET_RAW).
-        #[arg(long, value_name = "DIR")]
-        pcap: Option<PathBuf>,
-        /// Do not capture the conversation's packets.
-        #[arg(long, conflicts_with = "pcap")]
-        no_capture: bool,
+        #[command(flatten)]
+        capture: lab_capture::CaptureArgs,
     },
     /// Measure throughput, handshakes, round trips and room fan-out next to openssl and ncat.
     Bench {
@@ -210,7 +208,7 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Server(args) => run_server(args, cli.json, events),
         Command::Client(args) => run_client(args, cli.json, events),
-        Command::Demo { pcap, no_capture } => run_demo(cli.json, no_capture, pcap.as_deref()),
+        Command::Demo { capture } => run_demo(cli.json, &capture),
         Command::Bench { quick } => run_bench(quick, cli.json),
         Command::Eavesdrop { listen, upstream } => run_eavesdrop(listen, upstream, cli.json),
     };
@@ -440,8 +438,9 @@ fn run_client(args: ClientArgs, json: bool, events: EventSink) -> Result<(), Fai
     client_outcome(&report)
 }
 
-fn run_demo(json: bool, no_capture: bool, pcap: Option<&std::path::Path>) -> Result<(), Failure> {
-    let tap = lab_capture::Wiretap::from_flags(no_capture, pcap)
+fn run_demo(json: bool, capture: &lab_capture::CaptureArgs) -> Result<(), Failure> {
+    let tap = capture
+        .wiretap()
         .map_err(|e| Failure::Chat(e.to_string()))?;
     let mut narrator = Narrator::stdout(Format::from_json_flag(json));
     let probe = Probe::current()
