@@ -602,3 +602,55 @@ impl Drop for Ticket {
 pub fn raise_open_file_limit() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_and_told_in_summary_without_losing_one() {
+        let (tx, told) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let log = RefusalLog::start(Arc::new(move |event| {
+            let _ = tx.lock().unwrap().send(event);
+        }))
+        .unwrap();
+        let refusal = Refusal::TooManyPending { limit: 4 };
+        let started = std::time::Instant::now();
+        for port in 1000..1100 {
+            log.refused(SocketAddr::from(([127, 0, 0, 1], port)), &refusal);
+        }
+        // Dropping the log tells what is still counted; the thread then ends.
+        drop(log);
+        let seconds = started.elapsed().as_secs() as usize;
+        let mut counted = 0;
+        let mut lines = 0;
+        while counted < 100 {
+            let event = told.recv_timeout(Duration::from_secs(30)).unwrap();
+            lines += 1;
+            counted += match event {
+                ChatEvent::Refused { reason, .. } => {
+                    assert_eq!(reason, refusal.to_string());
+                    1
+                }
+                ChatEvent::RefusedMany {
+                    count,
+                    latest,
+                    reason,
+                } => {
+                    assert_eq!(reason, refusal.to_string());
+                    assert!(latest.port() >= 1000 && latest.port() < 1100);
+                    count
+                }
+                other => panic!("unexpected event {other:?}"),
+            };
+        }
+        assert_eq!(counted, 100);
+        // A hundred refusals at once are a few lines, not a hundred: the first at once, at
+        // most one more per second the loop took, and the rest when the log is dropped.
+        assert!(lines <= 3 + seconds, "{lines} lines for 100 refusals");
+    }
+}

@@ -538,6 +538,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sender_of_a_load_line_is_read_from_its_end() {
+        assert_eq!(sender_of(b"guest3: n=12 bench-line from=4"), Some(4));
+        assert_eq!(sender_of(b"<user5> n=0 bench-line from=17"), Some(17));
+        assert_eq!(sender_of(b"n=199 bench-line from=49"), Some(49));
+        // Not a load line, or one cut by a server that mangles lines.
+        assert_eq!(sender_of(b"sync-3 from=0 "), None);
+        assert_eq!(sender_of(b"* guest1 joined"), None);
+        assert_eq!(sender_of(b"n=3 bench-line from="), None);
+        assert_eq!(sender_of(b"n=3 bench-li<user2> ne from=7"), None);
+    }
+
+    #[test]
     #[ignore = "a benchmark part: run by hand, in release"]
     fn room_only() {
         let dir = tempfile::tempdir().unwrap();
