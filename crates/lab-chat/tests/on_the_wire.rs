@@ -2,7 +2,6 @@
 //! ServerHello, then only opaque application data; the client's secrets are written beside
 //! the pcap (SSLKEYLOGFILE format) for Wireshark. Needs root or CAP_NET_RAW (CI runs as root).
 
-use lab_capture::Wiretap;
 use lab_chat::demo::{self, conversation_marks};
 use lab_chat::on_the_wire;
 
@@ -14,7 +13,7 @@ fn the_secure_conversation_shows_only_its_hellos_and_sizes() {
         .unwrap();
     let pcaps = scratch.path().join("pcap");
     std::fs::create_dir_all(&pcaps).unwrap();
-    let Some(tap) = Wiretap::for_test(
+    let Some(tap) = lab_test_support::wiretap(
         "the_secure_conversation_shows_only_its_hellos",
         Some(pcaps.clone()),
     ) else {
@@ -139,7 +138,8 @@ fn the_impostor_gets_a_hello_and_an_alert_and_no_line() {
         .prefix("lab-chat-wire")
         .tempdir()
         .unwrap();
-    let Some(tap) = Wiretap::for_test("the_impostor_gets_a_hello_and_an_alert", None) else {
+    let Some(tap) = lab_test_support::wiretap("the_impostor_gets_a_hello_and_an_alert", None)
+    else {
         return;
     };
     let (files, _) = demo::make_keys(&scratch.path().join("certs")).unwrap();
@@ -165,7 +165,8 @@ fn a_cut_tls_session_ends_with_a_bare_fin() {
         .prefix("lab-chat-wire")
         .tempdir()
         .unwrap();
-    let Some(tap) = Wiretap::for_test("a_cut_tls_session_ends_with_a_bare_fin", None) else {
+    let Some(tap) = lab_test_support::wiretap("a_cut_tls_session_ends_with_a_bare_fin", None)
+    else {
         return;
     };
     let (files, _) = demo::make_keys(&scratch.path().join("certs")).unwrap();
