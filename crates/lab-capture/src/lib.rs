@@ -127,20 +127,6 @@ impl Wiretap {
         }
     }
 
-    /// For tests: a wiretap that captures (writing pcap files into `pcap_dir` if given), or
-    /// None where this process may not capture, after saying so: a visible skip on a
-    /// student's machine, a failure in CI, which runs as root (`lab_kit::skip`).
-    pub fn for_test(test: &str, pcap_dir: Option<PathBuf>) -> Option<Self> {
-        let tap = Wiretap::on(pcap_dir);
-        match tap.unavailable() {
-            Some(why) => {
-                lab_kit::skip::skip_unless_ci(test, why);
-                None
-            }
-            None => Some(tap),
-        }
-    }
-
     /// True if watched experiments will really be captured (on, and permitted).
     pub fn captures(&self) -> bool {
         matches!(self.state, State::On)

@@ -6,7 +6,7 @@
 //! (rustls's verification error, explained in words). Without those checks, TLS would
 //! encrypt the conversation perfectly… to whoever answered.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::thread;
@@ -40,14 +40,7 @@ pub fn split_target(target: &str) -> Result<(String, u16), Error> {
 /// accept queue is full, keeps `connect` waiting for the kernel's SYN retries: about two
 /// minutes on Linux.)
 pub fn connect(target: &str, timeout: Duration) -> Result<TcpStream, Error> {
-    let (host, port) = split_target(target)?;
-    let addrs: Vec<SocketAddr> = (host.as_str(), port)
-        .to_socket_addrs()
-        .map_err(|source| Error::Resolve {
-            target: target.to_string(),
-            source,
-        })?
-        .collect();
+    let addrs = lab_kit::addr::resolve(target)?;
     let mut last = None;
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {

@@ -39,9 +39,15 @@ pub enum FrameError {
 }
 
 /// Collects bytes as they arrive and hands out complete lines.
+///
+/// Lines are handed out from where they lie in the buffer: the bytes of the lines already
+/// taken are let go once per [`push`](Self::push), not once per line (moving the rest of a
+/// 16 KiB read down after each 30-byte line would copy that read hundreds of times).
 #[derive(Debug)]
 pub struct LineDecoder {
     pending: Vec<u8>,
+    /// Where the next line starts in `pending` (what is before it was handed out).
+    start: usize,
     /// How much of `pending` is known to contain no `\n` (so it is not searched again).
     scanned: usize,
     max_line: usize,
@@ -53,6 +59,7 @@ impl LineDecoder {
     pub fn new(max_line: usize) -> Self {
         LineDecoder {
             pending: Vec::new(),
+            start: 0,
             scanned: 0,
             max_line,
             lines_seen: 0,
@@ -61,26 +68,35 @@ impl LineDecoder {
 
     /// Adds bytes just received.
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.pending.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
         self.pending.extend_from_slice(bytes);
     }
 
     /// Bytes received that are not yet a complete line.
     pub fn buffered(&self) -> usize {
-        self.pending.len()
+        self.pending.len() - self.start
     }
 
     /// The next complete line, an error if the peer broke the rules, or `None` when more
     /// bytes are needed.
     pub fn next_line(&mut self) -> Option<Result<String, FrameError>> {
-        let newline = self.pending[self.scanned..]
-            .iter()
-            .position(|&b| b == b'\n')
-            .map(|i| i + self.scanned);
+        self.next_line_str().map(|line| line.map(str::to_owned))
+    }
+
+    /// Like [`next_line`](Self::next_line), borrowing the line from the decoder's buffer
+    /// instead of allocating it (for whoever only looks at the line, or copies it on).
+    pub fn next_line_str(&mut self) -> Option<Result<&str, FrameError>> {
+        let newline =
+            memchr::memchr(b'\n', &self.pending[self.scanned..]).map(|i| i + self.scanned);
         let Some(newline) = newline else {
             self.scanned = self.pending.len();
             // No end in sight and already over the limit: refuse now, not when (if ever)
             // the line ends. `\r` may still come before the `\n`, hence the +1.
-            if self.pending.len() > self.max_line + 1 {
+            if self.buffered() > self.max_line + 1 {
                 return Some(Err(FrameError::TooLong {
                     line_number: self.lines_seen + 1,
                     limit: self.max_line,
@@ -89,11 +105,11 @@ impl LineDecoder {
             return None;
         };
         self.lines_seen += 1;
-        let mut line: Vec<u8> = self.pending.drain(..=newline).collect();
-        self.scanned = 0;
-        line.pop(); // the \n
-        if line.last() == Some(&b'\r') {
-            line.pop();
+        let mut line = &self.pending[self.start..newline];
+        self.start = newline + 1;
+        self.scanned = self.start;
+        if let Some(without_cr) = line.strip_suffix(b"\r") {
+            line = without_cr;
         }
         if line.len() > self.max_line {
             return Some(Err(FrameError::TooLong {
@@ -101,12 +117,12 @@ impl LineDecoder {
                 limit: self.max_line,
             }));
         }
-        Some(String::from_utf8(line).map_err(|e| {
-            let valid_up_to = e.utf8_error().valid_up_to();
+        Some(std::str::from_utf8(line).map_err(|e| {
+            let valid_up_to = e.valid_up_to();
             FrameError::InvalidUtf8 {
                 line_number: self.lines_seen,
                 valid_up_to,
-                byte: e.as_bytes()[valid_up_to],
+                byte: line[valid_up_to],
             }
         }))
     }

@@ -8,16 +8,22 @@
 //!
 //! - [`transport`]: TLS 1.3 (rustls, ring) or bare TCP, split for full duplex;
 //! - [`framing`]: lines out of a byte stream, with limits;
-//! - [`session`]: one conversation, both ways at once, and how it ended;
+//! - [`session`]: one conversation, both ways at once, and how it ended; [`event`]: what
+//!   the chat tells its user, as text or JSON;
 //! - [`server`] and [`client`]: the two programs; [`keys`]: where certificates come from;
 //! - [`terminal`]: typing that survives incoming lines, when a person types in a terminal;
 //! - [`eavesdrop`]: a relay in the middle that reads (and can cut) the wire;
-//! - [`demo`]: the chapter for the tour and `lab-chat demo`.
+//! - [`room`]: many clients on an event loop; [`bench`]: the speed, next to openssl and ncat;
+//! - [`demo`]: the chapter for the tour and `lab-chat demo` (experiments, then narration);
+//! - [`app`]: the `lab-chat` program (its command line, standard input, exit codes).
 
+pub mod app;
 pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod eavesdrop;
+mod error;
+pub mod event;
 pub mod framing;
 pub mod keys;
 pub mod on_the_wire;
@@ -27,12 +33,8 @@ pub mod session;
 pub mod terminal;
 pub mod transport;
 
-use std::io;
-use std::net::SocketAddr;
-
-use lab_kit::errors::ErrorFacts;
-
 pub use demo::{chapter, chapter_watched};
+pub use error::Error;
 
 /// Chapter 5 of the tour: the question, its answer, and how to run it (`socket-lab chat`,
 /// `lab-chat demo`).
@@ -69,65 +71,3 @@ pub const CHAPTER: lab_capture::Chapter = lab_capture::Chapter {
 
 /// The probes this lab runs under strace (none: its evidence is the wire itself).
 pub const PROBES: &[(&str, lab_kit::probe::ProbeFn)] = &[];
-
-/// Everything that can go wrong in lab-chat, each with what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(transparent)]
-    Pki(#[from] lab_kit::pki::PkiError),
-    #[error("{0}; run `lab-chat keygen` or point --ca/--certs at the lab's files")]
-    TlsSetup(#[from] lab_kit::tls::TlsSetupError),
-    #[error("could not listen on {addr}: {}; choose another port with --listen", describe(.source))]
-    Bind { addr: SocketAddr, source: io::Error },
-    #[error("`{target}` is not HOST:PORT (e.g. localhost:2000)")]
-    Target { target: String },
-    #[error("could not resolve `{target}`: {source}")]
-    Resolve { target: String, source: io::Error },
-    #[error("could not connect to {target}: {}; is `lab-chat server` running there?", describe(.source))]
-    Connect { target: String, source: io::Error },
-    #[error("TLS handshake with {target} failed: {error} ({hint})")]
-    Handshake {
-        target: String,
-        error: transport::HandshakeError,
-        hint: &'static str,
-    },
-    #[error(
-        "{} holds some of the lab's certificate files but not {missing}; make a fresh set \
-         with `lab-chat keygen --out {} --force`, or point --certs at a complete folder",
-        .dir.display(), .dir.display()
-    )]
-    IncompleteCerts {
-        dir: std::path::PathBuf,
-        missing: String,
-    },
-    #[error(
-        "refusing the key folder {}: {reason}; whoever can write there could replace the \
-         CA or the server's key",
-        .dir.display()
-    )]
-    UnsafeDir {
-        dir: std::path::PathBuf,
-        reason: String,
-    },
-    #[error("the server is busy with another client; try again later")]
-    Busy,
-    #[error("{}", describe(.0))]
-    Io(#[from] io::Error),
-    #[error("the demo went wrong: {0}")]
-    Demo(String),
-}
-
-/// `address already in use (AddrInUse, errno 98, EADDRINUSE)`.
-fn describe(error: &io::Error) -> String {
-    let facts = ErrorFacts::of(error);
-    let message = facts
-        .message
-        .split(" (os error")
-        .next()
-        .unwrap_or(&facts.message)
-        .to_lowercase();
-    match (facts.errno, facts.errno_name) {
-        (Some(n), Some(name)) => format!("{message} ({}, errno {n}, {name})", facts.error_kind),
-        _ => format!("{message} ({})", facts.error_kind),
-    }
-}

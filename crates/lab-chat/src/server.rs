@@ -12,7 +12,9 @@
 //! connections must not cost a thread each. The [`Admission`] counts connections that have
 //! not finished their handshake (or are being told "busy"): at most `--max-pending` at once
 //! (64) and at most `--max-per-address` from one IP address; past either, the *newest*
-//! connection is closed at once and the server prints `refused …` with the reason. A real
+//! connection is closed at once and the server prints `refused …` with the reason (in
+//! summary: one line per reason per second with a count, told by a thread of its own, so
+//! that a flood, or a log nobody reads, never stalls the accept loop). A real
 //! client is served as soon as the flood ends (or its idle connections reach the handshake
 //! timeout).
 //!
@@ -148,6 +150,7 @@ pub fn serve(
     events(ChatEvent::Listening { addr });
     let shared = Arc::new(Shared::default());
     let admission = Arc::new(Admission::new(options.admission));
+    let refusals = RefusalLog::start(Arc::clone(&events))?;
 
     // The local user's lines go to the current session.
     {
@@ -162,7 +165,7 @@ pub fn serve(
         if shared.lock().stopping {
             break;
         }
-        let Some((tcp, peer, ticket)) = admit(accepted, &admission, &events) else {
+        let Some((tcp, peer, ticket)) = admit(accepted, &admission, &refusals, &events) else {
             continue;
         };
         let (shared, options, sink) = (Arc::clone(&shared), options.clone(), Arc::clone(&events));
@@ -304,6 +307,7 @@ fn route_input(input: Receiver<LocalInput>, shared: &Shared, events: &EventSink,
 pub(crate) fn admit(
     accepted: std::io::Result<TcpStream>,
     admission: &Arc<Admission>,
+    refusals: &RefusalLog,
     events: &EventSink,
 ) -> Option<(TcpStream, SocketAddr, Ticket)> {
     let tcp = match accepted {
@@ -317,7 +321,7 @@ pub(crate) fn admit(
     match admission.admit(peer.ip()) {
         Ok(ticket) => Some((tcp, peer, ticket)),
         Err(refusal) => {
-            refuse(tcp, peer, &refusal, events);
+            refuse(tcp, peer, &refusal, refusals);
             None
         }
     }
@@ -358,13 +362,119 @@ pub(crate) fn turn_away(mut established: Established, notice: &str) {
 }
 
 /// Closes a connection refused before its handshake (there is no TLS session yet to
-/// carry a notice), and says why here.
-pub(crate) fn refuse(tcp: TcpStream, peer: SocketAddr, refusal: &Refusal, events: &EventSink) {
+/// carry a notice), and counts it in the refusal log.
+pub(crate) fn refuse(tcp: TcpStream, peer: SocketAddr, refusal: &Refusal, log: &RefusalLog) {
     let _ = tcp.shutdown(std::net::Shutdown::Both);
-    events(ChatEvent::Refused {
-        peer,
-        reason: refusal.to_string(),
-    });
+    log.refused(peer, refusal);
+}
+
+/// How often the refusal log tells what it counted.
+pub const REFUSAL_SUMMARY_PERIOD: Duration = Duration::from_secs(1);
+
+/// Refused connections, told in summary: the first refusal of a quiet spell at once (as
+/// `refused ADDR: reason`), then at most one line per reason per
+/// [`REFUSAL_SUMMARY_PERIOD`], with a count. A flood of thousands of connections makes a
+/// few lines, not thousands. Counting a refusal takes a lock for a moment and never
+/// writes: a thread of its own tells them, so a log that cannot be written (stdout a pipe
+/// nobody reads) never stalls the accept loop; it only delays the summary.
+#[derive(Debug)]
+pub struct RefusalLog {
+    shared: Arc<RefusalShared>,
+}
+
+#[derive(Debug)]
+struct RefusalShared {
+    tally: Mutex<RefusalTally>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct RefusalTally {
+    /// Per reason: how many, and the latest peer.
+    counted: Vec<(String, usize, SocketAddr)>,
+    closed: bool,
+}
+
+impl RefusalShared {
+    fn lock(&self) -> MutexGuard<'_, RefusalTally> {
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl RefusalLog {
+    /// Starts the thread that tells refusals to `events`.
+    pub fn start(events: EventSink) -> std::io::Result<Self> {
+        let shared = Arc::new(RefusalShared {
+            tally: Mutex::new(RefusalTally::default()),
+            wake: std::sync::Condvar::new(),
+        });
+        let teller = Arc::clone(&shared);
+        thread::Builder::new()
+            .name("refusal-log".into())
+            .spawn(move || tell_refusals(&teller, &events))?;
+        Ok(RefusalLog { shared })
+    }
+
+    /// Counts one refused connection (never blocks on output).
+    pub fn refused(&self, peer: SocketAddr, refusal: &Refusal) {
+        let reason = refusal.to_string();
+        let mut tally = self.shared.lock();
+        match tally.counted.iter_mut().find(|(r, _, _)| *r == reason) {
+            Some((_, count, latest)) => {
+                *count += 1;
+                *latest = peer;
+            }
+            None => tally.counted.push((reason, 1, peer)),
+        }
+        drop(tally);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl Drop for RefusalLog {
+    /// What is counted is still told; then the thread ends.
+    fn drop(&mut self) {
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_one();
+    }
+}
+
+/// The refusal log's thread: waits for a refusal, tells what was counted, pauses.
+fn tell_refusals(shared: &RefusalShared, events: &EventSink) {
+    loop {
+        let (counted, closed) = {
+            let mut tally = shared.lock();
+            while tally.counted.is_empty() && !tally.closed {
+                tally = shared
+                    .wake
+                    .wait(tally)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            (std::mem::take(&mut tally.counted), tally.closed)
+        };
+        for (reason, count, latest) in counted {
+            events(if count == 1 {
+                ChatEvent::Refused {
+                    peer: latest,
+                    reason,
+                }
+            } else {
+                ChatEvent::RefusedMany {
+                    count,
+                    latest,
+                    reason,
+                }
+            });
+        }
+        if closed {
+            return;
+        }
+        // At most one line per reason per period; a closing log ends the pause early.
+        let tally = shared.lock();
+        let _ = shared
+            .wake
+            .wait_timeout_while(tally, REFUSAL_SUMMARY_PERIOD, |t| !t.closed);
+    }
 }
 
 /// Limits on connections that have not earned a place yet: how many may be pending (in
@@ -491,4 +601,56 @@ impl Drop for Ticket {
 /// would stop a room long before the machine does. Returns the limit now in force.
 pub fn raise_open_file_limit() -> std::io::Result<u64> {
     rlimit::increase_nofile_limit(u64::MAX)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    #[test]
+    fn refusals_are_counted_and_told_in_summary_without_losing_one() {
+        let (tx, told) = mpsc::channel();
+        let tx = Mutex::new(tx);
+        let log = RefusalLog::start(Arc::new(move |event| {
+            let _ = tx.lock().unwrap().send(event);
+        }))
+        .unwrap();
+        let refusal = Refusal::TooManyPending { limit: 4 };
+        let started = std::time::Instant::now();
+        for port in 1000..1100 {
+            log.refused(SocketAddr::from(([127, 0, 0, 1], port)), &refusal);
+        }
+        // Dropping the log tells what is still counted; the thread then ends.
+        drop(log);
+        let seconds = started.elapsed().as_secs() as usize;
+        let mut counted = 0;
+        let mut lines = 0;
+        while counted < 100 {
+            let event = told.recv_timeout(Duration::from_secs(30)).unwrap();
+            lines += 1;
+            counted += match event {
+                ChatEvent::Refused { reason, .. } => {
+                    assert_eq!(reason, refusal.to_string());
+                    1
+                }
+                ChatEvent::RefusedMany {
+                    count,
+                    latest,
+                    reason,
+                } => {
+                    assert_eq!(reason, refusal.to_string());
+                    assert!(latest.port() >= 1000 && latest.port() < 1100);
+                    count
+                }
+                other => panic!("unexpected event {other:?}"),
+            };
+        }
+        assert_eq!(counted, 100);
+        // A hundred refusals at once are a few lines, not a hundred: the first at once, at
+        // most one more per second the loop took, and the rest when the log is dropped.
+        assert!(lines <= 3 + seconds, "{lines} lines for 100 refusals");
+    }
 }

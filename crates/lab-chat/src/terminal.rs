@@ -141,7 +141,19 @@ impl Drop for LineEditor {
         if let Some(mode) = &self.saved_mode {
             let _ = termios::tcsetattr(io::stdin(), SetArg::TCSADRAIN, mode);
         }
-        // The prompt the editor left on the last line ends there.
-        let _ = writeln!(io::stdout());
+        // The editor is still waiting for a key, its prompt on the last line, and it may
+        // still be redrawing it after the last line it printed (nothing says when it is
+        // done). So that nothing after the program (the shell's prompt) follows a stray
+        // `you: `: standard output is pointed at /dev/null first (a late redraw goes
+        // nowhere), then the prompt's line is erased through a copy of the terminal's
+        // descriptor. (Text typed there and never sent goes with it: it was never part of
+        // the chat.) This runs as the program ends: nothing is printed to stdout after.
+        let _ = io::stdout().flush();
+        let null = std::fs::OpenOptions::new().write(true).open("/dev/null");
+        if let (Ok(terminal), Ok(null)) = (nix::unistd::dup(io::stdout()), null)
+            && nix::unistd::dup2_stdout(&null).is_ok()
+        {
+            let _ = std::fs::File::from(terminal).write_all(b"\r\x1b[2K");
+        }
     }
 }

@@ -1,11 +1,8 @@
 //! A smoke run of `lab-chat bench --quick`: every part of the benchmark works (tiny sizes,
 //! bounded, seconds). The figures themselves are not asserted: speed is measured by the
 //! real benchmark, never in a timed test.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn the_benchmark_runs_every_part_and_loses_no_line() {
@@ -35,7 +32,7 @@ fn the_benchmark_runs_every_part_and_loses_no_line() {
     assert!(room["crowd"]["peak_server_memory_kib"].as_u64().unwrap() > 0);
     for tool_name in ["openssl", "ncat"] {
         if tool(tool_name).is_none() {
-            lab_kit::skip::skip_unless_ci(
+            lab_test_support::skip_unless_ci(
                 &format!("the {tool_name} reference figures"),
                 format!("{tool_name} is not installed"),
             );

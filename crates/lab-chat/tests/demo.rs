@@ -1,22 +1,17 @@
 //! The demonstration's claims, asserted on a live run, and its narration pinned.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use lab_chat::demo::{self, SECRET};
 use lab_kit::child::{RunningChild, Stream};
 use lab_kit::narrate::{Format, Narrator};
 
-/// The demo's own filters, after lab-kit's: ciphertext bytes and handshake sizes vary.
+/// The demo's own filters, after the shared ones: ciphertext bytes and handshake sizes vary.
 fn filters() -> Vec<(&'static str, &'static str)> {
-    let mut filters = lab_kit::redact::filters();
-    filters.extend([
+    vec![
         (r"ciphertext(?: [0-9a-f]{2})+", "ciphertext [RANDOM BYTES]"),
         (r"(bytes captured\s+)\d+", "${1}[N]"),
         (r"localhost:\d{1,5}\b", "localhost:[PORT]"),
-    ]);
-    filters
+    ]
 }
 
 #[test]
@@ -111,9 +106,7 @@ fn the_demo_shows_each_property_and_its_narration_is_pinned() {
     assert!(capture.iter().all(|line| !line.contains(SECRET)));
 
     let text = captured.text();
-    insta::with_settings!({ filters => filters() }, {
-        insta::assert_snapshot!("demo", text);
-    });
+    lab_test_support::assert_redacted_snapshot!("demo", text, filters());
 }
 
 #[test]
@@ -238,4 +231,21 @@ fn with_json_the_server_and_the_eavesdropper_print_one_object_per_line() {
         .map(|byte| u8::try_from(byte.as_u64().unwrap()).unwrap())
         .collect();
     assert_eq!(captured, b"meet me at the library\nExit\n");
+}
+
+#[test]
+fn each_narration_is_told_from_a_plain_report() {
+    // A report made by hand, as the experiment would return it: the narration alone.
+    let report = demo::TamperReport {
+        experiment: "tamper_tls",
+        plaintext: false,
+        sent: demo::ORDER.into(),
+        server_saw: "TLS failed: cannot decrypt peer's message".into(),
+        forgery_accepted: false,
+        detected: true,
+    };
+    let text = lab_test_support::narration(|n| {
+        demo::narrate::tamper(&report, n).map_err(std::io::Error::other)
+    });
+    lab_test_support::assert_redacted_snapshot!("tamper_narration", text);
 }

@@ -2,7 +2,6 @@
 //! time over one TLS session. A design that writes to the socket while holding the
 //! connection's lock can deadlock here (each writer blocked on a full socket buffer, each
 //! reader waiting for the lock); ours must finish.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;

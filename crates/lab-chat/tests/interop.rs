@@ -7,18 +7,15 @@
 //! - our client against `openssl s_server`.
 //!
 //! Each is skipped with a visible message where the tool is missing; `.ci/run` installs them.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
 
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use lab_kit::child::{RunningChild, Stream};
 
 fn skip(tool_name: &str) -> bool {
     if tool(tool_name).is_none() {
-        lab_kit::skip::skip_unless_ci(tool_name, "it is not installed");
+        lab_test_support::skip_unless_ci(tool_name, "it is not installed");
         return true;
     }
     false

@@ -1,9 +1,7 @@
 //! Question 5 on the wire: the secure conversation's packets show a ClientHello and a
 //! ServerHello, then only opaque application data; the client's secrets are written beside
 //! the pcap (SSLKEYLOGFILE format) for Wireshark. Needs root or CAP_NET_RAW (CI runs as root).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use lab_capture::Wiretap;
 use lab_chat::demo::{self, conversation_marks};
 use lab_chat::on_the_wire;
 
@@ -15,7 +13,7 @@ fn the_secure_conversation_shows_only_its_hellos_and_sizes() {
         .unwrap();
     let pcaps = scratch.path().join("pcap");
     std::fs::create_dir_all(&pcaps).unwrap();
-    let Some(tap) = Wiretap::for_test(
+    let Some(tap) = lab_test_support::wiretap(
         "the_secure_conversation_shows_only_its_hellos",
         Some(pcaps.clone()),
     ) else {
@@ -121,7 +119,7 @@ fn tshark_hex(pcap: &std::path::Path, keys: Option<&std::path::Path>) -> Option<
     let mut child = match lab_kit::child::RunningChild::spawn(&mut command) {
         Ok(child) => child,
         Err(e) => {
-            lab_kit::skip::skip_unless_ci("decrypting the chat's pcap with tshark", e);
+            lab_test_support::skip_unless_ci("decrypting the chat's pcap with tshark", e);
             return None;
         }
     };
@@ -140,7 +138,8 @@ fn the_impostor_gets_a_hello_and_an_alert_and_no_line() {
         .prefix("lab-chat-wire")
         .tempdir()
         .unwrap();
-    let Some(tap) = Wiretap::for_test("the_impostor_gets_a_hello_and_an_alert", None) else {
+    let Some(tap) = lab_test_support::wiretap("the_impostor_gets_a_hello_and_an_alert", None)
+    else {
         return;
     };
     let (files, _) = demo::make_keys(&scratch.path().join("certs")).unwrap();
@@ -166,7 +165,8 @@ fn a_cut_tls_session_ends_with_a_bare_fin() {
         .prefix("lab-chat-wire")
         .tempdir()
         .unwrap();
-    let Some(tap) = Wiretap::for_test("a_cut_tls_session_ends_with_a_bare_fin", None) else {
+    let Some(tap) = lab_test_support::wiretap("a_cut_tls_session_ends_with_a_bare_fin", None)
+    else {
         return;
     };
     let (files, _) = demo::make_keys(&scratch.path().join("certs")).unwrap();

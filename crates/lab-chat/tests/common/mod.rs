@@ -15,7 +15,9 @@ use lab_kit::pki::{LabCa, LabPki, LeafSpec, PkiFiles};
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
 pub fn exe() -> &'static str {
-    env!("CARGO_BIN_EXE_lab-chat")
+    lab_test_support::bin!("lab-chat")
+        .to_str()
+        .expect("the test binary's path is UTF-8")
 }
 
 /// A temporary folder with the lab's six PEM files (and the CA, to issue more).
@@ -93,11 +95,7 @@ pub fn server(certs: &Path, args: &[&str]) -> (RunningChild, SocketAddr) {
     let dir = certs.display().to_string();
     all.push(&dir);
     all.extend_from_slice(args);
-    let child = RunningChild::spawn(&mut command(&all)).unwrap();
-    let addr = child
-        .wait_for_listening(PATIENCE)
-        .unwrap_or_else(|| panic!("server never listened: {}", child.text(Stream::Stderr)));
-    (child, addr)
+    lab_test_support::spawn_listening(command(&all))
 }
 
 /// `lab-chat client --connect localhost:PORT ARGS…`.
@@ -134,6 +132,30 @@ pub fn expect_out_times(child: &RunningChild, needle: &str, count: usize) {
     assert!(
         found.is_some(),
         "{} printed {needle:?} fewer than {count} times\nstdout:\n{}",
+        child.program(),
+        child.text(Stream::Stdout)
+    );
+}
+
+/// Waits until the server's refusal log has told `count` refusals whose reason contains
+/// `needle`: one per `refused ADDR: …` line, N per `refused N connections …` summary.
+#[track_caller]
+pub fn expect_refusals(child: &RunningChild, needle: &str, count: usize) {
+    let mut seen = 0;
+    let found = child.wait_for_line(Stream::Stdout, PATIENCE, |line| {
+        if line.starts_with("refused ") && line.contains(needle) {
+            seen += line
+                .strip_prefix("refused ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|_| line.contains(" connections (the latest from "))
+                .unwrap_or(1);
+        }
+        seen >= count
+    });
+    assert!(
+        found.is_some(),
+        "{} told fewer than {count} refusals with {needle:?}\nstdout:\n{}",
         child.program(),
         child.text(Stream::Stdout)
     );
@@ -193,4 +215,4 @@ pub fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
 
 /// Where `name` is installed, if it is (the benchmark's own lookup).
 #[allow(unused_imports)] // not every test file looks for a tool
-pub use lab_chat::bench::tool_on_path as tool;
+pub use lab_kit::child::find_program as tool;

@@ -25,7 +25,11 @@
 //!   lines as `server: text` and the room's news as `* …`. No member can produce either:
 //!   `server` is reserved, and every member line starts with its valid name.
 //! - **Fan-out without stalls.** A line from one member is queued for every other member;
-//!   each member has its own writer, so a slow reader only slows its own queue.
+//!   each member has its own writer, so a slow reader only slows its own queue. The lines
+//!   of one read (and of the reads already waiting) travel as one batch, stored once and
+//!   shared by every queue: one wake-up per recipient, not one per line; each writer then
+//!   encrypts everything queued for its member in one write (its own TLS session: the
+//!   encryption cannot be shared).
 //! - **Bounded queues, measured in bytes.** A member whose unsent bytes pass
 //!   `--max-backlog` after its writer tried to write is *dropped*: its queue is
 //!   abandoned, it gets one notice, everyone else is told. A burst that a member's socket
@@ -43,21 +47,30 @@
 //!   limit allows.
 
 use std::net::{SocketAddr, TcpListener};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use lab_kit::tls::SessionFacts;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
+use tokio::sync::mpsc::unbounded_channel;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
+
+mod members;
+mod rules;
+
+pub use rules::{Backlog, check_name};
+
+use members::{JoinRefused, Mailbox, Member, Outgoing, Room, Speaker, write_member};
+use rules::RateLimit;
 
 use crate::Error;
 use crate::framing::LineDecoder;
 use crate::server::{
-    ACCEPT_PAUSE, Admission, AdmissionLimits, Ticket, failed_accept, raise_open_file_limit, refuse,
+    ACCEPT_PAUSE, Admission, AdmissionLimits, RefusalLog, Ticket, failed_accept,
+    raise_open_file_limit, refuse,
 };
 use crate::session::{
     CLOSE_WAIT, ChatEvent, EXIT_WORD, EventSink, Limits, LocalInput, NOTICE_PREFIX, PeerEnd,
@@ -77,6 +90,8 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bytes read from a member at once (small: a room holds thousands of these buffers).
 const READ_BUFFER: usize = 4 * 1024;
+/// Reads of a member's bytes that are already here gathered into one batch, at most.
+const BATCH_READS: usize = 16;
 /// Join and leave notices go to everyone while the room has at most this many members. In
 /// a crowd they would be most of the traffic, and of the memory: each of N joins told to N
 /// members is N² lines (50 million for 10,000 members). The server's own log still shows
@@ -112,314 +127,6 @@ impl Default for RoomOptions {
             max_lines_per_second: DEFAULT_MAX_LINES_PER_SECOND,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             admission: AdmissionLimits::default(),
-        }
-    }
-}
-
-/// Whether `name` may be a member's name (not yet whether it is free): see [`NAME_RULE`].
-pub fn check_name(name: &str) -> Result<(), String> {
-    let valid = (1..=32).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    let lower = name.to_ascii_lowercase();
-    let reserved = lower == "server"
-        || lower
-            .strip_prefix("guest")
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
-    if !valid || reserved {
-        return Err(NAME_RULE.into());
-    }
-    Ok(())
-}
-
-/// A token bucket: `rate` tokens a second, at most five seconds' worth saved up.
-#[derive(Debug)]
-struct RateLimit {
-    rate: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl RateLimit {
-    fn new(per_second: u32) -> Self {
-        let rate = f64::from(per_second.max(1));
-        RateLimit {
-            rate,
-            tokens: rate * 5.0,
-            last: Instant::now(),
-        }
-    }
-
-    /// Takes `cost` tokens if there are that many.
-    fn allow(&mut self, cost: f64) -> bool {
-        let now = Instant::now();
-        let earned = now.duration_since(self.last).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + earned).min(self.rate * 5.0);
-        self.last = now;
-        if self.tokens >= cost {
-            self.tokens -= cost;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// The bytes queued for one room member and not yet written to its socket (counted until
-/// the write that carries them has returned). A member whose backlog passes the room's
-/// limit after a write was attempted is *dropped*: its queue is abandoned (so a slow client
-/// cannot make the server buffer without bound, or stall anyone else) and it gets one
-/// notice saying why. A backlog of twice the limit drops it at once, even while a write
-/// is still blocked.
-#[derive(Debug)]
-pub struct Backlog {
-    unsent: AtomicUsize,
-    limit: usize,
-    dropped: Mutex<Option<String>>,
-}
-
-impl Backlog {
-    /// An empty backlog that may hold `limit` bytes.
-    pub fn new(limit: usize) -> Self {
-        Backlog {
-            unsent: AtomicUsize::new(0),
-            limit,
-            dropped: Mutex::new(None),
-        }
-    }
-
-    /// Bytes queued and not yet written.
-    pub fn unsent(&self) -> usize {
-        self.unsent.load(Ordering::Relaxed)
-    }
-
-    /// The most bytes that may wait after a write.
-    pub fn limit(&self) -> usize {
-        self.limit
-    }
-
-    /// Counts `bytes` more queued bytes; returns the new total.
-    pub fn push(&self, bytes: usize) -> usize {
-        self.unsent.fetch_add(bytes, Ordering::Relaxed) + bytes
-    }
-
-    fn sent(&self, bytes: usize) {
-        let _ = self
-            .unsent
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |unsent| {
-                Some(unsent.saturating_sub(bytes))
-            });
-    }
-
-    /// The reason to drop the member, measured after a write: more than the limit unsent.
-    fn too_far_behind(&self) -> Option<String> {
-        (self.unsent() > self.limit).then(|| self.drop_reason())
-    }
-
-    /// What a dropped member is told.
-    pub fn drop_reason(&self) -> String {
-        format!(
-            "more than {} bytes were waiting for you; you were dropped",
-            self.limit
-        )
-    }
-
-    /// Marks the member as dropped, with the reason it will be told.
-    pub fn drop_with(&self, reason: String) {
-        let mut dropped = self.dropped.lock().unwrap_or_else(PoisonError::into_inner);
-        dropped.get_or_insert(reason);
-    }
-
-    /// The reason, if the member was dropped.
-    pub fn dropped(&self) -> Option<String> {
-        self.dropped
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-/// What a member's writer task is told to do.
-#[derive(Debug)]
-enum Outgoing {
-    /// Lines for this member (one or more, without the final newline), shared by every
-    /// recipient.
-    Lines(Arc<str>),
-    /// The room closes: our goodbye (`Exit`), then `close_notify`.
-    Leave,
-    /// Too far behind: one notice, then `close_notify`.
-    Drop(String),
-    /// The peer broke the rules: one error line, then `close_notify`.
-    Error(String),
-    /// The peer closed its side: answer with our `close_notify`.
-    Close,
-    /// The peer vanished: stop at once.
-    Abort,
-}
-
-/// Where a member's lines go: its writer task, and the count of what waits there.
-#[derive(Debug, Clone)]
-struct Mailbox {
-    tx: UnboundedSender<Outgoing>,
-    backlog: Arc<Backlog>,
-}
-
-impl Mailbox {
-    /// Queues `text` (counted in the backlog until written); the new backlog.
-    fn lines(&self, text: Arc<str>) -> usize {
-        let unsent = self.backlog.push(text.len() + 1);
-        let _ = self.tx.send(Outgoing::Lines(text));
-        unsent
-    }
-
-    fn tell(&self, text: String) {
-        self.lines(Arc::from(text));
-    }
-}
-
-struct Member {
-    id: u64,
-    name: String,
-    /// The name came from a verified client certificate and cannot be changed.
-    certified: bool,
-    mailbox: Mailbox,
-}
-
-struct Room {
-    members: Mutex<Vec<Member>>,
-    options: RoomOptions,
-    events: EventSink,
-    next_guest: AtomicU64,
-    stopping: AtomicBool,
-}
-
-/// Why a member could not join.
-enum JoinRefused {
-    Full(usize),
-    NameTaken(String),
-}
-
-impl Room {
-    fn lock(&self) -> MutexGuard<'_, Vec<Member>> {
-        self.members.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Queues `text` (one or more lines) for every member except `from`; drops members
-    /// whose backlog reached twice the limit (their writer is stuck).
-    fn broadcast(&self, from: Option<u64>, text: &str) {
-        // One copy of the text, shared by every member's queue.
-        let shared: Arc<str> = Arc::from(text);
-        let mut dropped = Vec::new();
-        {
-            let mut members = self.lock();
-            members.retain(|member| {
-                if Some(member.id) == from {
-                    return true;
-                }
-                let backlog = &member.mailbox.backlog;
-                if member.mailbox.lines(Arc::clone(&shared)) > 2 * backlog.limit() {
-                    let reason = backlog.drop_reason();
-                    backlog.drop_with(reason.clone());
-                    let _ = member.mailbox.tx.send(Outgoing::Drop(reason));
-                    dropped.push(member.name.clone());
-                    return false;
-                }
-                !member.mailbox.tx.is_closed()
-            });
-        }
-        for name in dropped {
-            self.announce_dropped(&name);
-        }
-    }
-
-    fn announce_dropped(&self, name: &str) {
-        let reason = format!("more than {} bytes behind", self.options.max_backlog);
-        (self.events)(ChatEvent::Dropped {
-            name: name.to_string(),
-            reason: reason.clone(),
-        });
-        self.broadcast(None, &format!("* {name} was dropped: {reason}"));
-    }
-
-    fn name_of(&self, id: u64) -> Option<String> {
-        self.lock()
-            .iter()
-            .find(|m| m.id == id)
-            .map(|m| m.name.clone())
-    }
-
-    /// Adds a member, unless the room is full or the name is taken; returns the first
-    /// [`WELCOME_NAMES`] of those already here, and how many they are.
-    fn join(&self, member: Member) -> Result<(Vec<String>, usize), JoinRefused> {
-        let mut members = self.lock();
-        if members.len() >= self.options.max_members {
-            return Err(JoinRefused::Full(self.options.max_members));
-        }
-        if members
-            .iter()
-            .any(|m| m.name.eq_ignore_ascii_case(&member.name))
-        {
-            return Err(JoinRefused::NameTaken(member.name));
-        }
-        let here = members
-            .iter()
-            .take(WELCOME_NAMES)
-            .map(|m| m.name.clone())
-            .collect();
-        let count = members.len();
-        members.push(member);
-        Ok((here, count))
-    }
-
-    /// Whether joins and leaves are told to everyone (see [`ANNOUNCE_UP_TO`]).
-    fn announces(&self) -> bool {
-        self.lock().len() <= ANNOUNCE_UP_TO
-    }
-
-    /// Removes a member; false if it was already gone (dropped).
-    fn remove(&self, id: u64) -> bool {
-        let mut members = self.lock();
-        let before = members.len();
-        members.retain(|m| m.id != id);
-        members.len() != before
-    }
-
-    /// Handles `/name NEW`: the notice to send back to the member only, if any.
-    fn rename(&self, id: u64, wanted: &str) -> Option<String> {
-        if let Err(rule) = check_name(wanted) {
-            return Some(format!("* {rule}"));
-        }
-        let from = {
-            let mut members = self.lock();
-            let taken = members
-                .iter()
-                .any(|m| m.id != id && m.name.eq_ignore_ascii_case(wanted));
-            if taken {
-                return Some(format!("* the name {wanted} is taken"));
-            }
-            let member = members.iter_mut().find(|m| m.id == id)?;
-            if member.certified {
-                return Some(format!(
-                    "* your name comes from your certificate: {}",
-                    member.name
-                ));
-            }
-            std::mem::replace(&mut member.name, wanted.to_string())
-        };
-        (self.events)(ChatEvent::Renamed {
-            from: from.clone(),
-            to: wanted.to_string(),
-        });
-        self.broadcast(None, &format!("* {from} is now {wanted}"));
-        None
-    }
-
-    /// The room closes: every member says goodbye.
-    fn close(&self) {
-        self.stopping.store(true, Ordering::SeqCst);
-        for member in self.lock().iter() {
-            let _ = member.mailbox.tx.send(Outgoing::Leave);
         }
     }
 }
@@ -478,6 +185,7 @@ async fn run_room(
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let admission = Arc::new(Admission::new(options.admission));
+    let refusals = RefusalLog::start(Arc::clone(&events))?;
     let acceptor = options.tls.clone().map(TlsAcceptor::from);
     let room = Arc::new(Room {
         members: Mutex::new(Vec::new()),
@@ -517,7 +225,7 @@ async fn run_room(
                     }
                     Err(refusal) => {
                         if let Ok(tcp) = tcp.into_std() {
-                            refuse(tcp, peer, &refusal, &events);
+                            refuse(tcp, peer, &refusal, &refusals);
                         }
                     }
                 }
@@ -539,6 +247,15 @@ async fn run_room(
     Ok(())
 }
 
+/// The output of `future` if it is ready at once (without waiting), else `None`.
+async fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        output = future => Some(output),
+        () = std::future::ready(()) => None,
+    }
+}
+
 /// A peer that sent nothing for `timeout`.
 fn idle(timeout: Duration) -> PeerEnd {
     PeerEnd::BrokeRules {
@@ -552,11 +269,6 @@ fn idle(timeout: Duration) -> PeerEnd {
 /// A member's connection, TLS or not.
 trait Wire: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Wire for T {}
-
-/// The cost of a line against the rate limit: one, and one more per KiB past the first.
-fn line_cost(line: &str) -> f64 {
-    1.0 + (line.len() / 1024) as f64
-}
 
 /// The handshake, within the deadline: the stream and what was negotiated.
 async fn handshake(
@@ -717,6 +429,9 @@ async fn member(
         room: Arc::clone(&room),
         mailbox: mailbox.clone(),
         rate: RateLimit::new(room.options.max_lines_per_second),
+        name: String::new(),
+        batch: String::new(),
+        over_rate: 0,
     };
     let mut decoder = LineDecoder::new(limits.max_line);
     let mut buf = vec![0u8; READ_BUFFER];
@@ -738,24 +453,40 @@ async fn member(
             Ok(Ok(n)) => n,
             Ok(Err(e)) => break Some(classify_read_error(&e)),
         };
-        decoder.push(&buf[..n]);
-        let mut lines = Vec::new();
-        let mut broken = None;
-        while let Some(line) = decoder.next_line() {
-            match line {
-                Ok(line) if line.trim() == EXIT_WORD => said_exit = true,
-                Ok(line) => lines.push(line),
-                Err(error) => {
-                    broken = Some(broke_rules(&error));
-                    break;
+        // All the lines that are already here (this read, and up to BATCH_READS more that
+        // need no waiting: the rest of a TLS record, the next records) are relayed as one
+        // batch: one wake-up per recipient, not one per line. No allocation per line
+        // either: each is copied once, from the decoder's buffer into the batch.
+        speaker.begin();
+        let mut end = None;
+        let mut chunk = Some(n);
+        let mut reads = 0;
+        while let Some(n) = chunk.take() {
+            decoder.push(&buf[..n]);
+            while let Some(line) = decoder.next_line_str() {
+                match line {
+                    Ok(line) if line.trim() == EXIT_WORD => said_exit = true,
+                    Ok(line) => speaker.line(line),
+                    Err(error) => {
+                        end = Some(broke_rules(&error));
+                        break;
+                    }
                 }
             }
+            reads += 1;
+            if end.is_some() || reads >= BATCH_READS {
+                break;
+            }
+            match ready_now(reader.read(&mut buf)).await {
+                None => {}
+                Some(Ok(0)) => end = Some(PeerEnd::Closed { said_exit }),
+                Some(Ok(n)) => chunk = Some(n),
+                Some(Err(e)) => end = Some(classify_read_error(&e)),
+            }
         }
-        // All the lines one read completed are relayed as one batch: one wake-up per
-        // recipient, not one per line.
-        speaker.relay(lines);
-        if let Some(broken) = broken {
-            break Some(broken);
+        speaker.finish();
+        if end.is_some() {
+            break end;
         }
     };
     match peer_end {
@@ -796,125 +527,4 @@ async fn member(
         }
     }
     drop(ticket);
-}
-
-/// A member's lines on their way to the room: the rate limit, `/name`, the `NAME: ` prefix.
-struct Speaker {
-    id: u64,
-    room: Arc<Room>,
-    mailbox: Mailbox,
-    rate: RateLimit,
-}
-
-impl Speaker {
-    fn relay(&mut self, lines: Vec<String>) {
-        let room = &self.room;
-        let mut name = room.name_of(self.id).unwrap_or_default();
-        let mut batch = String::new();
-        let mut over_rate = 0usize;
-        for text in lines {
-            if !self.rate.allow(line_cost(&text)) {
-                over_rate += 1;
-                continue;
-            }
-            if let Some(wanted) = text.strip_prefix("/name ") {
-                if !batch.is_empty() {
-                    room.broadcast(Some(self.id), &std::mem::take(&mut batch));
-                }
-                if let Some(notice) = room.rename(self.id, wanted.trim()) {
-                    self.mailbox.tell(notice);
-                }
-                name = room.name_of(self.id).unwrap_or_default();
-                continue;
-            }
-            if !batch.is_empty() {
-                batch.push('\n');
-            }
-            batch.push_str(&name);
-            batch.push_str(": ");
-            batch.push_str(&text);
-        }
-        if !batch.is_empty() {
-            room.broadcast(Some(self.id), &batch);
-        }
-        if over_rate > 0 {
-            self.mailbox.tell(format!(
-                "* slow down: {over_rate} of your lines were not relayed (at most {} lines \
-                 a second, a line costing one more per KiB)",
-                room.options.max_lines_per_second
-            ));
-        }
-    }
-}
-
-/// A member's writer task: takes every line already queued (up to 64 KiB) into one write,
-/// and ends with a goodbye, a notice, or nothing, as it is told.
-async fn write_member(
-    mut writer: impl AsyncWrite + Unpin,
-    mut queue: UnboundedReceiver<Outgoing>,
-    backlog: Arc<Backlog>,
-) {
-    let mut bytes = Vec::new();
-    loop {
-        let Some(first) = queue.recv().await else {
-            return;
-        };
-        bytes.clear();
-        let mut next = Some(first);
-        let mut end = None;
-        while let Some(item) = next.take().or_else(|| queue.try_recv().ok()) {
-            match item {
-                Outgoing::Lines(text) => {
-                    bytes.extend_from_slice(text.as_bytes());
-                    bytes.push(b'\n');
-                    if bytes.len() >= 64 * 1024 {
-                        break;
-                    }
-                }
-                other => {
-                    end = Some(other);
-                    break;
-                }
-            }
-        }
-        // Marked as dropped (here, or by the room): the queue is abandoned.
-        if let Some(reason) = backlog.dropped() {
-            end = Some(Outgoing::Drop(reason));
-            bytes.clear();
-        }
-        if !bytes.is_empty() {
-            let written = timeout(WRITE_TIMEOUT, async {
-                writer.write_all(&bytes).await?;
-                writer.flush().await
-            })
-            .await;
-            if !matches!(written, Ok(Ok(()))) {
-                return;
-            }
-            // The bytes are with the kernel now; what is still queued is really unsent.
-            backlog.sent(bytes.len());
-            if let Some(reason) = backlog.too_far_behind() {
-                backlog.drop_with(reason);
-            }
-        }
-        let last_words = match end {
-            None => continue,
-            Some(Outgoing::Leave) => Some(format!("{EXIT_WORD}\n")),
-            Some(Outgoing::Drop(reason)) => Some(format!("{NOTICE_PREFIX}{reason}\n")),
-            Some(Outgoing::Error(error)) => {
-                Some(format!("{NOTICE_PREFIX}error: {error}; disconnecting\n"))
-            }
-            Some(Outgoing::Close) => None,
-            Some(Outgoing::Abort | Outgoing::Lines(_)) => return,
-        };
-        let _ = timeout(Duration::from_secs(2), async {
-            if let Some(words) = last_words {
-                writer.write_all(words.as_bytes()).await?;
-            }
-            // close_notify, then FIN.
-            writer.shutdown().await
-        })
-        .await;
-        return;
-    }
 }
