@@ -51,6 +51,8 @@ fn the_secure_chat_server_gets_full_marks() {
         options(false),
     );
     assert_full_marks(&report, 18.0);
+    // Started as a TA would: the shared run, the vanishing client, the plaintext client.
+    assert_eq!(report.program_starts, 3);
     snapshot("secure_chat_server", &narrated(&report));
 }
 
@@ -68,6 +70,8 @@ fn the_secure_chat_client_gets_full_marks() {
         options(false),
     );
     assert_full_marks(&report, 19.0);
+    // The real server, the two impostors, no server.
+    assert_eq!(report.program_starts, 4);
     snapshot("secure_chat_client", &narrated(&report));
 }
 
@@ -190,6 +194,8 @@ fn the_correct_echo_server_gets_full_marks() {
         options(false),
     );
     assert_full_marks(&report, 9.0);
+    // The shared run, and the vanishing client.
+    assert_eq!(report.program_starts, 2);
     snapshot("correct_echo_server", &narrated(&report));
 }
 
