@@ -116,32 +116,15 @@ pub fn free_port() -> Result<u16, SetupError> {
 }
 
 /// The inodes of the sockets listening on `port` (IPv4 and IPv6), from the kernel's
-/// tables in `/proc/net/tcp` and `/proc/net/tcp6` (state `0A` is LISTEN).
+/// socket tables (`/proc/net/tcp` and `/proc/net/tcp6`, read by `lab_kit::kernel`).
 fn listening_inodes(port: u16) -> Vec<u64> {
-    let mut inodes = Vec::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            let (Some(local), Some(state), Some(inode)) =
-                (fields.get(1), fields.get(3), fields.get(9))
-            else {
-                continue;
-            };
-            let local_port = local
-                .rsplit_once(':')
-                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
-            if *state == "0A"
-                && local_port == Some(port)
-                && let Ok(inode) = inode.parse()
-            {
-                inodes.push(inode);
-            }
-        }
-    }
-    inodes
+    use lab_kit::kernel::TcpState;
+    lab_kit::kernel::tcp_sockets()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|socket| socket.state == TcpState::Listen && socket.local_address.port() == port)
+        .map(|socket| socket.inode)
+        .collect()
 }
 
 /// True if a process in process group `pgid` has one of `inodes` open as a socket.
