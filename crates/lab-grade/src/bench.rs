@@ -233,21 +233,7 @@ pub fn find_root(root: Option<&Path>) -> Result<PathBuf, String> {
 /// Runs and narrates the benchmark: every reference whose tool is installed, `runs` times.
 pub fn run(root: &Path, runs: usize, n: &mut Narrator) -> Result<Vec<Measured>, BenchError> {
     n.heading("lab-grade bench: grading the reference submissions, as a TA would")?;
-    if cfg!(debug_assertions) {
-        n.warn("this is a debug build: run `cargo run --release -p lab-grade -- bench` for real figures")?;
-    }
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        n.fact(
-            "machine load (1 min)",
-            format!(
-                "{} on {cores} cores: other work competes with every figure below",
-                load.split_whitespace().next().unwrap_or("?")
-            ),
-        )?;
-    }
+    lab_kit::bench::narrate_conditions("cargo run --release -p lab-grade -- bench", n)?;
     n.say(&format!(
         "Each reference graded {runs} time(s) with the default deadlines; the median wall time of one grading, the number of times one grading started the program, and the issue's target."
     ))?;

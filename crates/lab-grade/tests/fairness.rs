@@ -53,12 +53,7 @@ impl Drop for Busy {
 }
 
 fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .unwrap_or_default()
-        .split_whitespace()
-        .next()
-        .unwrap_or("?")
-        .to_string()
+    lab_kit::bench::load_average().unwrap_or_else(|| "?".to_string())
 }
 
 /// A submission to grade, and how.

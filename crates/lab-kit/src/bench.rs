@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use crate::narrate::Narrator;
+
 /// The `p`th percentile (`p` from 0 to 100) of `sorted` samples: the sample at that rank
 /// (nearest rank, no interpolation). Zero when there are no samples.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -26,6 +28,31 @@ pub fn verdict(met: Option<bool>) -> &'static str {
         Some(false) => "NOT met",
         None => "not measured (reference missing)",
     }
+}
+
+/// The machine's load average over the last minute, as `/proc/loadavg` says it (`"2.31"`).
+pub fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_string)
+}
+
+/// What every benchmark says before its figures: that a debug build's figures are not real
+/// (and `release_command`, which gives real ones), and how loaded the machine is, since
+/// other work competes with every figure measured.
+pub fn narrate_conditions(release_command: &str, n: &mut Narrator) -> std::io::Result<()> {
+    if cfg!(debug_assertions) {
+        n.warn(&format!(
+            "this is a debug build: run `{release_command}` for real figures"
+        ))?;
+    }
+    if let Some(load) = load_average() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        n.fact(
+            "machine load (1 min)",
+            format!("{load} on {cores} cores: other work competes with every figure below"),
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -15,8 +15,6 @@
 //! - [`child`]: finding a program, and running it as a child that is always killed and
 //!   reaped.
 //! - [`strace`] and [`probe`]: watching the real system calls a program makes.
-//! - [`skip`]: skipping a test for a missing tool, except in CI, where that fails.
-//! - [`redact`]: the snapshot filters that hide what varies from run to run.
 //! - [`pki`] and [`tls`]: a throw-away certificate authority and rustls configurations
 //!   (behind the `tls` feature: labs 1 to 4 do not compile a TLS stack).
 //! - [`chapter`]: the lab contract, what every lab gives the tour.
@@ -36,8 +34,6 @@ pub mod pki;
 pub mod ports;
 pub mod probe;
 pub mod ready;
-pub mod redact;
-pub mod skip;
 pub mod strace;
 #[cfg(feature = "tls")]
 pub mod tls;

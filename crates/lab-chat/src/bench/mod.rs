@@ -246,21 +246,7 @@ fn narrate_load(name: &str, r: &LoadResult, n: &mut Narrator) -> Result<(), Erro
 /// Runs and narrates the benchmark.
 pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
     n.heading("lab-chat bench: the secure chat's speed, next to well-known programs")?;
-    if cfg!(debug_assertions) {
-        n.warn("this is a debug build: run `cargo run --release -p lab-chat -- bench` for real figures")?;
-    }
-    if let Ok(load) = std::fs::read_to_string("/proc/loadavg") {
-        let cores = thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        n.fact(
-            "machine load (1 min)",
-            format!(
-                "{} on {cores} cores: other work competes with every figure below",
-                load.split_whitespace().next().unwrap_or("?")
-            ),
-        )?;
-    }
+    lab_kit::bench::narrate_conditions("cargo run --release -p lab-chat -- bench", n)?;
     let dir = tempfile::Builder::new()
         .prefix("lab-chat-bench")
         .tempdir()?;
