@@ -37,6 +37,47 @@ fn record_name(content_type: u8, body: &[u8]) -> String {
     }
 }
 
+/// One TLS record found in a byte stream: a 5-byte header in the clear (content type,
+/// version, length), then the body (ciphertext once the handshake is done).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<'a> {
+    /// Where the record's header starts in the stream.
+    pub offset: usize,
+    /// 20 ChangeCipherSpec, 21 Alert, 22 Handshake, 23 ApplicationData.
+    pub content_type: u8,
+    /// The body's length, as the header says it.
+    pub length: usize,
+    /// The body as far as the stream holds it: shorter than `length` if the stream ends
+    /// inside the record.
+    pub body: &'a [u8],
+}
+
+impl Record<'_> {
+    /// True if the stream holds the whole record.
+    pub fn is_complete(&self) -> bool {
+        self.body.len() == self.length
+    }
+}
+
+/// The TLS records of `stream`, in order, read from their headers alone (which is all an
+/// eavesdropper, or a packet capture, can read). The last one may be cut off.
+pub fn records(stream: &[u8]) -> impl Iterator<Item = Record<'_>> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let header = stream.get(at..at + 5)?;
+        let length = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        let body = &stream[at + 5..(at + 5 + length).min(stream.len())];
+        let record = Record {
+            offset: at,
+            content_type: header[0],
+            length,
+            body,
+        };
+        at += 5 + length;
+        Some(record)
+    })
+}
+
 /// One direction's TCP segments: relative sequence number → (packet index, payload).
 type Segments = BTreeMap<u32, (usize, Vec<u8>)>;
 
@@ -84,22 +125,19 @@ pub fn label_records(packets: &mut [Packet], frames: &[RawFrame]) {
         if !(stream.len() >= 3 && (20..=23).contains(&stream[0]) && stream[1] == 3) {
             continue;
         }
-        let mut at = 0;
-        while at + 5 <= stream.len() {
-            let content_type = stream[at];
-            let length = usize::from(u16::from_be_bytes([stream[at + 3], stream[at + 4]]));
-            let body = &stream[at + 5..(at + 5 + length).min(stream.len())];
+        for record in records(&stream) {
             let carrier = starts
                 .iter()
                 .rev()
-                .find(|(offset, _)| *offset <= at)
+                .find(|(offset, _)| *offset <= record.offset)
                 .map(|(_, index)| *index);
             if let Some(index) = carrier {
-                packets[index]
-                    .tls
-                    .push(format!("{} {}", record_name(content_type, body), length));
+                packets[index].tls.push(format!(
+                    "{} {}",
+                    record_name(record.content_type, record.body),
+                    record.length
+                ));
             }
-            at += 5 + length;
         }
     }
 }
@@ -175,6 +213,31 @@ mod tests {
         record.extend((body.len() as u16).to_be_bytes());
         record.extend(body);
         record
+    }
+
+    #[test]
+    fn records_are_read_from_their_headers_and_the_last_may_be_cut_off() {
+        let mut stream = record(22, &[1, 0, 0, 1]);
+        stream.extend(record(23, b"secret!!"));
+        stream.truncate(stream.len() - 3);
+        let found: Vec<Record> = records(&stream).collect();
+        assert_eq!(found.len(), 2);
+        assert_eq!(
+            (found[0].offset, found[0].content_type, found[0].length),
+            (0, 22, 4)
+        );
+        assert!(found[0].is_complete());
+        assert_eq!(
+            (found[1].offset, found[1].content_type, found[1].length),
+            (9, 23, 8)
+        );
+        assert_eq!(found[1].body, b"secre");
+        assert!(!found[1].is_complete());
+        assert_eq!(
+            records(&stream[..4]).count(),
+            0,
+            "no whole header, no record"
+        );
     }
 
     fn label(frames: Vec<Vec<u8>>) -> Vec<Vec<String>> {

@@ -85,32 +85,24 @@ pub struct TlsRecordView {
     pub body_preview: String,
 }
 
-/// Splits a byte stream into TLS records (as far as it goes).
+/// Splits a byte stream into TLS records (the complete ones), read from their headers as
+/// lab-capture reads them on the wire.
 pub fn tls_records(stream: &[u8]) -> Vec<TlsRecordView> {
-    let mut records = Vec::new();
-    let mut rest = stream;
-    while rest.len() >= 5 {
-        let body_len = usize::from(u16::from_be_bytes([rest[3], rest[4]]));
-        let total = 5 + body_len;
-        if rest.len() < total {
-            break;
-        }
-        let content_type = match rest[0] {
-            20 => "change_cipher_spec",
-            21 => "alert",
-            22 => "handshake",
-            23 => "application_data",
-            _ => "unknown",
-        };
-        records.push(TlsRecordView {
-            content_type,
-            length: total,
-            header: hex(&rest[..5]),
-            body_preview: hex(&rest[5..total.min(13)]),
-        });
-        rest = &rest[total..];
-    }
-    records
+    lab_capture::tls::records(stream)
+        .take_while(|record| record.is_complete())
+        .map(|record| TlsRecordView {
+            content_type: match record.content_type {
+                20 => "change_cipher_spec",
+                21 => "alert",
+                22 => "handshake",
+                23 => "application_data",
+                _ => "unknown",
+            },
+            length: 5 + record.length,
+            header: hex(&stream[record.offset..record.offset + 5]),
+            body_preview: hex(&record.body[..record.body.len().min(8)]),
+        })
+        .collect()
 }
 
 /// What a client's `application_data` record carries, as far as an eavesdropper can tell.
