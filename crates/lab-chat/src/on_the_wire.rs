@@ -117,7 +117,7 @@ pub fn only_hellos_readable(wire: &Wire) -> bool {
 }
 
 /// The conversation's packets, and what an eavesdropper learns from them.
-pub fn narrate_conversation(
+pub fn conversation(
     report: &ConversationReport,
     tap: &Wiretap,
     n: &mut Narrator,
@@ -177,11 +177,7 @@ pub fn close_notify_then_fin(wire: &Wire) -> bool {
 }
 
 /// The impostor attempt's packets, and what they prove.
-pub fn narrate_impostor(
-    report: &ImpostorReport,
-    tap: &Wiretap,
-    n: &mut Narrator,
-) -> io::Result<()> {
+pub fn impostor(report: &ImpostorReport, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
     let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
         return Ok(());
     };
@@ -205,11 +201,7 @@ pub fn narrate_impostor(
 }
 
 /// The cut session's packets, and what they prove.
-pub fn narrate_truncation(
-    report: &TruncationReport,
-    tap: &Wiretap,
-    n: &mut Narrator,
-) -> io::Result<()> {
+pub fn truncation(report: &TruncationReport, tap: &Wiretap, n: &mut Narrator) -> io::Result<()> {
     let Some(wire) = lab_capture::narrate::wire(report.wire.as_ref(), tap, n)? else {
         return Ok(());
     };
