@@ -214,6 +214,8 @@ pub fn run(cli: Cli) -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // `lab-chat demo | head`: the reader left; nothing more to say to anyone.
+        Err(Failure::ReaderLeft) => ExitCode::FAILURE,
         Err(Failure::Usage(message)) | Err(Failure::Chat(message)) => {
             eprintln!("lab-chat: {message}");
             ExitCode::FAILURE
@@ -225,10 +227,15 @@ pub fn run(cli: Cli) -> ExitCode {
 enum Failure {
     Usage(String),
     Chat(String),
+    /// Standard output was closed while narrating: as every lab, end quietly.
+    ReaderLeft,
 }
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
+        if lab_kit::narrate::is_closed_output(&error) {
+            return Failure::ReaderLeft;
+        }
         Failure::Chat(error.to_string())
     }
 }

@@ -53,6 +53,9 @@ pub enum Error {
     Busy,
     #[error("{}", ErrorFacts::of(.0).describe())]
     Io(#[from] io::Error),
+    /// Writing the narration failed (for example, stdout was closed).
+    #[error("could not write the narration: {0}")]
+    Narration(#[source] io::Error),
     #[error("the demo went wrong: {0}")]
     Demo(String),
 }

@@ -208,7 +208,8 @@ fn rate(value: f64, unit: &str) -> String {
 }
 
 fn narrate_comparison(c: &Comparison, n: &mut Narrator) -> Result<(), Error> {
-    n.fact("lab-chat", rate(c.ours, c.unit))?;
+    n.fact("lab-chat", rate(c.ours, c.unit))
+        .map_err(Error::Narration)?;
     for (name, value) in &c.peers {
         match value {
             Some(v) => n.fact(name, rate(*v, c.unit))?,
@@ -216,13 +217,14 @@ fn narrate_comparison(c: &Comparison, n: &mut Narrator) -> Result<(), Error> {
         }
     }
     for note in &c.notes {
-        n.say(&format!("  {note}"))?;
+        n.say(&format!("  {note}")).map_err(Error::Narration)?;
     }
     for skip in &c.skipped {
-        n.skipped("reference", skip)?;
+        n.skipped("reference", skip).map_err(Error::Narration)?;
     }
-    n.fact("target", format!("{} — {}", c.target, verdict(c.met)))?;
-    n.record(c)?;
+    n.fact("target", format!("{} — {}", c.target, verdict(c.met)))
+        .map_err(Error::Narration)?;
+    n.record(c).map_err(Error::Narration)?;
     Ok(())
 }
 
@@ -239,13 +241,15 @@ fn narrate_load(name: &str, r: &LoadResult, n: &mut Narrator) -> Result<(), Erro
                 .map(|k| format!(", peak server memory {:.1} MiB", k as f64 / 1024.0))
                 .unwrap_or_default()
         ),
-    )?;
+    )
+    .map_err(Error::Narration)?;
     Ok(())
 }
 
 /// Runs and narrates the benchmark.
 pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
-    n.heading("lab-chat bench: the secure chat's speed, next to well-known programs")?;
+    n.heading("lab-chat bench: the secure chat's speed, next to well-known programs")
+        .map_err(Error::Narration)?;
     lab_kit::bench::narrate_conditions("cargo run --release -p lab-chat -- bench", n)?;
     let dir = tempfile::Builder::new()
         .prefix("lab-chat-bench")
@@ -254,15 +258,18 @@ pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
     let files = pki.write_to(&dir.path().join("certs"), false)?;
     let configs = BenchTls::of(&pki)?;
 
-    n.section("Bulk TLS throughput, the cipher the chat negotiates, loopback")?;
+    n.section("Bulk TLS throughput, the cipher the chat negotiates, loopback")
+        .map_err(Error::Narration)?;
     let bulk = bulk::bulk(&configs, &files, dir.path(), &size)?;
     narrate_comparison(&bulk, n)?;
 
-    n.section("Full TLS 1.3 handshakes per second, ECDSA P-256")?;
+    n.section("Full TLS 1.3 handshakes per second, ECDSA P-256")
+        .map_err(Error::Narration)?;
     let handshakes = handshakes::handshakes(&configs, &files, &size)?;
     narrate_comparison(&handshakes, n)?;
 
-    n.section("Chat line round trip (32-byte line, echoed)")?;
+    n.section("Chat line round trip (32-byte line, echoed)")
+        .map_err(Error::Narration)?;
     let latency = round_trip::latency(&configs, &size)?;
     n.fact(
         "TLS 1.3 p50 / p99",
@@ -270,14 +277,16 @@ pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
             "{:.1} µs / {:.1} µs",
             latency.tls_p50_us, latency.tls_p99_us
         ),
-    )?;
+    )
+    .map_err(Error::Narration)?;
     n.fact(
         "plain TCP p50 / p99",
         format!(
             "{:.1} µs / {:.1} µs",
             latency.tcp_p50_us, latency.tcp_p99_us
         ),
-    )?;
+    )
+    .map_err(Error::Narration)?;
     n.fact(
         "target",
         format!(
@@ -286,10 +295,12 @@ pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
             verdict(Some(latency.met)),
             latency.tls_p50_us / latency.tcp_p50_us
         ),
-    )?;
-    n.record(&latency)?;
+    )
+    .map_err(Error::Narration)?;
+    n.record(&latency).map_err(Error::Narration)?;
 
-    n.section("Room fan-out (each line to every other client, TLS)")?;
+    n.section("Room fan-out (each line to every other client, TLS)")
+        .map_err(Error::Narration)?;
     let room = fanout::room(&files, &size)?;
     narrate_load(
         &format!("lab-chat --room, {} clients", room.ours.clients),
@@ -304,7 +315,7 @@ pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
         )?,
         None => {
             for skip in &room.skipped {
-                n.skipped("ncat", skip)?;
+                n.skipped("ncat", skip).map_err(Error::Narration)?;
             }
         }
     }
@@ -318,14 +329,16 @@ pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
             "at least 2x ncat's deliveries/s (medians of alternating runs) — {}",
             verdict(met)
         ),
-    )?;
+    )
+    .map_err(Error::Narration)?;
     if let Some(ncat) = &room.ncat
         && ncat.delivered < ncat.expected
     {
         n.warn(&format!(
             "ncat delivered {} of {} lines intact",
             ncat.delivered, ncat.expected
-        ))?;
+        ))
+        .map_err(Error::Narration)?;
     }
     narrate_load(
         &format!("lab-chat --room, {} clients", room.crowd.clients),
@@ -342,7 +355,8 @@ pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
                 "NOT met: lines lost"
             }
         ),
-    )?;
+    )
+    .map_err(Error::Narration)?;
     if let Some(kib) = room.crowd.peak_server_memory_kib {
         let per_client = kib as f64 / room.crowd.clients as f64;
         n.fact(
@@ -353,7 +367,7 @@ pub fn run(size: BenchSize, n: &mut Narrator) -> Result<BenchReport, Error> {
             ),
         )?;
     }
-    n.record(&room)?;
+    n.record(&room).map_err(Error::Narration)?;
     Ok(BenchReport {
         bulk,
         handshakes,

@@ -54,38 +54,41 @@ pub fn run_demo(n: &mut Narrator) -> Result<DemoReport, Error> {
 
 /// Like [`run_demo`], with the conversation's packets captured by `tap`.
 pub fn run_demo_watched(n: &mut Narrator, tap: &Wiretap) -> Result<DemoReport, Error> {
-    n.heading(&crate::CHAPTER.heading())?;
+    n.heading(&crate::CHAPTER.heading())
+        .map_err(Error::Narration)?;
     n.say(
         "Every step below runs now, on this machine, over real sockets on 127.0.0.1: \
          a TLS 1.3 chat (rustls), its --plaintext twin, an eavesdropper, an impostor, a cut.",
-    )?;
+    )
+    .map_err(Error::Narration)?;
     let dir = tempfile::Builder::new().prefix("lab-chat-demo").tempdir()?;
     let certs_dir = dir.path().join("certs");
     let (files, keys) = make_keys(&certs_dir)?;
-    narrate::keys(&keys, &certs_dir, n)?;
+    narrate::keys(&keys, &certs_dir, n).map_err(Error::Narration)?;
     let conversation = conversation_watched(&files, tap)?;
-    narrate::conversation(&conversation, n)?;
-    crate::on_the_wire::conversation(&conversation, tap, n)?;
+    narrate::conversation(&conversation, n).map_err(Error::Narration)?;
+    crate::on_the_wire::conversation(&conversation, tap, n).map_err(Error::Narration)?;
     let eavesdrop_plaintext = eavesdrop(&files, true)?;
-    narrate::eavesdrop(&eavesdrop_plaintext, n)?;
+    narrate::eavesdrop(&eavesdrop_plaintext, n).map_err(Error::Narration)?;
     let eavesdrop_tls = eavesdrop(&files, false)?;
-    narrate::eavesdrop(&eavesdrop_tls, n)?;
+    narrate::eavesdrop(&eavesdrop_tls, n).map_err(Error::Narration)?;
     let impostor = impostor_watched(&files, tap)?;
-    narrate::impostor(&impostor, n)?;
-    crate::on_the_wire::impostor(&impostor, tap, n)?;
+    narrate::impostor(&impostor, n).map_err(Error::Narration)?;
+    crate::on_the_wire::impostor(&impostor, tap, n).map_err(Error::Narration)?;
     let tamper_plaintext = tamper(&files, true)?;
-    narrate::tamper(&tamper_plaintext, n)?;
+    narrate::tamper(&tamper_plaintext, n).map_err(Error::Narration)?;
     let tamper_tls = tamper(&files, false)?;
-    narrate::tamper(&tamper_tls, n)?;
+    narrate::tamper(&tamper_tls, n).map_err(Error::Narration)?;
     let truncation_tls = truncation_watched(&files, false, tap)?;
-    narrate::truncation(&truncation_tls, n)?;
-    crate::on_the_wire::truncation(&truncation_tls, tap, n)?;
+    narrate::truncation(&truncation_tls, n).map_err(Error::Narration)?;
+    crate::on_the_wire::truncation(&truncation_tls, tap, n).map_err(Error::Narration)?;
     let truncation_plaintext = truncation(&files, true)?;
-    narrate::truncation(&truncation_plaintext, n)?;
+    narrate::truncation(&truncation_plaintext, n).map_err(Error::Narration)?;
     let mutual_tls = mutual_tls(&files)?;
-    narrate::mutual_tls(&mutual_tls, n)?;
-    n.answer(crate::CHAPTER.answer)?;
-    n.elsewhere(crate::CHAPTER.elsewhere)?;
+    narrate::mutual_tls(&mutual_tls, n).map_err(Error::Narration)?;
+    n.answer(crate::CHAPTER.answer).map_err(Error::Narration)?;
+    n.elsewhere(crate::CHAPTER.elsewhere)
+        .map_err(Error::Narration)?;
     Ok(DemoReport {
         keys,
         conversation,

@@ -10,9 +10,9 @@ use super::experiments::{
     ConversationReport, EavesdropReport, ImpostorReport, KeysReport, MutualTlsReport, SECRET,
     TamperReport, TruncationReport,
 };
-use crate::Error;
+use std::io;
 
-pub fn keys(report: &KeysReport, dir: &Path, n: &mut Narrator) -> Result<(), Error> {
+pub fn keys(report: &KeysReport, dir: &Path, n: &mut Narrator) -> io::Result<()> {
     n.section("1. Keys: a lab CA, a server certificate, a client certificate")?;
     n.say(&format!(
         "`lab-chat keygen --out {}` made (private keys readable by their owner only):",
@@ -26,7 +26,7 @@ pub fn keys(report: &KeysReport, dir: &Path, n: &mut Narrator) -> Result<(), Err
     Ok(())
 }
 
-pub fn conversation(report: &ConversationReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn conversation(report: &ConversationReport, n: &mut Narrator) -> io::Result<()> {
     n.section("2. A conversation in both directions at once (TLS 1.3)")?;
     n.say(
         "The server speaks first, to a client whose user has typed nothing; then both \
@@ -59,7 +59,7 @@ pub fn conversation(report: &ConversationReport, n: &mut Narrator) -> Result<(),
     Ok(())
 }
 
-pub fn eavesdrop(report: &EavesdropReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn eavesdrop(report: &EavesdropReport, n: &mut Narrator) -> io::Result<()> {
     if report.plaintext {
         n.section("3a. An eavesdropper in the middle of the --plaintext chat")?;
     } else {
@@ -94,7 +94,7 @@ pub fn eavesdrop(report: &EavesdropReport, n: &mut Narrator) -> Result<(), Error
     Ok(())
 }
 
-pub fn impostor(report: &ImpostorReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn impostor(report: &ImpostorReport, n: &mut Narrator) -> io::Result<()> {
     n.section("4. An impostor with its own certificate for localhost")?;
     n.say(&format!(
         "A server presents a certificate for localhost ({}) signed by its own CA, not the \
@@ -112,7 +112,7 @@ pub fn impostor(report: &ImpostorReport, n: &mut Narrator) -> Result<(), Error> 
     Ok(())
 }
 
-pub fn tamper(report: &TamperReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn tamper(report: &TamperReport, n: &mut Narrator) -> io::Result<()> {
     if report.plaintext {
         n.section("5a. The man in the middle changes a --plaintext line in flight")?;
     } else {
@@ -140,7 +140,7 @@ pub fn tamper(report: &TamperReport, n: &mut Narrator) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn truncation(report: &TruncationReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn truncation(report: &TruncationReport, n: &mut Narrator) -> io::Result<()> {
     if report.plaintext {
         n.section("6b. The same cut, in the --plaintext chat")?;
     } else {
@@ -160,7 +160,7 @@ pub fn truncation(report: &TruncationReport, n: &mut Narrator) -> Result<(), Err
     Ok(())
 }
 
-pub fn mutual_tls(report: &MutualTlsReport, n: &mut Narrator) -> Result<(), Error> {
+pub fn mutual_tls(report: &MutualTlsReport, n: &mut Narrator) -> io::Result<()> {
     n.section("7. Mutual TLS: the server asks who the client is (--require-client-cert)")?;
     n.fact(
         "client with certificate",
