@@ -303,18 +303,11 @@ fn every_twin_stops_quietly_when_its_reader_leaves() {
         return;
     }
     for twin in CHAPTERS.iter().map(|chapter| chapter.twin) {
-        let mut child = std::process::Command::new("python3")
-            .arg(twin.path())
-            // q5 stops early without certificates: its first lines are enough here.
-            .arg("no-such-certs-folder")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut command = std::process::Command::new("python3");
+        // q5 stops early without certificates: its first lines are enough here.
+        command.arg(twin.path()).arg("no-such-certs-folder");
         // The reader leaves before the first line: every write now fails with EPIPE.
-        drop(child.stdout.take());
-        let output = child.wait_with_output().unwrap();
+        let output = lab_test_support::output_with_stdout_closed(command);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(
             !stderr.contains("Traceback") && !stderr.contains("BrokenPipeError"),

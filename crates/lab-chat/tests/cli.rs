@@ -703,13 +703,11 @@ fn a_server_whose_stdout_was_closed_still_serves_and_exits_cleanly() {
 fn a_closed_stdout_ends_the_demo_quietly() {
     // `lab-chat demo | head -n 2`: once head has left, the next write fails with EPIPE; like
     // every lab, the demo then ends without a word on stderr.
-    let output = std::process::Command::new("sh")
-        .args(["-c", r#""$@" | head -n 2"#, "sh"])
-        .arg(lab_test_support::bin!("lab-chat"))
-        .args(["demo", "--no-capture"])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let output = lab_test_support::output_read_by_head(
+        lab_test_support::bin!("lab-chat"),
+        &["demo", "--no-capture"],
+        2,
+    );
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 2);
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");

@@ -180,23 +180,16 @@ fn a_reader_that_goes_away_does_not_make_the_grader_panic() {
     // `lab-grade … | head -1`: the pipe's reading end is closed before the report is
     // printed. Rust's println! would panic on the broken pipe; the grader carries on.
     for format in ["text", "json"] {
-        let mut child = std::process::Command::new(lab_test_support::bin!("lab-grade"))
-            .current_dir(crate::common::repo_root())
-            .env("NO_COLOR", "1")
-            .args([
-                "echo-server",
-                "--format",
-                format,
-                "--",
-                "./no-such-program",
-                "{port}",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        drop(child.stdout.take());
-        let output = child.wait_with_output().unwrap();
+        let mut command = std::process::Command::new(lab_test_support::bin!("lab-grade"));
+        command.current_dir(crate::common::repo_root()).args([
+            "echo-server",
+            "--format",
+            format,
+            "--",
+            "./no-such-program",
+            "{port}",
+        ]);
+        let output = lab_test_support::output_with_stdout_closed(command);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!stderr.contains("panicked"), "--format {format}: {stderr}");
         assert!(output.status.success(), "--format {format}: {stderr}");

@@ -148,13 +148,11 @@ fn the_sleep_probe_sleeps_and_rejects_bad_arguments() {
 #[test]
 fn a_closed_stdout_ends_the_command_quietly() {
     // `lab-sleep | head -n 2`: once head has left, the next write fails with EPIPE.
-    let output = std::process::Command::new("sh")
-        .args(["-c", r#""$@" | head -n 2"#, "sh"])
-        .arg(lab_test_support::bin!("lab-sleep"))
-        .args(["--quick", "threads", "cpu"])
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let output = lab_test_support::output_read_by_head(
+        lab_test_support::bin!("lab-sleep"),
+        &["--quick", "threads", "cpu"],
+        2,
+    );
     assert!(output.status.success());
     assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 2);
     assert_eq!(String::from_utf8_lossy(&output.stderr), "");

@@ -10,6 +10,8 @@
 //! - [`assert_redacted_snapshot!`]: the one snapshot assertion.
 //! - [`narration`]: a narration captured as plain text.
 //! - [`bin!`] and [`spawn_listening`]: the one way to start a binary of the crate under test.
+//! - [`output_read_by_head`] and [`output_with_stdout_closed`]: a program whose reader
+//!   leaves (`program | head`), which must end quietly.
 //! - [`skip_unless_ci`], [`wiretap`], [`python`]: a test that needs what a machine may lack
 //!   says so and passes on a laptop, and fails in CI, where `.ci/run` installs everything.
 
@@ -122,6 +124,53 @@ pub fn spawn_listening(mut command: Command) -> (RunningChild, SocketAddr) {
             child.program(),
             child.text(Stream::Stderr)
         ),
+    }
+}
+
+/// Runs `program args…` as `program args… | head -n LINES` in a shell (colours off) and
+/// returns the pipeline's output: head's exit status, the lines head let through, and the
+/// program's stderr. After head has left, the program's next write fails with EPIPE.
+///
+/// # Panics
+/// If `sh` cannot be started.
+pub fn output_read_by_head(
+    program: &std::path::Path,
+    args: &[&str],
+    lines: usize,
+) -> std::process::Output {
+    let script = format!(r#""$@" | head -n {lines}"#);
+    let output = Command::new("sh")
+        .args(["-c", &script, "sh"])
+        .arg(program)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output();
+    match output {
+        Ok(output) => output,
+        Err(e) => panic!("cannot run sh for `{} | head`: {e}", program.display()),
+    }
+}
+
+/// Runs `command` (colours off) with its stdout a pipe whose reading end is closed before
+/// the program writes anything: every write fails with EPIPE at once.
+///
+/// # Panics
+/// If the command cannot be started.
+pub fn output_with_stdout_closed(mut command: Command) -> std::process::Output {
+    use std::process::Stdio;
+    command
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => panic!("cannot start {command:?}: {e}"),
+    };
+    drop(child.stdout.take());
+    match child.wait_with_output() {
+        Ok(output) => output,
+        Err(e) => panic!("cannot wait for {command:?}: {e}"),
     }
 }
 
